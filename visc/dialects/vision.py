@@ -1,0 +1,733 @@
+"""The `vision` dialect: CNN operators on tensors, and after bufferization on memrefs.
+
+Every compute op follows one destination-passing convention so that graph passes,
+bufferization and lowering treat all ops alike:
+
+* ``ins``   -- the op's data operands, in the order its docstring gives;
+* ``fuse``  -- extra operands read by the fused elementwise ``body`` region
+  (conv2d/matmul epilogues); empty for most ops;
+* ``outs``  -- destination memrefs, present only after bufferization;
+* results   -- tensors before bufferization; none after (except the view op `reshape`).
+
+The custom syntax mirrors that split:
+
+    %y = vision.conv2d ins(%x, %w, %b : tensor<..>, tensor<..>, tensor<..>)
+                       fuse(%skip : tensor<..>) {strides = array<i64: 1, 1>, ...}
+                       body {
+                       ^bb0(%acc: f32, %s: f32):
+                         %0 = arith.addf %acc, %s : f32
+                         vision.yield %0 : f32
+                       } -> tensor<..>
+    vision.conv2d ins(%x, %w : memref<..>, memref<..>) outs(%y : memref<..>) {...}
+
+Weights are never printed: ``vision.weight @name`` refers to the weight store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from xdsl.dialects.builtin import (
+    DenseArrayBase,
+    DictionaryAttr,
+    FloatAttr,
+    IntegerAttr,
+    MemRefType,
+    ShapedType,
+    StringAttr,
+    TensorType,
+    f64,
+    i64,
+)
+from xdsl.ir import Attribute, Dialect, Operation, ParametrizedAttribute, Region, SSAValue
+from xdsl.irdl import (
+    AttrSizedOperandSegments,
+    IRDLOperation,
+    irdl_attr_definition,
+    irdl_op_definition,
+    prop_def,
+    region_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+    var_result_def,
+)
+from xdsl.parser import Parser
+from xdsl.printer import Printer
+from xdsl.traits import IsTerminator, Pure
+from xdsl.utils.exceptions import VerifyException
+
+# --------------------------------------------------------------------------- attributes
+
+
+@irdl_attr_definition
+class ScheduleAttr(ParametrizedAttribute):
+    """How one kernel-producing op is tiled and mapped: the only home of heuristics.
+
+    ``params`` holds integer knobs (``wg``: work-group size, ``tile_*``: per-thread register
+    tiles, ``vec``: vector width, ``unroll``, ``local``: stage tiles in local memory ...).
+    Each op's lowering documents which keys it reads; absent keys take the lowering's
+    neutral value (1 / off). The printed attribute is what a tuning record stores.
+    """
+
+    name = "vision.schedule"
+    params: DictionaryAttr
+
+    def __init__(self, params: dict[str, int] | DictionaryAttr):
+        if not isinstance(params, DictionaryAttr):
+            params = DictionaryAttr({k: IntegerAttr(int(v), i64) for k, v in sorted(params.items())})
+        super().__init__(params)
+
+    def get(self, key: str, default: int) -> int:
+        attr = self.params.data.get(key)
+        if attr is None:
+            return default
+        assert isinstance(attr, IntegerAttr)
+        return int(attr.value.data)
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: int(v.value.data) for k, v in self.params.data.items()}  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def ints(values: Sequence[int]) -> DenseArrayBase:
+    """An ``array<i64: ...>`` attribute."""
+    return DenseArrayBase.from_list(i64, [int(v) for v in values])
+
+
+def floats(values: Sequence[float]) -> DenseArrayBase:
+    """An ``array<f64: ...>`` attribute."""
+    return DenseArrayBase.from_list(f64, [float(v) for v in values])
+
+
+def get_ints(op: Operation, key: str) -> tuple[int, ...]:
+    attr = op.attributes[key]
+    assert isinstance(attr, DenseArrayBase)
+    return tuple(int(v) for v in attr.get_values())
+
+
+def get_floats(op: Operation, key: str) -> tuple[float, ...]:
+    attr = op.attributes[key]
+    assert isinstance(attr, DenseArrayBase)
+    return tuple(float(v) for v in attr.get_values())
+
+
+def get_int(op: Operation, key: str, default: int | None = None) -> int:
+    attr = op.attributes.get(key)
+    if attr is None:
+        if default is None:
+            raise KeyError(f"{op.name} has no attribute {key}")
+        return default
+    assert isinstance(attr, IntegerAttr)
+    return int(attr.value.data)
+
+
+def get_float(op: Operation, key: str, default: float | None = None) -> float:
+    attr = op.attributes.get(key)
+    if attr is None:
+        if default is None:
+            raise KeyError(f"{op.name} has no attribute {key}")
+        return default
+    assert isinstance(attr, FloatAttr)
+    return float(attr.value.data)
+
+
+def get_str(op: Operation, key: str, default: str | None = None) -> str:
+    attr = op.attributes.get(key)
+    if attr is None:
+        if default is None:
+            raise KeyError(f"{op.name} has no attribute {key}")
+        return default
+    assert isinstance(attr, StringAttr)
+    return attr.data
+
+
+def shape_of(value: SSAValue) -> tuple[int, ...]:
+    typ = value.type
+    assert isinstance(typ, ShapedType)
+    return tuple(typ.get_shape())
+
+
+def element_type_of(value: SSAValue) -> Attribute:
+    typ = value.type
+    assert isinstance(typ, TensorType | MemRefType)
+    return typ.element_type
+
+
+def with_shape(like: Attribute, shape: Sequence[int], element_type: Attribute | None = None) -> Attribute:
+    """A tensor or memref type like ``like`` with a new shape (and element type)."""
+    assert isinstance(like, TensorType | MemRefType)
+    elt = element_type if element_type is not None else like.element_type
+    if isinstance(like, TensorType):
+        return TensorType(elt, list(shape))
+    return MemRefType(elt, list(shape))
+
+
+def _check(cond: bool, op: Operation, msg: str) -> None:
+    if not cond:
+        node = op.attributes.get("onnx_node")
+        where = f" (ONNX node '{node.data}')" if isinstance(node, StringAttr) else ""
+        raise VerifyException(f"{op.name}{where}: {msg}")
+
+
+def conv_out_size(size: int, kernel: int, stride: int, pad_lo: int, pad_hi: int, dilation: int, ceil: bool = False) -> int:
+    eff = (kernel - 1) * dilation + 1
+    span = size + pad_lo + pad_hi - eff
+    if ceil:
+        out = -(-span // stride) + 1
+        # the last window must start inside the (left-padded) input
+        if (out - 1) * stride >= size + pad_lo:
+            out -= 1
+        return out
+    return span // stride + 1
+
+
+# --------------------------------------------------------------------------- base op
+
+
+class VisionOp(IRDLOperation):
+    """Common structure and syntax of all vision compute ops (see module docstring)."""
+
+    ins = var_operand_def()
+    fuse = var_operand_def()
+    outs = var_operand_def()
+    res = var_result_def()
+    body = region_def()
+
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+
+    # The number of `ins` the op accepts, as (min, max); max None = variadic.
+    NUM_INS: ClassVar[tuple[int, int | None]] = (1, 1)
+    # Whether a body region is meaningful (map) or allowed (epilogue ops).
+    HAS_BODY: ClassVar[bool] = False
+    # Ops that produce views instead of writing a destination (reshape).
+    IS_VIEW: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        ins: Sequence[SSAValue | Operation],
+        result_types: Sequence[Attribute] = (),
+        attributes: dict[str, Attribute] | None = None,
+        *,
+        fuse: Sequence[SSAValue | Operation] = (),
+        outs: Sequence[SSAValue | Operation] = (),
+        body: Region | None = None,
+    ):
+        super().__init__(
+            operands=[ins, fuse, outs],
+            result_types=[list(result_types)],
+            attributes=attributes or {},
+            regions=[body if body is not None else Region()],
+        )
+
+    # -- convenience -------------------------------------------------------------------
+
+    @property
+    def is_bufferized(self) -> bool:
+        return len(self.outs) > 0 or (self.IS_VIEW and isinstance(self.res[0].type, MemRefType))
+
+    @property
+    def dests(self) -> tuple[SSAValue, ...]:
+        """The values holding the op's outputs: results on tensors, outs on memrefs."""
+        return tuple(self.outs) if self.outs else tuple(self.res)
+
+    @property
+    def out_types(self) -> list[Attribute]:
+        return [v.type for v in self.dests]
+
+    # -- verification ------------------------------------------------------------------
+
+    def verify_(self) -> None:
+        lo, hi = self.NUM_INS
+        _check(len(self.ins) >= lo and (hi is None or len(self.ins) <= hi), self,
+               f"expects {lo}..{hi if hi is not None else 'n'} ins, got {len(self.ins)}")
+        if self.IS_VIEW:
+            _check(len(self.res) == 1 and not self.outs, self, "a view op has one result and no outs")
+        else:
+            _check(bool(self.outs) != bool(self.res), self, "needs either results (tensors) or outs (memrefs), not both")
+        tensor_mode = bool(self.res) and isinstance(self.res[0].type, TensorType)
+        for v in [*self.ins, *self.fuse, *self.dests]:
+            want = TensorType if tensor_mode else MemRefType
+            _check(isinstance(v.type, want), self,
+                   f"operands must all be {'tensors' if tensor_mode else 'memrefs'}, got {v.type}")
+        if self.body.blocks:
+            _check(self.HAS_BODY, self, "this op takes no body region")
+            block = self.body.block
+            _check(isinstance(block.last_op, YieldOp), self, "body must end with vision.yield")
+        elif type(self).needs_body():
+            _check(False, self, "this op needs a body region")
+        self.verify_semantics()
+
+    @classmethod
+    def needs_body(cls) -> bool:
+        return False
+
+    def verify_semantics(self) -> None:
+        """Op-specific checks of attributes and shapes."""
+
+    # -- syntax ------------------------------------------------------------------------
+
+    def print(self, printer: Printer) -> None:
+        def group(keyword: str, values: Sequence[SSAValue]) -> None:
+            printer.print_string(f" {keyword}(")
+            printer.print_list(values, printer.print_ssa_value)
+            printer.print_string(" : ")
+            printer.print_list([v.type for v in values], printer.print_attribute)
+            printer.print_string(")")
+
+        group("ins", self.ins)
+        if self.fuse:
+            group("fuse", self.fuse)
+        if self.outs:
+            group("outs", self.outs)
+        if self.attributes:
+            printer.print_op_attributes(self.attributes)
+        if self.body.blocks:
+            printer.print_string(" body ")
+            printer.print_region(self.body, print_entry_block_args=True, print_empty_block=True)
+        if self.res:
+            printer.print_string(" -> ")
+            printer.print_list([r.type for r in self.res], printer.print_attribute)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> VisionOp:
+        def group(keyword: str) -> list[SSAValue]:
+            if parser.parse_optional_keyword(keyword) is None:
+                return []
+            parser.parse_punctuation("(")
+            names = parser.parse_comma_separated_list(parser.Delimiter.NONE, parser.parse_unresolved_operand)
+            parser.parse_punctuation(":")
+            types = parser.parse_comma_separated_list(parser.Delimiter.NONE, parser.parse_type)
+            parser.parse_punctuation(")")
+            if len(names) != len(types):
+                parser.raise_error(f"{keyword}: {len(names)} operands but {len(types)} types")
+            return [parser.resolve_operand(n, t) for n, t in zip(names, types, strict=True)]
+
+        ins = group("ins")
+        fuse = group("fuse")
+        outs = group("outs")
+        attrs = parser.parse_optional_attr_dict()
+        body = None
+        if parser.parse_optional_keyword("body") is not None:
+            body = parser.parse_region()
+        result_types: list[Attribute] = []
+        if parser.parse_optional_punctuation("->") is not None:
+            result_types = parser.parse_comma_separated_list(parser.Delimiter.NONE, parser.parse_type)
+        return cls(ins, result_types, attrs, fuse=fuse, outs=outs, body=body)
+
+
+class _EpilogueOp(VisionOp):
+    """Ops whose accumulator can feed a fused elementwise epilogue.
+
+    The body's block arguments are (acc, one scalar per ``fuse`` operand, read at the
+    output element's index with broadcasting); it yields the value stored.
+    """
+
+    HAS_BODY: ClassVar[bool] = True
+
+
+# --------------------------------------------------------------------------- ops
+
+
+@irdl_op_definition
+class YieldOp(IRDLOperation):
+    """Terminates a vision body region with the scalar value(s) it computes."""
+
+    name = "vision.yield"
+    values = var_operand_def()
+    traits = traits_def(IsTerminator(), Pure())
+
+    assembly_format = "$values attr-dict `:` type($values)"
+
+    def __init__(self, *values: SSAValue | Operation):
+        super().__init__(operands=[list(values)])
+
+
+@irdl_op_definition
+class WeightOp(IRDLOperation):
+    """A constant tensor held in the weight store under ``name``; never printed inline."""
+
+    name = "vision.weight"
+    sym = prop_def(StringAttr, prop_name="name")
+    result = result_def()
+    traits = traits_def(Pure())
+
+    def __init__(self, name: str, type_: Attribute):
+        super().__init__(properties={"name": StringAttr(name)}, result_types=[type_])
+
+    @property
+    def weight_name(self) -> str:
+        return self.sym.data
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_symbol_name(self.sym.data)
+        if self.attributes:
+            printer.print_op_attributes(self.attributes)
+        printer.print_string(" : ")
+        printer.print_attribute(self.result.type)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> WeightOp:
+        name = parser.parse_symbol_name().data
+        attrs = parser.parse_optional_attr_dict()
+        parser.parse_punctuation(":")
+        op = cls(name, parser.parse_type())
+        op.attributes.update(attrs)
+        return op
+
+    def verify_(self) -> None:
+        _check(isinstance(self.result.type, TensorType | MemRefType), self, "weights are tensors or memrefs")
+
+
+@irdl_op_definition
+class BufferOp(IRDLOperation):
+    """An intermediate's slot in the static arena: ``offset`` bytes from the arena base."""
+
+    name = "vision.buffer"
+    offset = prop_def(IntegerAttr)
+    result = result_def(MemRefType)
+
+    def __init__(self, offset: int, type_: MemRefType):
+        super().__init__(properties={"offset": IntegerAttr(offset, i64)}, result_types=[type_])
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(f" offset {self.byte_offset}")
+        if self.attributes:
+            printer.print_op_attributes(self.attributes)
+        printer.print_string(" : ")
+        printer.print_attribute(self.result.type)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> BufferOp:
+        parser.parse_keyword("offset")
+        offset = parser.parse_integer()
+        attrs = parser.parse_optional_attr_dict()
+        parser.parse_punctuation(":")
+        type_ = parser.parse_type()
+        if not isinstance(type_, MemRefType):
+            parser.raise_error("vision.buffer needs a memref type")
+        op = cls(offset, type_)
+        op.attributes.update(attrs)
+        return op
+
+    @property
+    def byte_offset(self) -> int:
+        return int(self.offset.value.data)
+
+
+@irdl_op_definition
+class Conv2dOp(_EpilogueOp):
+    """2-D convolution, NCHW. ins = (x, w[, b]); attrs strides, pads (top, left, bottom,
+    right), dilations, groups; optional fused epilogue body."""
+
+    name = "vision.conv2d"
+    NUM_INS: ClassVar[tuple[int, int | None]] = (2, 3)
+
+    def verify_semantics(self) -> None:
+        x, w = shape_of(self.ins[0]), shape_of(self.ins[1])
+        (out,) = [shape_of(v) for v in self.dests]
+        _check(len(x) == 4 and len(w) == 4 and len(out) == 4, self, "x, w and output must be 4-D (NCHW, OIHW)")
+        s, p, d = get_ints(self, "strides"), get_ints(self, "pads"), get_ints(self, "dilations")
+        g = get_int(self, "groups")
+        _check(len(s) == 2 and len(p) == 4 and len(d) == 2, self, "strides/dilations need 2 values, pads 4")
+        _check(x[1] == w[1] * g, self, f"input channels {x[1]} != {w[1]} x groups {g}")
+        _check(w[0] % g == 0 and out[1] == w[0], self, "output channels must equal the weight's O and divide by groups")
+        for i in range(2):
+            want = conv_out_size(x[2 + i], w[2 + i], s[i], p[i], p[i + 2], d[i])
+            _check(out[2 + i] == want, self, f"spatial dim {i}: output {out[2 + i]}, expected {want}")
+        if len(self.ins) == 3:
+            _check(shape_of(self.ins[2]) == (w[0],), self, "bias must have shape (O,)")
+
+
+@irdl_op_definition
+class Conv2dTransposeOp(VisionOp):
+    """Transposed 2-D convolution, NCHW. ins = (x, w[, b]) with w of shape (C, O/groups, kh, kw);
+    attrs strides, pads (t, l, b, r), dilations, groups, output_padding; the output shape
+    is the result type."""
+
+    name = "vision.conv2d_transpose"
+    NUM_INS: ClassVar[tuple[int, int | None]] = (2, 3)
+
+    def verify_semantics(self) -> None:
+        x, w = shape_of(self.ins[0]), shape_of(self.ins[1])
+        (out,) = [shape_of(v) for v in self.dests]
+        g = get_int(self, "groups")
+        _check(len(x) == 4 and len(w) == 4 and len(out) == 4, self, "x, w and output must be 4-D")
+        _check(x[1] == w[0] and out[1] == w[1] * g, self, "channel mismatch between x, w and output")
+
+
+@irdl_op_definition
+class Pool2dOp(VisionOp):
+    """Windowed pooling. attrs kind ("max" | "avg"), kernel, strides, pads (t, l, b, r),
+    dilations, ceil_mode (0/1, already reflected in the result shape), count_include_pad (0/1).
+    Works on NC + any number of spatial dims given by the kernel's length."""
+
+    name = "vision.pool2d"
+
+    def verify_semantics(self) -> None:
+        _check(get_str(self, "kind") in ("max", "avg", "lp"), self, "kind must be max, avg or lp")
+        x = shape_of(self.ins[0])
+        k = get_ints(self, "kernel")
+        _check(len(x) == len(k) + 2, self, "kernel rank must be input rank - 2")
+
+
+@irdl_op_definition
+class GlobalPoolOp(VisionOp):
+    """Pooling over all spatial dims to size 1. attr kind ("max" | "avg")."""
+
+    name = "vision.global_pool"
+
+    def verify_semantics(self) -> None:
+        _check(get_str(self, "kind") in ("max", "avg"), self, "kind must be max or avg")
+        x, (out,) = shape_of(self.ins[0]), [shape_of(v) for v in self.dests]
+        _check(out == x[:2] + (1,) * (len(x) - 2), self, f"output shape {out} does not fit input {x}")
+
+
+@irdl_op_definition
+class BatchNormOp(VisionOp):
+    """Inference batch normalization over dim 1. ins = (x, scale, bias, mean, var); attr epsilon."""
+
+    name = "vision.batch_norm"
+    NUM_INS: ClassVar[tuple[int, int | None]] = (5, 5)
+
+    def verify_semantics(self) -> None:
+        x = shape_of(self.ins[0])
+        for v in self.ins[1:]:
+            _check(shape_of(v) == (x[1],), self, "scale, bias, mean and var must have shape (C,)")
+
+
+@irdl_op_definition
+class LrnOp(VisionOp):
+    """Local response normalization across channels. attrs size, alpha, beta, bias."""
+
+    name = "vision.lrn"
+
+
+@irdl_op_definition
+class MatmulOp(_EpilogueOp):
+    """Batched matrix product with numpy broadcasting of batch dims.
+    ins = (a, b[, c]); y = alpha * op(a) @ op(b) + beta * c, where op transposes the last two
+    dims when transpose_a / transpose_b is 1; c broadcasts to the output. Optional epilogue body."""
+
+    name = "vision.matmul"
+    NUM_INS: ClassVar[tuple[int, int | None]] = (2, 3)
+
+    def verify_semantics(self) -> None:
+        a, b = shape_of(self.ins[0]), shape_of(self.ins[1])
+        (out,) = [shape_of(v) for v in self.dests]
+        _check(len(a) >= 2 and len(b) >= 2, self, "operands must be at least 2-D (the importer promotes vectors)")
+        ta, tb = get_int(self, "transpose_a", 0), get_int(self, "transpose_b", 0)
+        m, k = (a[-1], a[-2]) if ta else (a[-2], a[-1])
+        k2, n = (b[-1], b[-2]) if tb else (b[-2], b[-1])
+        _check(k == k2, self, f"contraction sizes differ: {k} vs {k2}")
+        _check(out[-2:] == (m, n), self, f"output {out} does not end in ({m}, {n})")
+
+
+@irdl_op_definition
+class MapOp(VisionOp):
+    """Fused elementwise computation. ins broadcast (numpy rules) to the output shape; the body
+    takes one scalar per input and yields the output scalar."""
+
+    name = "vision.map"
+    NUM_INS: ClassVar[tuple[int, int | None]] = (0, None)
+    HAS_BODY: ClassVar[bool] = True
+
+    @classmethod
+    def needs_body(cls) -> bool:
+        return True
+
+    def verify_semantics(self) -> None:
+        (out,) = [shape_of(v) for v in self.dests]
+        for v in self.ins:
+            s = shape_of(v)
+            _check(len(s) <= len(out), self, f"input rank {len(s)} exceeds output rank {len(out)}")
+            for a, o in zip(reversed(s), reversed(out), strict=False):
+                _check(a in (1, o), self, f"input shape {s} does not broadcast to {out}")
+        args = self.body.block.args
+        _check(len(args) == len(self.ins), self, "body needs one argument per input")
+
+
+@irdl_op_definition
+class ConcatOp(VisionOp):
+    """Concatenation along ``axis``."""
+
+    name = "vision.concat"
+    NUM_INS: ClassVar[tuple[int, int | None]] = (1, None)
+
+    def verify_semantics(self) -> None:
+        axis = get_int(self, "axis")
+        (out,) = [shape_of(v) for v in self.dests]
+        total = sum(shape_of(v)[axis] for v in self.ins)
+        _check(total == out[axis], self, f"sizes along axis {axis} add to {total}, output has {out[axis]}")
+
+
+@irdl_op_definition
+class SplitOp(VisionOp):
+    """Split along ``axis`` into the result/out shapes, in order."""
+
+    name = "vision.split"
+
+    def verify_semantics(self) -> None:
+        axis = get_int(self, "axis")
+        total = sum(shape_of(v)[axis] for v in self.dests)
+        _check(total == shape_of(self.ins[0])[axis], self, "split sizes do not add up to the input")
+
+
+@irdl_op_definition
+class SliceOp(VisionOp):
+    """Strided slice: out[i] = x[starts + i * steps] per dim (normalized: every dim listed,
+    starts in range, steps non-zero); the output shape is the result type."""
+
+    name = "vision.slice"
+
+    def verify_semantics(self) -> None:
+        x = shape_of(self.ins[0])
+        _check(len(get_ints(self, "starts")) == len(x) == len(get_ints(self, "steps")), self,
+               "starts/steps need one value per dim")
+
+
+@irdl_op_definition
+class PadOp(VisionOp):
+    """Padding. attrs pads (all begins, then all ends; may be negative), mode
+    ("constant" | "reflect" | "edge" | "wrap"), value (float, for constant)."""
+
+    name = "vision.pad"
+
+    def verify_semantics(self) -> None:
+        x = shape_of(self.ins[0])
+        p = get_ints(self, "pads")
+        (out,) = [shape_of(v) for v in self.dests]
+        _check(len(p) == 2 * len(x), self, "pads needs 2 values per dim")
+        for i, n in enumerate(x):
+            _check(out[i] == n + p[i] + p[i + len(x)], self, f"dim {i}: output size does not match pads")
+
+
+@irdl_op_definition
+class ReshapeOp(VisionOp):
+    """Same elements, new shape (row-major). A view after bufferization: it writes nothing."""
+
+    name = "vision.reshape"
+    IS_VIEW: ClassVar[bool] = True
+
+    def verify_semantics(self) -> None:
+        import math
+
+        _check(math.prod(shape_of(self.ins[0])) == math.prod(shape_of(self.res[0])), self,
+               "reshape must keep the number of elements")
+
+
+@irdl_op_definition
+class TransposeOp(VisionOp):
+    """Dimension permutation: out dim i is input dim perm[i]."""
+
+    name = "vision.transpose"
+
+    def verify_semantics(self) -> None:
+        x, perm = shape_of(self.ins[0]), get_ints(self, "perm")
+        (out,) = [shape_of(v) for v in self.dests]
+        _check(sorted(perm) == list(range(len(x))), self, "perm must be a permutation")
+        _check(out == tuple(x[p] for p in perm), self, "output shape does not match perm")
+
+
+@irdl_op_definition
+class ResizeOp(VisionOp):
+    """Resize with ONNX semantics. attrs mode ("nearest" | "linear" | "cubic"), coord_mode
+    (ONNX coordinate_transformation_mode), nearest_mode, scales (array<f64>, one per dim),
+    roi (array<f64>, 2 per dim, for tf_crop_and_resize), cubic_coeff_a, exclude_outside,
+    extrapolation_value. The output shape is the result type."""
+
+    name = "vision.resize"
+
+    def verify_semantics(self) -> None:
+        _check(get_str(self, "mode") in ("nearest", "linear", "cubic"), self, "mode must be nearest, linear or cubic")
+        _check(len(get_floats(self, "scales")) == len(shape_of(self.ins[0])), self, "scales needs one value per dim")
+
+
+@irdl_op_definition
+class SoftmaxOp(VisionOp):
+    """Softmax along ``axis`` (ONNX-13 semantics; the importer rewrites older coercion)."""
+
+    name = "vision.softmax"
+
+
+@irdl_op_definition
+class LogSoftmaxOp(VisionOp):
+    """Log-softmax along ``axis``."""
+
+    name = "vision.log_softmax"
+
+
+@irdl_op_definition
+class ReduceOp(VisionOp):
+    """Reduction over ``axes``. attr kind ("sum" | "mean" | "max" | "min" | "prod" |
+    "sum_square" | "l1" | "l2" | "log_sum" | "log_sum_exp"); the output keeps reduced dims
+    as 1 or drops them, as its type says."""
+
+    name = "vision.reduce"
+
+    def verify_semantics(self) -> None:
+        kinds = ("sum", "mean", "max", "min", "prod", "sum_square", "l1", "l2", "log_sum", "log_sum_exp")
+        _check(get_str(self, "kind") in kinds, self, f"kind must be one of {kinds}")
+
+
+@irdl_op_definition
+class GatherOp(VisionOp):
+    """numpy.take along ``axis``. ins = (data, indices); indices are integers, negative wrap."""
+
+    name = "vision.gather"
+    NUM_INS: ClassVar[tuple[int, int | None]] = (2, 2)
+
+
+COMPUTE_OPS: tuple[type[VisionOp], ...] = (
+    Conv2dOp,
+    Conv2dTransposeOp,
+    Pool2dOp,
+    GlobalPoolOp,
+    BatchNormOp,
+    LrnOp,
+    MatmulOp,
+    MapOp,
+    ConcatOp,
+    SplitOp,
+    SliceOp,
+    PadOp,
+    ReshapeOp,
+    TransposeOp,
+    ResizeOp,
+    SoftmaxOp,
+    LogSoftmaxOp,
+    ReduceOp,
+    GatherOp,
+)
+
+Vision = Dialect(
+    "vision",
+    [YieldOp, WeightOp, BufferOp, *COMPUTE_OPS],
+    [ScheduleAttr],
+)
+
+__all__ = [
+    "Vision",
+    "VisionOp",
+    "ScheduleAttr",
+    "YieldOp",
+    "WeightOp",
+    "BufferOp",
+    "COMPUTE_OPS",
+    *[c.__name__ for c in COMPUTE_OPS],
+    "ints",
+    "floats",
+    "get_ints",
+    "get_floats",
+    "get_int",
+    "get_float",
+    "get_str",
+    "shape_of",
+    "element_type_of",
+    "with_shape",
+    "conv_out_size",
+]

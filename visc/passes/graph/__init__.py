@@ -1,0 +1,1 @@
+"""visc.passes.graph"""

@@ -1,0 +1,78 @@
+"""`visc-opt`: xdsl-opt/mlir-opt style pass driver over visc IR.
+
+    visc-opt model.mlir -p 'vision-fold-batch-norm,lower-vision-to-loops' [--print-ir-after-all]
+    visc-opt --weights model.npz ...   # give passes that fold constants the weight values
+
+Reads a file or stdin, prints the resulting IR (or a target's output with -t). Errors are
+reported as `error:` lines with their location, never as tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from xdsl.utils.exceptions import DiagnosticException, ParseError, PassFailedException, VerifyException
+from xdsl.xdsl_opt_main import xDSLOptMain
+
+from visc.errors import ViscError
+from visc.weights import WeightStore, use_weights
+
+
+class ViscOptMain(xDSLOptMain):
+    version_format = "visc-opt (xdsl {xdsl_version})"
+
+    def __init__(self, args: Sequence[str] | None = None):
+        super().__init__(description="visc modular optimizer driver", args=args)
+
+    def register_all_dialects(self) -> None:
+        super().register_all_dialects()
+        from visc.dialects.vision import Vision
+
+        if "vision" not in self.ctx.registered_dialect_names:
+            self.ctx.register_dialect("vision", lambda: Vision)
+
+    def register_all_passes(self) -> None:
+        super().register_all_passes()
+        from visc.passes import available_passes
+
+        for name, factory in available_passes().items():
+            if name not in self.available_passes:
+                self.register_pass(name, factory)
+
+    def register_all_targets(self) -> None:
+        super().register_all_targets()
+        from visc.universe import VISC_UNIVERSE
+
+        for name, factory in VISC_UNIVERSE.all_targets.items():
+            self.available_targets.setdefault(name, factory)
+
+    def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
+        super().register_all_arguments(arg_parser)
+        arg_parser.add_argument("--print-ir-after-all", action="store_true",
+                                help="print the IR after every pass (alias of --print-between-passes)")
+        arg_parser.add_argument("--weights", help="weight store (.npz) for passes that evaluate constants")
+        arg_parser.add_argument("--save-weights", help="write the weight store after the passes ran (.npz)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        opt = ViscOptMain(args=argv)
+        if opt.args.print_ir_after_all:
+            opt.args.print_between_passes = True
+            opt.setup_pipeline()
+        store = WeightStore.load(opt.args.weights) if opt.args.weights else None
+        with use_weights(store):
+            opt.run()
+        if opt.args.save_weights and store is not None:
+            store.save(opt.args.save_weights)
+    except (ParseError, VerifyException, DiagnosticException, PassFailedException, ViscError) as e:
+        sys.stdout.flush()
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
