@@ -1,0 +1,44 @@
+"""visc: a retargetable CNN inference compiler and runtime on xDSL.
+
+    import visc
+    model = visc.compile("model.onnx", target="opencl", input_shapes={"data": (1, 3, 224, 224)})
+    outputs = model.run({"data": x})
+    model.save("model.visc")
+    same = visc.load("model.visc")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from visc.errors import ViscError
+from visc.version import __version__
+
+if TYPE_CHECKING:
+    import onnx
+
+    from visc.model import CompiledModel
+
+
+def compile(
+    model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    target: str = "opencl",
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    device: str | None = None,
+) -> CompiledModel:
+    """Compile an ONNX model (path, bytes or ModelProto) for `target` ("opencl")."""
+    from visc.compiler import compile_model
+
+    return compile_model(model, target=target, input_shapes=input_shapes, device=device)
+
+
+def load(path: str, device: str | None = None) -> CompiledModel:
+    """Load a model saved with `CompiledModel.save`."""
+    from visc.model import load as _load
+
+    return _load(path, device=device)
+
+
+__all__ = ["compile", "load", "ViscError", "__version__"]

@@ -1,0 +1,52 @@
+// RUN: visc-opt %s -p lower-vision-to-loops | filecheck %s
+
+// Max pool with padding: out-of-range taps are masked, never loaded out of bounds.
+// CHECK-LABEL: func.func @max
+// CHECK:      "scf.parallel"
+// CHECK:        %[[NEG:.*]] = arith.constant 0xff800000 : f32
+// CHECK:        scf.for {{.*}} iter_args(%{{.*}} = %[[NEG]]) -> (f32) {
+// CHECK:          scf.for
+// CHECK:            %[[V:.*]] = memref.load %x
+// CHECK-NEXT:       %[[M:.*]] = arith.maximumf %{{.*}}, %[[V]] : f32
+// CHECK-NEXT:       arith.select %{{.*}}, %[[M]], %{{.*}} : f32
+// CHECK:          } {vision.unroll = 0 : i64}
+// CHECK:      }) {kernel_name = "pool2d_pool1", workgroup_size = 64 : i64}
+func.func @max(%x: memref<1x2x5x5xf32>, %out: memref<1x2x3x3xf32>) {
+  vision.pool2d ins(%x : memref<1x2x5x5xf32>) outs(%out : memref<1x2x3x3xf32>) {kind = "max", kernel = array<i64: 3, 3>, strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, ceil_mode = 0 : i64, count_include_pad = 0 : i64, onnx_node = "pool1", schedule = #vision.schedule<{wg = 64 : i64, unroll_win = 0 : i64}>}
+  func.return
+}
+
+// Average pool without padding: the divisor is the static window size, no masks at all.
+// CHECK-LABEL: func.func @avg
+// CHECK-NOT:    arith.select
+// CHECK:        %[[S:.*]] = arith.constant 4.000000e+00 : f32
+// CHECK-NOT:    arith.select
+// CHECK:        arith.divf %{{.*}}, %[[S]] : f32
+// CHECK:      }) {kernel_name = "pool2d_avg", workgroup_size = 32 : i64}
+func.func @avg(%x: memref<1x2x4x4xf32>, %out: memref<1x2x2x2xf32>) {
+  vision.pool2d ins(%x : memref<1x2x4x4xf32>) outs(%out : memref<1x2x2x2xf32>) {kind = "avg", kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, ceil_mode = 0 : i64, count_include_pad = 0 : i64, onnx_node = "avg", schedule = #vision.schedule<{wg = 32 : i64}>}
+  func.return
+}
+
+// Average pool with padding excluded from the count: the count is carried with the sum.
+// CHECK-LABEL: func.func @avg_pad
+// CHECK:        scf.for {{.*}} -> (f32, f32) {
+// CHECK:        arith.divf
+// CHECK:      }) {kernel_name = "pool2d_avg_pad", workgroup_size = 8 : i64}
+func.func @avg_pad(%x: memref<1x1x4xf32>, %out: memref<1x1x3xf32>) {
+  vision.pool2d ins(%x : memref<1x1x4xf32>) outs(%out : memref<1x1x3xf32>) {kind = "avg", kernel = array<i64: 3>, strides = array<i64: 2>, pads = array<i64: 1, 1>, dilations = array<i64: 1>, ceil_mode = 1 : i64, count_include_pad = 0 : i64, onnx_node = "avg_pad", schedule = #vision.schedule<{wg = 8 : i64}>}
+  func.return
+}
+
+// Global average pool: one thread per (n, c), loops over h then w.
+// CHECK-LABEL: func.func @global
+// CHECK:      "scf.parallel"({{.*}}) <{operandSegmentSizes = array<i32: 2, 2, 2, 0>}> ({
+// CHECK:        scf.for
+// CHECK:          scf.for
+// CHECK:        arith.divf
+// CHECK:        memref.store %{{.*}}, %out[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<2x3x1x1xf32>
+// CHECK:      }) {kernel_name = "global_pool_gap", workgroup_size = 8 : i64}
+func.func @global(%x: memref<2x3x4x5xf32>, %out: memref<2x3x1x1xf32>) {
+  vision.global_pool ins(%x : memref<2x3x4x5xf32>) outs(%out : memref<2x3x1x1xf32>) {kind = "avg", onnx_node = "gap", schedule = #vision.schedule<{wg = 8 : i64}>}
+  func.return
+}

@@ -1,0 +1,68 @@
+"""Generic test helpers: a seeded rng, the model-zoo files shipped with onnx, tiny ONNX
+model building and onnxruntime as the reference runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+LIGHT_DIR = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+LIGHT_MODELS = (
+    "bvlc_alexnet",
+    "densenet121",
+    "inception_v1",
+    "inception_v2",
+    "resnet50",
+    "shufflenet",
+    "squeezenet",
+    "vgg19",
+    "zfnet512",
+)
+
+
+def light_model_path(name: str) -> str:
+    """Path of `onnx/backend/test/data/light/light_<name>.onnx`."""
+    path = LIGHT_DIR / f"light_{name}.onnx"
+    if not path.exists():
+        pytest.skip(f"{path} is not installed")
+    return str(path)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+def make_model(
+    nodes: Sequence[onnx.NodeProto],
+    inputs: Mapping[str, tuple[Sequence[int | str], type | np.dtype]],
+    outputs: Sequence[str],
+    initializers: Mapping[str, np.ndarray] | None = None,
+    opset: int = 17,
+) -> onnx.ModelProto:
+    """A one-graph model; `inputs` maps names to (shape, numpy dtype); output types are inferred."""
+    ins = [
+        helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.dtype(dt)), list(shape))
+        for n, (shape, dt) in inputs.items()
+    ]
+    outs = [helper.make_empty_tensor_value_info(n) for n in outputs]
+    inits = [numpy_helper.from_array(np.asarray(v), n) for n, v in (initializers or {}).items()]
+    graph = helper.make_graph(list(nodes), "test", ins, outs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = min(model.ir_version, 8) if opset < 19 else model.ir_version
+    # output types come from onnx's shape inference (onnxruntime needs them)
+    return onnx.shape_inference.infer_shapes(model)
+
+
+def run_onnxruntime(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return sess.run(None, dict(feeds))

@@ -1,0 +1,66 @@
+"""The ONNX backend node test cases for the ops visc supports, generated from the installed
+`onnx` package, with the documented reasons for every case visc deliberately skips."""
+
+from __future__ import annotations
+
+import functools
+import re
+import warnings
+
+import onnx
+from onnx.backend.test.case.node import collect_testcases
+
+SUPPORTED_OPS = frozenset("""
+Conv ConvTranspose BatchNormalization Relu LeakyRelu PRelu Sigmoid Tanh HardSigmoid HardSwish Clip Elu
+Selu Softplus Erf Add Sub Mul Div Pow Sqrt Exp Log Neg Abs Sum Max Min Mean MaxPool AveragePool
+GlobalAveragePool GlobalMaxPool LRN Gemm MatMul Flatten Reshape Transpose Concat Split Slice Squeeze
+Unsqueeze Pad Resize Upsample Softmax LogSoftmax ReduceMean ReduceSum ReduceMax ReduceMin Dropout
+Identity Constant ConstantOfShape Shape Gather Cast Range Expand Equal Where
+""".split())
+
+# Cases outside what a CNN inference compiler on OpenCL 1.2 float/int tensors does, with why.
+SKIPS: tuple[tuple[str, str], ...] = (
+    (r"FLOAT8|FLOAT4|INT4|UINT4|INT2|UINT2|E4M3|E5M2|E8M0",
+     "8/4/2-bit float and integer types have no OpenCL C 1.2 type"),
+    (r"BFLOAT16", "bfloat16 has no OpenCL C 1.2 type"),
+    (r"STRING|_string", "string tensors are not numeric data"),
+    (r"identity_sequence|identity_opt|optional", "sequence/optional types are not tensors"),
+    (r"training_mode|_training", "training-mode BatchNormalization/Dropout (random masks, running stats) is not inference"),
+)
+
+
+def skip_reason(case_name: str) -> str | None:
+    for pattern, reason in SKIPS:
+        if re.search(pattern, case_name, re.IGNORECASE):
+            return reason
+    return None
+
+
+@functools.cache
+def supported_cases() -> tuple:
+    """Every node test case whose graph uses only supported ops, sorted by name."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cases = collect_testcases("")
+    picked = []
+    for case in cases:
+        model = case.model
+        if model is None or not model.graph.node:
+            continue
+        if all(node.op_type in SUPPORTED_OPS for node in model.graph.node):
+            picked.append(case)
+    return tuple(sorted(picked, key=lambda c: c.name))
+
+
+def case_inputs(case) -> list[tuple[list, list]]:
+    """(inputs, expected outputs) per data set, as numpy arrays."""
+    from onnx import numpy_helper
+
+    sets = []
+    for inputs, outputs in case.data_sets:
+        sets.append((list(inputs), list(outputs)))
+    del numpy_helper
+    return sets
+
+
+__all__ = ["SUPPORTED_OPS", "SKIPS", "skip_reason", "supported_cases", "case_inputs", "onnx"]

@@ -1,0 +1,37 @@
+"""ONNX backend node test cases for every supported op, compiled and run on OpenCL.
+
+Inputs and expected outputs come from the installed onnx package (`onnx.backend.test.case`);
+tolerances are each case's own. Deliberate skips carry their reason (onnx_node_cases.SKIPS).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx_node_cases import skip_reason, supported_cases
+
+import visc.onnx_backend as backend
+
+CASES = supported_cases()
+
+
+def _compare(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> None:
+    got = np.asarray(got)
+    assert got.shape == want.shape, f"shape {got.shape} != expected {want.shape}"
+    if want.dtype.kind in "fc":
+        np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=atol, equal_nan=True)
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_node_case(case) -> None:
+    reason = skip_reason(case.name)
+    if reason:
+        pytest.skip(reason)
+    rep = backend.prepare(case.model)
+    for inputs, outputs in case.data_sets:
+        got = rep.run(list(inputs))
+        assert len(got) == len(outputs)
+        for g, w in zip(got, outputs, strict=True):
+            _compare(g, np.asarray(w), rtol=max(case.rtol, 1e-5), atol=max(case.atol, 1e-6))

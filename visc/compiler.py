@@ -1,0 +1,181 @@
+"""The compile driver: ONNX model -> vision IR -> passes -> kernels + runtime plan.
+
+The pipeline is a plain list of pass specs, the same text `visc-opt -p` takes, so every
+stage a user sees from `visc compile --print-ir-after-all` can be reproduced with visc-opt.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import onnx
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp
+from xdsl.ir import Operation
+from xdsl.passes import ModulePass, PassPipeline
+from xdsl.utils.arg_spec import parse_spec
+from xdsl.utils.exceptions import DiagnosticException, PassFailedException, VerifyException
+
+from visc.dialects import make_context
+from visc.errors import CompileError, ViscError
+from visc.passes import available_passes
+from visc.weights import WeightStore, use_weights
+
+TARGETS = ("opencl",)
+
+# Passes on the tensor-level graph, then bufferization, loops and GPU mapping.
+GRAPH_PIPELINE = (
+    "vision-canonicalize",
+    "vision-const-eval",
+    "vision-fold-batch-norm",
+    "vision-const-eval",
+    "vision-fuse-elementwise",
+    "vision-canonicalize",
+)
+
+
+def lowering_pipeline(target: str) -> tuple[str, ...]:
+    return (
+        f"vision-default-schedule{{target={target}}}",
+        "vision-bufferize",
+        "lower-vision-to-loops",
+        "map-loops-to-gpu",
+    )
+
+
+def default_pipeline(target: str) -> tuple[str, ...]:
+    return (*GRAPH_PIPELINE, *lowering_pipeline(target))
+
+
+def build_passes(specs: Sequence[str]) -> list[ModulePass]:
+    """Instantiate passes from `visc-opt`-style specs such as ``name{opt=1}``."""
+    registry = available_passes()
+    passes: list[ModulePass] = []
+    for text in specs:
+        spec = parse_spec(text)
+        if spec.name not in registry:
+            raise CompileError(f"unknown pass '{spec.name}' (known: {', '.join(sorted(registry))})")
+        passes.append(registry[spec.name]().from_pass_spec(spec))
+    return passes
+
+
+def _node_of(op: Operation | None) -> str:
+    while op is not None:
+        node = op.attributes.get("onnx_node")
+        if node is not None:
+            kind = op.attributes.get("onnx_op")
+            kind_txt = f" ({kind.data})" if kind is not None else ""  # type: ignore[attr-defined]
+            return f" at ONNX node '{node.data}'{kind_txt}"  # type: ignore[attr-defined]
+        op = op.parent_op()
+    return ""
+
+
+def run_passes(
+    module: ModuleOp,
+    specs: Sequence[str],
+    weights: WeightStore | None,
+    after_pass: Callable[[str, ModuleOp, float], None] | None = None,
+) -> None:
+    """Apply passes in order, turning any failure into a CompileError naming the pass."""
+    ctx = make_context()
+    with use_weights(weights):
+        for spec, pass_ in zip(specs, build_passes(specs), strict=True):
+            start = time.perf_counter()
+            try:
+                PassPipeline((pass_,)).apply(ctx, module)
+            except ViscError:
+                raise
+            except (VerifyException, DiagnosticException, PassFailedException, ValueError, KeyError) as e:
+                raise CompileError(f"pass '{spec}' failed: {e}") from e
+            if after_pass is not None:
+                after_pass(spec, module, time.perf_counter() - start)
+
+
+@dataclass
+class CompileReport:
+    """What a compilation did and cost, shown by `visc compile -v` and the benchmarks."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    arena_bytes: int = 0
+    arena_naive_bytes: int = 0
+    num_kernels: int = 0
+    num_launches: int = 0
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.seconds.values())
+
+
+def _entry(module: ModuleOp):
+    from xdsl.dialects import func
+
+    for op in module.ops:
+        if isinstance(op, func.FuncOp) and op.sym_name.data == "main":
+            return op
+    raise CompileError("module has no @main function")
+
+
+def compile_model(
+    model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    target: str = "opencl",
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    device: str | None = None,
+    pipeline: Sequence[str] | None = None,
+    print_ir_after: Callable[[str, ModuleOp], None] | None = None,
+):
+    """Compile an ONNX model for `target`; returns a `visc.CompiledModel`."""
+    from visc.backends.opencl import emit_opencl
+    from visc.frontend.onnx import import_model
+    from visc.model import CompiledModel
+    from visc.runtime.plan import extract_plan
+
+    if target not in TARGETS:
+        raise CompileError(f"unknown target '{target}' (available: {', '.join(TARGETS)})")
+    report = CompileReport()
+    start = time.perf_counter()
+    imported = import_model(model, dict(input_shapes) if input_shapes else None)
+    report.seconds["import"] = time.perf_counter() - start
+
+    def after(spec: str, module: ModuleOp, seconds: float) -> None:
+        name = spec.split("{")[0]
+        report.seconds[name] = report.seconds.get(name, 0.0) + seconds
+        if print_ir_after is not None:
+            print_ir_after(spec, module)
+
+    specs = list(pipeline) if pipeline is not None else list(default_pipeline(target))
+    run_passes(imported.module, specs, imported.weights, after)
+
+    start = time.perf_counter()
+    main = _entry(imported.module)
+    for key, attr_name in (("arena_bytes", "vision.arena_size"), ("arena_naive_bytes", "vision.arena_naive_size")):
+        attr = main.attributes.get(attr_name)
+        if isinstance(attr, IntegerAttr):
+            setattr(report, key, int(attr.value.data))
+    source = emit_opencl(imported.module)
+    plan = extract_plan(imported.module)
+    report.num_kernels = len({launch.kernel for launch in plan.launches})
+    report.num_launches = len(plan.launches)
+    weights = {name: imported.weights[name] for name in plan.weights}
+    report.seconds["emit"] = time.perf_counter() - start
+    return CompiledModel(
+        plan=plan,
+        sources={target: source},
+        weights=weights,
+        target=target,
+        device=device,
+        schedules=_schedules(imported.module),
+        report=report,
+    )
+
+
+def _schedules(module: ModuleOp) -> dict[str, str]:
+    """kernel name -> printed schedule attribute, kept in the artifact for inspection."""
+    found: dict[str, str] = {}
+    for op in module.walk():
+        sched = op.attributes.get("schedule")
+        name = op.attributes.get("kernel_name")
+        if sched is not None and name is not None:
+            found[name.data] = str(sched)  # type: ignore[attr-defined]
+    return found

@@ -1,0 +1,230 @@
+"""`vision-canonicalize`: local simplifications that leave fewer, simpler ops for later passes.
+
+Every rewrite here removes work without changing values, so it is safe to run after any
+graph pass; the other graph passes rely on it to clean up what they leave behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Block, Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import (
+    GreedyRewritePatternApplier,
+    PatternRewriter,
+    PatternRewriteWalker,
+    RewritePattern,
+    op_type_rewrite_pattern,
+)
+
+from visc.dialects.vision import (
+    ConcatOp,
+    MapOp,
+    ReshapeOp,
+    SliceOp,
+    TransposeOp,
+    VisionOp,
+    WeightOp,
+    YieldOp,
+    get_ints,
+    ints,
+)
+from visc.passes.graph.helpers import is_tensor_op, merged_attributes
+
+
+def _forward(rewriter: PatternRewriter, op: Operation, value: SSAValue) -> None:
+    """Replace `op`'s only result by `value` (an op that computes nothing new)."""
+    rewriter.replace_all_uses_with(op.results[0], value)
+    rewriter.erase(op)
+
+
+class IdentityMap(RewritePattern):
+    """A map whose body yields one of its arguments unchanged, at the same type, is that input."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: MapOp, rewriter: PatternRewriter) -> None:
+        if not is_tensor_op(op) or len(op.res) != 1:
+            return
+        last = op.body.block.last_op
+        if not isinstance(last, YieldOp) or len(last.values) != 1:
+            return
+        value = last.values[0]
+        if value.owner is not op.body.block:
+            return
+        src = op.ins[op.body.block.args.index(value)]
+        if src.type == op.res[0].type:
+            _forward(rewriter, op, src)
+
+
+class ReshapeChain(RewritePattern):
+    """reshape(reshape(x)) -> reshape(x); a reshape to the same shape -> its input."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: ReshapeOp, rewriter: PatternRewriter) -> None:
+        if not is_tensor_op(op):
+            return
+        src = op.ins[0]
+        if src.type == op.res[0].type:
+            _forward(rewriter, op, src)
+            return
+        inner = src.owner
+        if isinstance(inner, ReshapeOp):
+            new = ReshapeOp([inner.ins[0]], [op.res[0].type], merged_attributes(op, [inner, op]))
+            rewriter.replace(op, new)
+
+
+class TransposeChain(RewritePattern):
+    """transpose(transpose(x)) -> one transpose; an identity permutation -> the input."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: TransposeOp, rewriter: PatternRewriter) -> None:
+        if not is_tensor_op(op):
+            return
+        perm = get_ints(op, "perm")
+        if perm == tuple(range(len(perm))):
+            _forward(rewriter, op, op.ins[0])
+            return
+        inner = op.ins[0].owner
+        if isinstance(inner, TransposeOp) and is_tensor_op(inner):
+            first = get_ints(inner, "perm")
+            composed = [first[p] for p in perm]
+            if composed == list(range(len(composed))):
+                _forward(rewriter, op, inner.ins[0])
+                return
+            attrs = merged_attributes(op, [inner, op])
+            attrs["perm"] = ints(composed)
+            rewriter.replace(op, TransposeOp([inner.ins[0]], [op.res[0].type], attrs))
+
+
+class NoOpSlice(RewritePattern):
+    """A slice that starts at 0 with step 1 and keeps every element is its input."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: SliceOp, rewriter: PatternRewriter) -> None:
+        if not is_tensor_op(op):
+            return
+        starts, steps = get_ints(op, "starts"), get_ints(op, "steps")
+        if (all(s == 0 for s in starts) and all(s == 1 for s in steps)
+                and op.ins[0].type == op.res[0].type):
+            _forward(rewriter, op, op.ins[0])
+
+
+class SingleConcat(RewritePattern):
+    """A concat of one input is that input."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: ConcatOp, rewriter: PatternRewriter) -> None:
+        if is_tensor_op(op) and len(op.ins) == 1 and op.ins[0].type == op.res[0].type:
+            _forward(rewriter, op, op.ins[0])
+
+
+class DeadTensorOp(RewritePattern):
+    """Vision ops on tensors are pure: with no result used they go (weights are Pure already)."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if is_tensor_op(op) and all(not r.uses for r in op.results):
+            rewriter.erase(op)
+
+
+class DuplicateMapInputs(RewritePattern):
+    """A map reading the same value twice reads it once (one block argument fewer)."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: MapOp, rewriter: PatternRewriter) -> None:
+        if not is_tensor_op(op) or len(set(op.ins)) == len(op.ins):
+            return
+        dedupe_map_inputs(op, rewriter)
+
+
+def dedupe_map_inputs(op: MapOp, rewriter: PatternRewriter) -> MapOp:
+    """Replaces `op` by an equivalent map whose inputs are distinct; returns the new map."""
+    block = op.body.block
+    first: dict[SSAValue, int] = {}
+    keep: list[int] = []
+    for i, v in enumerate(op.ins):
+        if v in first:
+            block.args[i].replace_all_uses_with(block.args[first[v]])
+        else:
+            first[v] = i
+            keep.append(i)
+    for i in reversed(range(len(op.ins))):
+        if i not in keep:
+            block.erase_arg(block.args[i])
+    body = op.detach_region(op.body)
+    new = MapOp([op.ins[i] for i in keep], [r.type for r in op.res], dict(op.attributes), body=body)
+    rewriter.replace(op, new)
+    return new
+
+
+def dedupe_body_constants(block: Block, rewriter: PatternRewriter) -> bool:
+    """Merges identical arith.constant ops of one body block into the first of them."""
+    seen: dict[tuple[object, object], SSAValue] = {}
+    changed = False
+    for op in list(block.ops):
+        if not isinstance(op, arith.ConstantOp):
+            continue
+        key = (op.value, op.result.type)
+        if key in seen:
+            rewriter.replace_all_uses_with(op.result, seen[key])
+            rewriter.erase(op)
+            changed = True
+        else:
+            seen[key] = op.result
+    return changed
+
+
+class BodyConstants(RewritePattern):
+    """Duplicate constants in a map or epilogue body become one."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not isinstance(op, VisionOp) or not op.body.blocks:
+            return
+        dedupe_body_constants(op.body.block, rewriter)
+
+
+def dedupe_weights(module: ModuleOp) -> None:
+    """Weight ops naming the same entry (and type) in one block become the first of them."""
+    seen: dict[tuple[Block, str, object], WeightOp] = {}
+    for op in list(module.walk()):
+        if not isinstance(op, WeightOp) or op.parent_block() is None:
+            continue
+        key = (op.parent_block(), op.weight_name, op.result.type)
+        kept = seen.get(key)
+        if kept is None:  # the walk meets the first one in program order
+            seen[key] = op
+            continue
+        op.result.replace_all_uses_with(kept.result)
+        op.detach()
+        op.erase()
+
+
+def canonicalize_module(module: ModuleOp) -> None:
+    dedupe_weights(module)
+    PatternRewriteWalker(
+        GreedyRewritePatternApplier([
+            DeadTensorOp(),
+            IdentityMap(),
+            DuplicateMapInputs(),
+            ReshapeChain(),
+            TransposeChain(),
+            NoOpSlice(),
+            SingleConcat(),
+            BodyConstants(),
+        ]),
+        walk_reverse=True,
+    ).rewrite_module(module)
+
+
+@dataclass(frozen=True)
+class VisionCanonicalizePass(ModulePass):
+    name = "vision-canonicalize"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        canonicalize_module(op)
+
+
+__all__ = ["VisionCanonicalizePass", "canonicalize_module", "dedupe_map_inputs", "dedupe_body_constants"]

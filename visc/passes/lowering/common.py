@@ -1,0 +1,115 @@
+"""What every per-op lowering shares: its registry entry, schedule access, names and epilogues.
+
+A `Lowering` declares the schedule keys it reads; `vision-default-schedule` fills exactly those
+keys and the pass rejects any other key, so a tuning record can never be silently ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from xdsl.dialects.builtin import StringAttr
+from xdsl.ir import SSAValue
+
+from visc.dialects.vision import ScheduleAttr, VisionOp, element_type_of, shape_of
+from visc.passes.lowering.loops import FunctionLowering, Idx, KernelBuilder, broadcast_index
+
+Problems = list[str]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The integer knobs of one op's `schedule` attribute."""
+
+    values: dict[str, int] = field(default_factory=dict)
+
+    @staticmethod
+    def of(op: VisionOp) -> Schedule | None:
+        attr = op.attributes.get("schedule")
+        return Schedule(attr.as_dict()) if isinstance(attr, ScheduleAttr) else None
+
+    def get(self, key: str, default: int) -> int:
+        return self.values.get(key, default)
+
+    @property
+    def wg(self) -> int:
+        return self.values["wg"]
+
+
+@dataclass(frozen=True)
+class Lowering:
+    """One op family's lowering: the schedule keys it reads, a legality check of their values
+    for the op's shapes (returns problems, empty when legal), and the builder of its kernels."""
+
+    keys: frozenset[str]
+    check: Callable[[VisionOp, Schedule], Problems]
+    lower: Callable[[VisionOp, Schedule, FunctionLowering], None]
+
+
+def node_name(op: VisionOp) -> str:
+    attr = op.attributes.get("onnx_node")
+    return attr.data if isinstance(attr, StringAttr) else op.name.split(".")[-1]
+
+
+def describe(op: VisionOp) -> str:
+    """How errors name an op: its kind and the model's node name."""
+    attr = op.attributes.get("onnx_node")
+    where = f" (ONNX node '{attr.data}')" if isinstance(attr, StringAttr) else ""
+    return f"{op.name}{where}"
+
+
+def kernel_hint(op: VisionOp, suffix: str = "") -> str:
+    """Readable kernel name: the op kind then its node name(s); fused names joined by '_'."""
+    kind = op.name.split(".")[-1]
+    node = node_name(op).replace("+", "_")
+    return f"{kind}_{node}{'_' + suffix if suffix else ''}"
+
+
+def check_range(problems: Problems, sched: Schedule, key: str, default: int, lo: int, hi: int | None,
+                why: str = "") -> int:
+    """Read `key`, recording a problem unless lo <= value <= hi."""
+    v = sched.get(key, default)
+    if v < lo or (hi is not None and v > hi):
+        bound = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        problems.append(f"schedule {key}={v} is illegal here (needs {bound}{'; ' + why if why else ''})")
+    return v
+
+
+def check_wg(problems: Problems, sched: Schedule) -> None:
+    if "wg" not in sched.values:
+        problems.append("schedule has no 'wg' (work-group size)")
+    else:
+        check_range(problems, sched, "wg", 1, 1, 1024)
+
+
+def check_unroll(problems: Problems, sched: Schedule, key: str) -> None:
+    check_range(problems, sched, key, 1, 0, None, "0 means fully")
+
+
+def only_wg(op: VisionOp, sched: Schedule) -> Problems:
+    problems: Problems = []
+    check_wg(problems, sched)
+    return problems
+
+
+def load_broadcast(k: KernelBuilder, ref: SSAValue, out_idx: Sequence[Idx]) -> SSAValue:
+    """Read a numpy-broadcast operand at an output index."""
+    return k.load(ref, broadcast_index(shape_of(ref), out_idx))
+
+
+def epilogue(k: KernelBuilder, op: VisionOp, value: SSAValue, out_idx: Sequence[Idx]) -> SSAValue:
+    """Apply a conv/matmul epilogue body (if any) to one output element."""
+    if not op.body.blocks:
+        return value
+    fused = [load_broadcast(k, f, out_idx) for f in op.fuse]
+    (res,) = k.inline_body(op.body, [value, *fused])
+    return res
+
+
+def out_ref(op: VisionOp, i: int = 0) -> SSAValue:
+    return op.outs[i]
+
+
+def elt(v: SSAValue):
+    return element_type_of(v)

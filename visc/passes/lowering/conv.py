@@ -1,0 +1,345 @@
+"""conv2d -> one register-tiled kernel; conv2d_transpose -> one gather kernel.
+
+conv2d reads these schedule keys:
+
+* ``wg``         work-group size (threads, flattened).
+* ``tile_oc``    output channels per thread (must divide the channels of one group).
+* ``tile_ow``    output columns per thread, 1..OW.
+* ``unroll_k``   unroll hint of the input-channel loop (0 = fully; 1 = none).
+* ``unroll_win`` unroll hint of the kernel-window loops kh, kw (0 = fully; 1 = none).
+
+Each thread owns a ``tile_oc x tile_ow`` block of outputs held in scalar accumulators (loop
+iter_args). Columns are distributed cyclically -- thread ``t`` of a row computes columns
+``t, t + S, t + 2S, ...`` with ``S = ceil(OW / tile_ow)`` -- so for every register column,
+consecutive threads touch consecutive output (and, at stride 1, input) addresses: coalesced on
+GPUs and unit-stride for PoCL's work-item vectorizer. The reduction runs kh, kw outside and
+the input channel innermost, so padding masks and clamped addresses are computed once per
+window position and the hot loop is only loads and multiply-adds; the ``tile_oc`` weights
+a thread reads are uniform across the work-group. The body is built in separate steps
+(`_Plan.thread_coords`, `_Plan.reduce`, `_Plan.store`) so schedule keys that stage tiles in
+local memory or vectorize loads can replace one step without touching the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from xdsl.ir import SSAValue
+
+from visc.dialects.vision import Conv2dOp, Conv2dTransposeOp, VisionOp, get_int, get_ints, shape_of
+from visc.passes.lowering.common import (
+    Lowering,
+    Problems,
+    Schedule,
+    check_range,
+    check_unroll,
+    check_wg,
+    elt,
+    epilogue,
+    kernel_hint,
+    only_wg,
+)
+from visc.passes.lowering.loops import Cond, FunctionLowering, Idx, KernelBuilder
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    n: int
+    c: int
+    h: int
+    w: int
+    o: int
+    kh: int
+    kw: int
+    oh: int
+    ow: int
+    sh: int
+    sw: int
+    pt: int
+    pl: int
+    dh: int
+    dw: int
+    groups: int
+
+    @property
+    def cg(self) -> int:
+        return self.c // self.groups
+
+    @property
+    def og(self) -> int:
+        return self.o // self.groups
+
+
+def _geometry(op: VisionOp) -> _Geometry:
+    n, c, h, w = shape_of(op.ins[0])
+    _, _, oh, ow = shape_of(op.outs[0])
+    ws = shape_of(op.ins[1])
+    groups = get_int(op, "groups", 1)
+    o = ws[0] if isinstance(op, Conv2dOp) else shape_of(op.outs[0])[1]
+    sh, sw = get_ints(op, "strides")
+    pt, pl, _, _ = get_ints(op, "pads")
+    dh, dw = get_ints(op, "dilations")
+    return _Geometry(n, c, h, w, o, ws[2], ws[3], oh, ow, sh, sw, pt, pl, dh, dw, groups)
+
+
+def _clamped(k: KernelBuilder, a: Idx, a_min: int, a_max: int, size: int) -> tuple[Idx, Cond]:
+    """(a clamped into [0, size), whether a was inside), given a in [a_min, a_max]."""
+    ok = k.in_range(a, 0, size, a_min, a_max)
+    if a_min < 0:
+        a = k.max(a, 0)
+    if a_max >= size:
+        a = k.min(a, size - 1)
+    return a, ok
+
+
+# --------------------------------------------------------------------------- conv2d
+
+VECTOR_WIDTHS = (1, 2, 3, 4, 8, 16)  # OpenCL C vector types
+
+
+def check_conv2d(op: VisionOp, sched: Schedule) -> Problems:
+    g = _geometry(op)
+    problems: Problems = []
+    check_wg(problems, sched)
+    toc = check_range(problems, sched, "tile_oc", 1, 1, g.og, f"{g.og} output channels per group")
+    if toc >= 1 and g.og % toc:
+        problems.append(f"schedule tile_oc={toc} must divide the {g.og} output channels of a group")
+    vec = sched.get("vec", 1)
+    if vec not in VECTOR_WIDTHS:
+        problems.append(f"schedule vec={vec} is illegal (one of {', '.join(map(str, VECTOR_WIDTHS))})")
+    elif vec > g.ow:
+        problems.append(f"schedule vec={vec} is wider than the output's {g.ow} columns")
+    groups = _ceil_div(g.ow, max(vec, 1))
+    check_range(problems, sched, "tile_ow", 1, 1, groups,
+                f"the output has {g.ow} columns, {groups} groups of vec={vec}")
+    check_unroll(problems, sched, "unroll_k")
+    check_unroll(problems, sched, "unroll_win")
+    return problems
+
+
+@dataclass(frozen=True)
+class _Cols:
+    """One register column group of a thread: first output column, whether the group exists
+    for this thread, and the static range of its first column."""
+
+    col: Idx
+    ok: Cond
+    lo: int
+    hi: int
+
+
+@dataclass
+class _Plan:
+    """One conv2d's thread mapping and register tile (see the module docstring)."""
+
+    op: VisionOp
+    g: _Geometry
+    toc: int
+    tow: int
+    vec: int
+    unroll_k: int
+    unroll_win: int
+
+    @property
+    def col_threads(self) -> int:
+        return _ceil_div(_ceil_div(self.g.ow, self.vec), self.tow)
+
+    def thread_space(self) -> list[int]:
+        g = self.g
+        return [g.n, g.o // self.toc, g.oh, self.col_threads]
+
+    def thread_coords(self, k: KernelBuilder, ivs: list[Idx]):
+        """Output coordinates of this thread's tile: batch, channels, row, column groups."""
+        n, ot, oh, t = ivs
+        s, groups = self.col_threads, _ceil_div(self.g.ow, self.vec)
+        oc0 = k.mul(ot, self.toc)
+        ocs = [k.add(oc0, i) for i in range(self.toc)]
+        cols: list[_Cols] = []
+        for j in range(self.tow):
+            lo, hi = j * s, j * s + s - 1
+            grp = k.add(t, j * s)
+            ok: Cond = True
+            if hi >= groups:
+                ok, grp, hi = k.cmp("slt", grp, groups), k.min(grp, groups - 1), groups - 1
+            cols.append(_Cols(k.mul(grp, self.vec), ok, lo * self.vec, hi * self.vec))
+        return n, ocs, oh, cols
+
+    def _zero(self, k: KernelBuilder) -> SSAValue:
+        zero = k.const(0.0, elt(self.op.outs[0]))
+        return zero if self.vec == 1 else k.vbroadcast(zero, self.vec)
+
+    def reduce(self, k: KernelBuilder, n: Idx, ocs: list[Idx], oh: Idx, cols: list[_Cols]) -> list[SSAValue]:
+        """Accumulate the tile over kh, kw (outer) and input channels (inner)."""
+        g, toc, tow, vec = self.g, self.toc, self.tow, self.vec
+        x, w = self.op.ins[0], self.op.ins[1]
+        zero_s = k.const(0.0, elt(self.op.outs[0]))
+        cin0 = k.mul(k.div(ocs[0], g.og), g.cg) if g.groups > 1 else 0
+        ih0 = k.sub(k.mul(oh, g.sh), g.pt)
+        ih0_range = (-g.pt, (g.oh - 1) * g.sh - g.pt)
+        iw0 = [(k.sub(k.mul(c.col, g.sw), g.pl), c.lo * g.sw - g.pl, c.hi * g.sw - g.pl) for c in cols]
+        span = (vec - 1) * g.sw  # first to last input column of a vector of outputs
+
+        def over_kh(kh: Idx, accs: list[SSAValue]) -> list[SSAValue]:
+            kh_lo, kh_hi = (kh, kh) if isinstance(kh, int) else (0, g.kh - 1)
+            ih, row_ok = _clamped(k, k.add(ih0, k.mul(kh, g.dh)), ih0_range[0] + kh_lo * g.dh,
+                                  ih0_range[1] + kh_hi * g.dh, g.h)
+
+            def over_kw(kw: Idx, accs: list[SSAValue]) -> list[SSAValue]:
+                kw_lo, kw_hi = (kw, kw) if isinstance(kw, int) else (0, g.kw - 1)
+                starts = [(k.add(base, k.mul(kw, g.dw)), lo + kw_lo * g.dw, hi + kw_hi * g.dw)
+                          for base, lo, hi in iw0]
+
+                def channels(load_x) -> list[SSAValue]:
+                    def over_c(c: Idx, accs: list[SSAValue]) -> list[SSAValue]:
+                        ci = k.add(cin0, c)
+                        xs = [load_x(ci, j) for j in range(tow)]
+                        ws = [k.load(w, [oc, c, kh, kw]) for oc in ocs]
+                        if vec > 1:
+                            ws = [k.vbroadcast(v, vec) for v in ws]
+                            return [k.vfma(xs[j], ws[i], accs[i * tow + j]) for i in range(toc) for j in range(tow)]
+                        return [k.fma(ws[i], xs[j], accs[i * tow + j]) for i in range(toc) for j in range(tow)]
+
+                    return k.loop(0, g.cg, accs, over_c, unroll=self.unroll_k)
+
+                # lanes of every column group: clamped address and in-input flag
+                lanes = [[_clamped(k, k.add(a, q * g.sw), lo + q * g.sw, hi + q * g.sw, g.w) for q in range(vec)]
+                         for a, lo, hi in starts]
+                lanes = [[(iw, k.and_(row_ok, ok)) for iw, ok in group] for group in lanes]
+
+                def masked() -> list[SSAValue]:
+                    def load_x(ci: Idx, j: int) -> SSAValue:
+                        vals = [k.select(ok, k.load(x, [n, ci, ih, iw]), zero_s) for iw, ok in lanes[j]]
+                        return vals[0] if vec == 1 else k.vfrom(vals)
+
+                    return channels(load_x)
+
+                if vec == 1:
+                    return masked()
+                # a vector whose taps all lie inside the input reads without masks
+                inside = k.all_of([row_ok] + [k.in_range(a, 0, g.w - span, lo, hi) for a, lo, hi in starts])
+
+                def direct() -> list[SSAValue]:
+                    def load_x(ci: Idx, j: int) -> SSAValue:
+                        a = starts[j][0]
+                        if g.sw == 1:
+                            return k.vload(x, [n, ci, ih, a], vec)
+                        return k.vfrom([k.load(x, [n, ci, ih, k.add(a, q * g.sw)]) for q in range(vec)])
+
+                    return channels(load_x)
+
+                return k.if_(inside, direct, masked, [a.type for a in accs])
+
+            return k.loop(0, g.kw, accs, over_kw, unroll=self.unroll_win)
+
+        return k.loop(0, g.kh, [self._zero(k)] * (toc * tow), over_kh, unroll=self.unroll_win)
+
+    def store(self, k: KernelBuilder, n: Idx, ocs: list[Idx], oh: Idx, cols: list[_Cols],
+              accs: Sequence[SSAValue]) -> None:
+        """Bias, epilogue and store of the tile; columns past the output store nothing."""
+        op, out, vec, ow = self.op, self.op.outs[0], self.vec, self.g.ow
+        bias = [k.load(op.ins[2], [oc]) for oc in ocs] if len(op.ins) == 3 else None
+        for j, cg in enumerate(cols):
+
+            def group(j: int = j, cg: _Cols = cg) -> list[SSAValue]:
+                for i, oc in enumerate(ocs):
+                    acc = accs[i * self.tow + j]
+                    if vec == 1:
+                        v = k.fadd(acc, bias[i]) if bias is not None else acc
+                        k.store(epilogue(k, op, v, [n, oc, oh, cg.col]), out, [n, oc, oh, cg.col])
+                        continue
+                    if bias is not None:
+                        acc = k.fadd(acc, k.vbroadcast(bias[i], vec))
+                    if not op.body.blocks and (cg.hi + vec <= ow):
+                        k.vstore(acc, out, [n, oc, oh, cg.col])
+                        continue
+                    lanes = []
+                    for lane in range(vec):
+                        c = k.add(cg.col, lane)
+                        lanes.append((c, epilogue(k, op, k.vextract(acc, lane), [n, oc, oh, c])))
+                    if cg.hi + vec <= ow:  # every lane of every group is an output column
+                        k.vstore(k.vfrom([v for _, v in lanes]), out, [n, oc, oh, cg.col])
+                        continue
+                    for lane, (c, v) in enumerate(lanes):
+                        k.if_(k.in_range(c, 0, ow, cg.lo + lane, cg.hi + lane),
+                              lambda c=c, v=v, oc=oc: (k.store(v, out, [n, oc, oh, c]), [])[1])
+                return []
+
+            k.if_(cg.ok, group)
+
+
+def lower_conv2d(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
+    plan = _Plan(op, _geometry(op), sched.get("tile_oc", 1), sched.get("tile_ow", 1), sched.get("vec", 1),
+                 sched.get("unroll_k", 1), sched.get("unroll_win", 1))
+
+    def body(k: KernelBuilder, ivs: list[Idx]) -> None:
+        n, ocs, oh, cols = plan.thread_coords(k, ivs)
+        accs = plan.reduce(k, n, ocs, oh, cols)
+        plan.store(k, n, ocs, oh, cols, accs)
+
+    fl.kernel(kernel_hint(op), plan.thread_space(), sched.wg, body)
+
+
+# --------------------------------------------------------------------------- conv2d_transpose
+
+
+def lower_conv2d_transpose(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
+    """One thread per output element gathers the inputs that scatter onto it: for each
+    window tap (kh, kw) with ``oh + pad - kh * dil`` divisible by the stride and inside the
+    input, the input-channel loop of the group accumulates. Reads ``wg``."""
+    g = _geometry(op)
+    x, w, out = op.ins[0], op.ins[1], op.outs[0]
+    bias = op.ins[2] if len(op.ins) == 3 else None
+    og = g.o // g.groups
+    ty = elt(out)
+
+    def body(k: KernelBuilder, ivs: list[Idx]) -> None:
+        n, o, oh, ow = ivs
+        zero = k.const(0.0, ty)
+        grp = k.div(o, og) if g.groups > 1 else 0
+        oig = k.rem(o, og) if g.groups > 1 else o
+        cin0 = k.mul(grp, g.cg)
+
+        def tap(pos: Idx, kk: Idx, pad: int, dil: int, stride: int, size: int, lo: int, hi: int):
+            num = k.sub(k.add(pos, pad), k.mul(kk, dil))  # in [lo, hi]
+            ok = k.in_range(num, 0, size * stride, lo, hi)
+            if stride > 1:
+                lift = stride * _ceil_div(max(0, -lo), stride)  # makes num non-negative
+                ok = k.and_(ok, k.cmp("eq", k.rem(k.add(num, lift), stride), 0))
+            src = k.div(k.clamp(num, 0, (size - 1) * stride), stride)
+            return src, ok
+
+        def over_kh(kh: Idx, accs: list[SSAValue]) -> list[SSAValue]:
+            ih, row_ok = tap(oh, kh, g.pt, g.dh, g.sh, g.h, g.pt - (g.kh - 1) * g.dh, g.oh - 1 + g.pt)
+
+            def over_kw(kw: Idx, accs: list[SSAValue]) -> list[SSAValue]:
+                iw, col_ok = tap(ow, kw, g.pl, g.dw, g.sw, g.w, g.pl - (g.kw - 1) * g.dw, g.ow - 1 + g.pl)
+
+                def gather() -> list[SSAValue]:
+                    def over_c(c: Idx, accs: list[SSAValue]) -> list[SSAValue]:
+                        ci = k.add(cin0, c)
+                        return [k.fma(k.load(x, [n, ci, ih, iw]), k.load(w, [ci, oig, kh, kw]), accs[0])]
+
+                    return k.loop(0, g.cg, accs, over_c)
+
+                return k.if_(k.and_(row_ok, col_ok), gather, lambda: accs, [ty])
+
+            return k.loop(0, g.kw, accs, over_kw)
+
+        (acc,) = k.loop(0, g.kh, [zero], over_kh)
+        if bias is not None:
+            acc = k.fadd(acc, k.load(bias, [o]))
+        k.store(acc, out, [n, o, oh, ow])
+
+    fl.kernel(kernel_hint(op), [g.n, g.o, g.oh, g.ow], sched.wg, body)
+
+
+LOWERINGS: dict[type[VisionOp], Lowering] = {
+    Conv2dOp: Lowering(frozenset({"wg", "tile_oc", "tile_ow", "vec", "unroll_k", "unroll_win"}),
+                       check_conv2d, lower_conv2d),
+    Conv2dTransposeOp: Lowering(frozenset({"wg"}), only_wg, lower_conv2d_transpose),
+}

@@ -1,0 +1,3 @@
+"""The visc version, recorded in every compiled artifact."""
+
+__version__ = "0.1.0"
