@@ -38,8 +38,8 @@ GRAPH_PIPELINE = (
 
 def lowering_pipeline(target: str) -> tuple[str, ...]:
     return (
-        f"vision-default-schedule{{target={target}}}",
         "vision-bufferize",
+        f"vision-default-schedule{{target={target}}}",
         "lower-vision-to-loops",
         "map-loops-to-gpu",
     )

@@ -30,7 +30,7 @@ def light_model_path(name: str) -> str:
 def _random_tensor(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     if len(shape) >= 2:
         fan_in = int(np.prod(shape[1:]))
-        values = rng.standard_normal(shape) * np.sqrt(2.0 / max(fan_in, 1))
+        values = rng.standard_normal(shape) * np.sqrt(1.0 / max(fan_in, 1))
     else:
         values = rng.uniform(0.5, 1.5, shape)
     return values.astype(dtype)
@@ -41,6 +41,8 @@ def with_random_weights(model: onnx.ModelProto, seed: int = 0) -> onnx.ModelProt
     rng = np.random.default_rng(seed)
     out = onnx.ModelProto()
     out.CopyFrom(model)
+    # IR version 4 is the first to allow initializers that are not graph inputs.
+    out.ir_version = max(out.ir_version, 4)
     consts = {i.name: numpy_helper.to_array(i) for i in out.graph.initializer}
     for node in out.graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
