@@ -54,9 +54,13 @@ def make_model(
     inits = [numpy_helper.from_array(np.asarray(v), n) for n, v in (initializers or {}).items()]
     graph = helper.make_graph(list(nodes), "test", ins, outs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = min(model.ir_version, 8) if opset < 19 else model.ir_version
+    model.ir_version = min(model.ir_version, 10)  # what onnxruntime reads
     # output types come from onnx's shape inference (onnxruntime needs them)
-    return onnx.shape_inference.infer_shapes(model)
+    model = onnx.shape_inference.infer_shapes(model)
+    for out in model.graph.output:
+        if not out.type.HasField("tensor_type"):
+            out.CopyFrom(helper.make_tensor_value_info(out.name, onnx.TensorProto.FLOAT, None))
+    return model
 
 
 def run_onnxruntime(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:

@@ -333,3 +333,35 @@ def test_squeezenet_through_the_arena() -> None:
 def test_resnet50_through_the_arena() -> None:
     peak, naive = _light_model_check("resnet50")
     assert peak < naive / 4
+
+
+def test_interpreter_with_bool_and_int_buffers() -> None:
+    """i1 takes one byte per element and signless integers keep their width in the arena."""
+    text = """
+    func.func @main(%x: tensor<3x5xf32>) -> tensor<3x5xf32> {
+      %m = vision.map ins(%x : tensor<3x5xf32>) body {
+      ^bb0(%p: f32):
+        %z = arith.constant 0.0 : f32
+        %c = arith.cmpf ogt, %p, %z : f32
+        vision.yield %c : i1
+      } -> tensor<3x5xi1>
+      %q = vision.map ins(%x : tensor<3x5xf32>) body {
+      ^bb0(%p: f32):
+        %k = arith.constant 10.0 : f32
+        %s = arith.mulf %p, %k : f32
+        %i = arith.fptosi %s : f32 to i8
+        vision.yield %i : i8
+      } -> tensor<3x5xi8>
+      %y = vision.map ins(%m, %q, %x : tensor<3x5xi1>, tensor<3x5xi8>, tensor<3x5xf32>) body {
+      ^bb0(%c: i1, %i: i8, %p: f32):
+        %f = arith.sitofp %i : i8 to f32
+        %r = arith.select %c, %p, %f : f32
+        vision.yield %r : f32
+      } -> tensor<3x5xf32>
+      func.return %y : tensor<3x5xf32>
+    }"""
+    x = np.random.default_rng(8).standard_normal((3, 5)).astype(np.float32)
+    run_both(text, WeightStore(), [x])
+    module = apply(parse(text), VisionBufferizePass(align=1))
+    sizes = sorted(lt.size for lt in buffer_lifetimes(list(entry(module).body.block.ops)).values())
+    assert sizes == [15, 15]

@@ -140,6 +140,9 @@ def conv_case(x_shape: Sequence[int], o: int, k: Sequence[int], strides=(1, 1), 
     {"wg": 64, "tile_oc": 4, "tile_ow": 4, "unroll_k": 4},
     {"wg": 32, "tile_oc": 8, "tile_ow": 3, "unroll_win": 0},
     {"wg": 7, "tile_oc": 1, "tile_ow": 1},
+    {"wg": 16, "tile_oc": 2, "tile_ow": 1, "vec": 4},  # vectors: ragged last group, padded edges
+    {"wg": 8, "tile_oc": 4, "tile_ow": 2, "vec": 3, "unroll_k": 0},
+    {"wg": 8, "tile_oc": 8, "tile_ow": 1, "vec": 8},
     None,  # the default schedule
 ])
 def test_conv2d_padded_3x3_schedules(schedule: dict[str, int] | None) -> None:
@@ -157,18 +160,23 @@ def test_conv2d_shapes(case: dict[str, Any]) -> None:
     conv_case(**case)
 
 
-def test_conv2d_epilogue_with_fused_residual_and_broadcast() -> None:
-    x, w, b = randn(1, 4, 6, 7), randn(8, 4, 3, 3), randn(8)
-    skip, scale = randn(1, 8, 6, 7), randn(8, 1, 1)
+@pytest.mark.parametrize("width,schedule", [
+    (7, {"wg": 16, "tile_oc": 2, "tile_ow": 3}),
+    (8, {"wg": 16, "tile_oc": 2, "tile_ow": 2, "vec": 4}),  # vector epilogue
+    (7, {"wg": 16, "tile_oc": 4, "tile_ow": 2, "vec": 4}),  # a ragged vector: lane by lane
+])
+def test_conv2d_epilogue_with_fused_residual_and_broadcast(width: int, schedule: dict[str, int]) -> None:
+    x, w, b = randn(1, 4, 6, width), randn(8, 4, 3, 3), randn(8)
+    skip, scale = randn(1, 8, 6, width), randn(8, 1, 1)
     body = """  ^bb0(%acc: f32, %s: f32, %m: f32):
     %t = arith.mulf %acc, %m : f32
     %u = arith.addf %t, %s : f32
     %z = arith.constant 0.000000e+00 : f32
     %r = arith.maximumf %u, %z : f32
     vision.yield %r : f32"""
-    (got,) = run("conv2d", {"x": x, "skip": skip}, {"y": ((1, 8, 6, 7), np.float32)},
+    (got,) = run("conv2d", {"x": x, "skip": skip}, {"y": ((1, 8, 6, width), np.float32)},
                  {"strides": (1, 1), "pads": (1, 1, 1, 1), "dilations": (1, 1), "groups": 1,
-                  "schedule": {"wg": 16, "tile_oc": 2, "tile_ow": 3}},
+                  "schedule": schedule},
                  ["x", "w", "b"], {"w": w, "b": b, "scale": scale}, fuse=["skip", "scale"], body=body)
     (conv,) = ort_run("Conv", [x, w, b], {"pads": [1, 1, 1, 1]})
     close(got, np.maximum(conv * scale + skip, 0), rtol=1e-4, atol=1e-4)
@@ -216,10 +224,12 @@ def test_conv2d_property(data: st.DataObject) -> None:
     w = data.draw(st.integers((kw - 1) * dw + 1, 12), "w")
     ow = (w + pads[1] + pads[3] - (kw - 1) * dw - 1) // sw + 1
     toc = data.draw(st.sampled_from([d for d in (1, 2, 4) if og % d == 0]), "tile_oc")
-    tow = data.draw(st.integers(1, min(ow, 5)), "tile_ow")
+    vec = data.draw(st.sampled_from([v for v in (1, 1, 2, 4, 8) if v <= ow]), "vec")
+    tow = data.draw(st.integers(1, min(-(-ow // vec), 4)), "tile_ow")
     conv_case((data.draw(st.integers(1, 2), "n"), cg * groups, h, w), og * groups, (kh, kw), (sh, sw), pads,
               (dh, dw), groups, bias=data.draw(st.booleans(), "bias"),
-              schedule={"wg": data.draw(st.sampled_from([1, 16, 64]), "wg"), "tile_oc": toc, "tile_ow": tow})
+              schedule={"wg": data.draw(st.sampled_from([1, 16, 64]), "wg"), "tile_oc": toc, "tile_ow": tow,
+                        "vec": vec})
 
 
 # ---------------------------------------------------------------------------- matmul
@@ -230,6 +240,10 @@ def test_conv2d_property(data: st.DataObject) -> None:
     dict(a=(2, 1, 4, 6), b=(3, 6, 5), sched={"wg": 16, "tile_m": 3, "tile_n": 4, "unroll_k": 0}),
     dict(a=(6, 4), b=(9, 6), ta=1, tb=1, c=(9,), alpha=0.5, beta=-2.0, sched={"wg": 4, "tile_n": 3}),
     dict(a=(5, 8), b=(10, 8), tb=1, c=(5, 1), sched=None),
+    dict(a=(3, 9), b=(9, 21), sched={"wg": 4, "tile_m": 2, "tile_n": 2, "vec": 4}),  # ragged vectors
+    dict(a=(2, 3, 9), b=(2, 9, 16), c=(16,), sched={"wg": 4, "tile_n": 1, "vec": 8}),
+    dict(a=(4, 19), b=(7, 19), tb=1, sched={"wg": 4, "tile_m": 2, "tile_n": 3, "vec": 8}),  # vector k + tail
+    dict(a=(19, 4), b=(7, 19), ta=1, tb=1, alpha=2.0, sched={"wg": 4, "tile_n": 2, "vec": 4}),
 ])
 def test_matmul(case: dict[str, Any]) -> None:
     a, b = randn(*case["a"]), randn(*case["b"])
@@ -249,14 +263,16 @@ def test_matmul(case: dict[str, Any]) -> None:
     close(got, want.astype(np.float32), rtol=1e-4, atol=1e-4)
 
 
-def test_matmul_epilogue() -> None:
-    a, b, bias = randn(4, 6), randn(6, 10), randn(10)
+@pytest.mark.parametrize("n,schedule", [(10, {"wg": 4, "tile_m": 2, "tile_n": 4}), (10, {"wg": 4, "tile_m": 3, "vec": 4}),
+                                        (12, {"wg": 4, "tile_m": 2, "vec": 4})])
+def test_matmul_epilogue(n: int, schedule: dict[str, int]) -> None:
+    a, b, bias = randn(4, 6), randn(6, n), randn(n)
     body = """  ^bb0(%acc: f32, %v: f32):
     %s = arith.addf %acc, %v : f32
     %e = math.tanh %s : f32
     vision.yield %e : f32"""
-    (got,) = run("matmul", {"a": a}, {"y": ((4, 10), np.float32)},
-                 {"schedule": {"wg": 4, "tile_m": 2, "tile_n": 4}}, ["a", "b"], {"b": b, "bias": bias},
+    (got,) = run("matmul", {"a": a}, {"y": ((4, n), np.float32)},
+                 {"schedule": schedule}, ["a", "b"], {"b": b, "bias": bias},
                  fuse=["bias"], body=body)
     close(got, np.tanh(a @ b + bias), rtol=1e-4, atol=1e-5)
 
@@ -576,7 +592,9 @@ def _lower(text: str) -> ModuleOp:
     ("#vision.schedule<{wg = 8 : i64, tile_oc = 4 : i64}>", "tile_oc=4 must divide the 6 output channels"),
     ("#vision.schedule<{wg = 8 : i64, tile_ow = 7 : i64}>", "tile_ow=7 is illegal here"),
     ("#vision.schedule<{tile_oc = 2 : i64}>", "no 'wg'"),
-    ("#vision.schedule<{wg = 8 : i64, vec = 4 : i64}>", "vec are not read by its lowering"),
+    ("#vision.schedule<{wg = 8 : i64, local = 1 : i64}>", "local are not read by its lowering"),
+    ("#vision.schedule<{wg = 8 : i64, vec = 5 : i64}>", "vec=5 is illegal"),
+    ("#vision.schedule<{wg = 8 : i64, vec = 8 : i64}>", "wider than the output's 6 columns"),
     ("#vision.schedule<{wg = 0 : i64}>", "wg=0 is illegal"),
 ])
 def test_schedule_errors_name_the_node(schedule: str | None, message: str) -> None:
@@ -633,7 +651,7 @@ def test_default_schedule_fills_legal_keys() -> None:
     DefaultSchedulePass().apply(make_context(), module)
     conv = next(op for op in module.walk() if op.name == "vision.conv2d")
     sched = conv.attributes["schedule"].as_dict()
-    assert set(sched) <= {"wg", "tile_oc", "tile_ow", "unroll_k", "unroll_win"} and 6 % sched["tile_oc"] == 0
+    assert set(sched) <= {"wg", "tile_oc", "tile_ow", "vec", "unroll_k", "unroll_win"} and 6 % sched["tile_oc"] == 0
     LowerVisionToLoopsPass().apply(make_context(), module)  # legal for the lowering
 
 
@@ -646,13 +664,30 @@ def test_default_schedule_keeps_existing_and_resnet_like_tiles() -> None:
     big = parse(text.replace("1x4x6x6", "1x256x56x56").replace("1x6x6x6", "1x64x56x56")
                 .replace("6x4x1x1", "64x256x1x1").replace(', schedule = #vision.schedule<{wg = 8 : i64}>', ""))
     conv = next(op for op in big.walk() if op.name == "vision.conv2d")
-    sched = default_schedule(conv)
-    assert sched["tile_oc"] * sched["tile_ow"] >= 8 and 32 <= sched["wg"] <= 256
+    gpu = default_schedule(conv, "gpu")
+    assert gpu["tile_oc"] * gpu["tile_ow"] >= 8 and 32 <= gpu["wg"] <= 256 and "vec" not in gpu
+    cpu = default_schedule(conv, "cpu")
+    assert cpu["vec"] == 8 and cpu["tile_oc"] * cpu["tile_ow"] >= 4
 
 
-def test_unknown_target_is_an_error() -> None:
+def test_unknown_target_or_device_type_is_an_error() -> None:
     with pytest.raises(CompileError, match="unknown target"):
         DefaultSchedulePass(target="tpu").apply(make_context(), parse(_conv_module(None)))
+    with pytest.raises(CompileError, match="unknown device_type"):
+        DefaultSchedulePass(device_type="fpga").apply(make_context(), parse(_conv_module(None)))
+
+
+@pytest.mark.parametrize("device_type", ["gpu", "cpu"])
+def test_default_schedules_run_correctly(device_type: str) -> None:
+    """Both device kinds' heuristics give legal, correct kernels on odd shapes."""
+    x, w, b = randn(1, 6, 7, 11), randn(12, 3, 3, 3), randn(12)
+    text = stage3("conv2d", {"x": x}, {"w": w, "b": b}, {"y": ((1, 12, 7, 11), np.float32)},
+                  {"strides": (1, 1), "pads": (1, 1, 1, 1), "dilations": (1, 1), "groups": 2}, ["x", "w", "b"])
+    module = parse(text)
+    DefaultSchedulePass(device_type=device_type).apply(make_context(), module)
+    (got,) = run_bufferized(module, {"w": w, "b": b}, [x])
+    (want,) = ort_run("Conv", [x, w, b], {"pads": [1, 1, 1, 1], "group": 2})
+    close(got, want, rtol=1e-4, atol=1e-4)
 
 
 def _resnet_like_module(blocks: int) -> str:

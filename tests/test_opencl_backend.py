@@ -478,18 +478,70 @@ def test_unlowered_vision_op_is_an_error() -> None:
         MapLoopsToGpuPass().apply(make_context(), mod)
 
 
-def test_half_precision_when_supported() -> None:
+HALF_BODY = """
+  %a = memref.load %x[%i] : memref<12xf16>
+  %b = memref.load %z[%i] : memref<12xf16>
+  %p = arith.mulf %a, %b : f16
+  %q = arith.divf %p, %b : f16
+  %third = arith.constant 0.333 : f16
+  %s = arith.addf %q, %third : f16
+  %tmp = memref.alloca() : memref<2xf16>
+  memref.store %s, %tmp[%c1] : memref<2xf16>
+  %t = memref.load %tmp[%c1] : memref<2xf16>
+  %e = math.exp %a : f16
+  %m = arith.minimumf %t, %e : f16
+  %w = arith.extf %m : f16 to f32
+  %w3 = arith.mulf %w, %w : f32
+  %n = arith.truncf %w3 : f32 to f16
+  %d = memref.load %dd[%i] : memref<12xf64>
+  %nd = arith.truncf %d : f64 to f16
+  %r = arith.addf %n, %nd : f16
+  memref.store %r, %y[%i] : memref<12xf16>"""
+
+
+def _half_module() -> str:
+    return module([("x", "memref<12xf16>", "float16"), ("z", "memref<12xf16>", "float16"),
+                   ("dd", "memref<12xf64>", "float64")],
+                  [("y", "memref<12xf16>", "float16")], parallel([12], ["i"], HALF_BODY, "halves", 16))
+
+
+def _half_reference(x: np.ndarray, z: np.ndarray, dd: np.ndarray) -> np.ndarray:
+    s = (x * z) / z + np.float16(0.333)
+    m = np.minimum(s, np.exp(x))
+    w = m.astype(np.float32)
+    return (w * w).astype(np.float16) + dd.astype(np.float16)
+
+
+def test_half_precision_in_float_registers() -> None:
+    """Without cl_khr_fp16: half in memory, float in registers, rounded op by op."""
+    x = (f32(12) * 1.2).astype(np.float16)
+    z = (f32(12) + 3).astype(np.float16)
+    dd = RNG.standard_normal(12)
+    plan, source, _ = compile_stage(_half_module())
+    assert "cl_khr_fp16" not in source and "vload_half(" in source and "vstore_half_rte(" in source
+    assert "float v" in source and "half v" not in source
+    (y,) = OpenCLExecutor(plan, source, {}).run([x, z, dd])
+    want = _half_reference(x, z, dd)
+    np.testing.assert_allclose(y.astype(np.float32), want.astype(np.float32), rtol=2e-3)
+    # where the minimum does not pick exp (whose last bit may differ), every op rounds
+    # exactly as numpy's float16 does
+    arithmetic_only = (x * z) / z + np.float16(0.333) < np.exp(x) * np.float16(0.99)
+    assert arithmetic_only.any()
+    np.testing.assert_array_equal(y[arithmetic_only], want[arithmetic_only])
+
+
+def test_native_half_when_supported() -> None:
     ctx, dev = get_context()
     if "cl_khr_fp16" not in dev.extensions:
         pytest.skip(f"{dev.name.strip()} has no cl_khr_fp16")
-    body = parallel([8], ["i"], """
-  %a = memref.load %x[%i] : memref<8xf16>
-  %b = arith.mulf %a, %a : f16
-  memref.store %b, %y[%i] : memref<8xf16>""", "sq16", 8)
-    text = module([("x", "memref<8xf16>", "float16")], [("y", "memref<8xf16>", "float16")], body)
-    x = f32(8).astype(np.float16)
-    (y,) = run_bufferized(text, {}, [x])
-    np.testing.assert_allclose(y, x * x, rtol=1e-3)
+    x = (f32(12) * 1.2).astype(np.float16)
+    z = (f32(12) + 3).astype(np.float16)
+    dd = RNG.standard_normal(12)
+    plan, _, stage5 = compile_stage(_half_module())
+    source = emit_opencl(stage5, native_half=True)
+    assert "cl_khr_fp16 : enable" in source
+    (y,) = OpenCLExecutor(plan, source, {}).run([x, z, dd])
+    np.testing.assert_allclose(y.astype(np.float32), _half_reference(x, z, dd).astype(np.float32), rtol=2e-3)
 
 
 def test_emit_opencl_without_kernels() -> None:
@@ -555,3 +607,47 @@ def test_work_group_larger_than_the_device_allows() -> None:
     plan, source, _ = compile_stage(text)
     with pytest.raises(KernelBuildError, match="huge"):
         OpenCLExecutor(plan, source, {})
+
+
+BITS_BODY = """
+    %a = memref.load %x[%i] : memref<4xf32>
+    %n = arith.constant 3 : i64
+    %p = math.fpowi %a, %n : f32, i64
+    %k = arith.constant 5 : i32
+    %q = math.ipowi %k, %k : i32
+    %qf = arith.sitofp %q : i32 to f32
+    %r = arith.addf %p, %qf : f32
+    %ci = arith.fptosi %a : f32 to i32
+    %cl = math.ctlz %ci : i32
+    %cp = math.ctpop %ci : i32
+    %ct = math.cttz %ci : i32
+    %bc = arith.bitcast %a : f32 to i32
+    %s1 = arith.addi %cl, %cp : i32
+    %s2 = arith.addi %s1, %ct : i32
+    %s3 = arith.xori %s2, %bc : i32
+    %m7 = arith.constant 7 : i32
+    %s4 = arith.andi %s3, %m7 : i32
+    %f4 = arith.sitofp %s4 : i32 to f32
+    %out = arith.addf %r, %f4 : f32
+    memref.store %out, %y[%i] : memref<4xf32>"""
+
+
+def test_integer_powers_bit_counts_and_bitcast() -> None:
+    text = module([("x", "memref<4xf32>", "float32")], [("y", "memref<4xf32>", "float32")],
+                  parallel([4], ["i"], BITS_BODY, "bits", 4))
+    x = np.array([1.5, -2.25, 7.0, 0.3], np.float32)
+    (y,) = run_bufferized(text, {}, [x])
+
+    def clz(v: int) -> int:
+        return 32 - (v & 0xFFFFFFFF).bit_length()
+
+    def ctz(v: int) -> int:
+        v &= 0xFFFFFFFF
+        return 32 if v == 0 else (v & -v).bit_length() - 1
+
+    def pop(v: int) -> int:
+        return bin(v & 0xFFFFFFFF).count("1")
+
+    bits = [((clz(int(c)) + pop(int(c)) + ctz(int(c))) ^ int(b)) & 7
+            for c, b in zip(x.astype(np.int32), x.view(np.int32), strict=True)]
+    np.testing.assert_allclose(y, x ** 3 + 5 ** 5 + np.array(bits, np.float32), rtol=1e-6)

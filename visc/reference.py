@@ -20,8 +20,12 @@ import numpy as np
 from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
+    Float16Type,
+    Float32Type,
+    Float64Type,
     FloatAttr,
     IntegerAttr,
+    IntegerType,
     MemRefType,
     ModuleOp,
     StringAttr,
@@ -32,7 +36,6 @@ from xdsl.ir import Attribute, Block, Operation, SSAValue
 from visc.dialects import vision
 from visc.dialects.vision import get_float, get_floats, get_int, get_ints, get_str
 from visc.errors import InputShapeError
-from visc.frontend.dtypes import canonical_dtype
 
 # --------------------------------------------------------------------------- dtypes
 
@@ -42,6 +45,19 @@ def _elt(value: SSAValue) -> Attribute:
     if isinstance(t, TensorType | MemRefType):
         return t.element_type
     return t
+
+
+def canonical_dtype(elt: Attribute) -> np.dtype:
+    """The numpy dtype holding values of an IR element type (signed for signless integers)."""
+    if isinstance(elt, Float32Type):
+        return np.dtype(np.float32)
+    if isinstance(elt, Float64Type):
+        return np.dtype(np.float64)
+    if isinstance(elt, Float16Type):
+        return np.dtype(np.float16)
+    if isinstance(elt, IntegerType) and elt.width.data in (1, 8, 16, 32, 64):
+        return np.dtype(np.bool_) if elt.width.data == 1 else np.dtype(f"int{elt.width.data}")
+    raise TypeError(f"the reference interpreter has no numpy dtype for {elt}")
 
 
 def dtype_of(value: SSAValue) -> np.dtype:
@@ -530,7 +546,10 @@ def _pad(op: vision.VisionOp, args: list[np.ndarray], fuse: Sequence[np.ndarray]
     if mode == "constant":
         value = get_float(op, "value", 0.0)
         with np.errstate(all="ignore"):
-            fill = np.array(value).astype(x.dtype)
+            if x.dtype.kind in "iu":  # wrap like a C integer conversion (200.0 -> i8 is -56)
+                fill = np.array(int(value) & ((1 << (8 * x.dtype.itemsize)) - 1)).astype(np.uint64).astype(x.dtype)
+            else:
+                fill = np.array(value).astype(x.dtype)
         return np.pad(x, width, mode="constant", constant_values=fill)
     return np.pad(x, width, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode])
 
@@ -638,13 +657,15 @@ def _source_coords(coord: str, n_out: int, n_in: int, scale: float, roi: tuple[f
     if coord == "half_pixel_symmetric":
         offset = n_in / 2 * (1 - n_out / width)
         return offset + (y + 0.5) / scale - 0.5
+    # align_corners and tf_crop_and_resize divide by the integer output length, as the ONNX
+    # spec and onnxruntime do (onnx's Python reference uses scale * n_in instead)
     if coord == "align_corners":
-        return np.zeros(n_out) if width == 1 else y * (n_in - 1) / (width - 1)
+        return np.zeros(n_out) if n_out == 1 else y * (n_in - 1) / (n_out - 1)
     if coord == "tf_crop_and_resize":
         lo, hi = roi
-        if width == 1:
+        if n_out == 1:
             return np.full(n_out, (hi - lo) * (n_in - 1) / 2 + lo * (n_in - 1))
-        return y * (hi - lo) * (n_in - 1) / (width - 1) + lo * (n_in - 1)
+        return y * (hi - lo) * (n_in - 1) / (n_out - 1) + lo * (n_in - 1)
     raise NotImplementedError(f"coordinate mode {coord}")
 
 
@@ -736,6 +757,15 @@ _OPS: dict[type[vision.VisionOp], Callable[..., np.ndarray | list[np.ndarray]]] 
 }
 
 
+def _operand(value: np.ndarray, v: SSAValue) -> np.ndarray:
+    """`value` in the canonical dtype and static shape of operand `v`."""
+    a = canonical(value, dtype_of(v))
+    shape = vision.shape_of(v)
+    if a.shape != shape and a.size == int(np.prod(shape, dtype=np.int64)):
+        a = a.reshape(shape)
+    return a
+
+
 def eval_op(op: vision.VisionOp, args: Sequence[np.ndarray], fuse: Sequence[np.ndarray] = ()) -> list[np.ndarray]:
     """The results of one vision compute op (tensor or bufferized form) on numpy values.
 
@@ -744,8 +774,8 @@ def eval_op(op: vision.VisionOp, args: Sequence[np.ndarray], fuse: Sequence[np.n
     fn = _OPS.get(type(op))
     if fn is None:
         raise NotImplementedError(f"the reference interpreter has no rule for {op.name}")
-    ins = [canonical(a, dtype_of(v)) for a, v in zip(args, op.ins, strict=True)]
-    extra = [canonical(a, dtype_of(v)) for a, v in zip(fuse, op.fuse, strict=True)]
+    ins = [_operand(a, v) for a, v in zip(args, op.ins, strict=True)]
+    extra = [_operand(a, v) for a, v in zip(fuse, op.fuse, strict=True)]
     with np.errstate(all="ignore"):
         out = fn(op, ins, extra)
     outs = out if isinstance(out, list) else [out]

@@ -27,7 +27,8 @@ class WeightStore(MutableMapping[str, np.ndarray]):
         return self._arrays[name]
 
     def __setitem__(self, name: str, value: np.ndarray) -> None:
-        self._arrays[name] = np.ascontiguousarray(value)
+        # np.asarray keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d)
+        self._arrays[name] = np.asarray(value, order="C")
 
     def __delitem__(self, name: str) -> None:
         del self._arrays[name]

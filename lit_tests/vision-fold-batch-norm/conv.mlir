@@ -71,3 +71,26 @@ func.func @shared_conv(%x: tensor<1x2x4x4xf32>) -> (tensor<1x2x4x4xf32>, tensor<
   %n = vision.batch_norm ins(%y, %g, %g, %g, %g : tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) {epsilon = 1.0e-05 : f64, onnx_node = "bn2"} -> tensor<1x2x4x4xf32>
   func.return %n, %y : tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>
 }
+
+// A weight computed from weights (here a reshape) still folds; a weight that is a graph
+// input does not (the batch_norm becomes a map instead).
+// CHECK-LABEL: func.func @derived_weight
+// CHECK:         vision.conv2d ins(%x, %{{.*}}, %{{.*}} : tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>, tensor<2xf32>) {{{.*}}onnx_node = "c+b"
+// CHECK-NOT:     vision.batch_norm
+// CHECK-LABEL: func.func @input_weight
+// CHECK:         %[[Y:.*]] = vision.conv2d ins(%x, %w : tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>)
+// CHECK:         vision.map ins(%[[Y]], %{{.*}}, %{{.*}} : tensor<1x2x4x4xf32>, tensor<2x1x1xf32>, tensor<2x1x1xf32>)
+func.func @derived_weight(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
+  %w0 = vision.weight @w : tensor<4xf32>
+  %w = vision.reshape ins(%w0 : tensor<4xf32>) -> tensor<2x2x1x1xf32>
+  %g = vision.weight @g : tensor<2xf32>
+  %y = vision.conv2d ins(%x, %w : tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, onnx_node = "c"} -> tensor<1x2x4x4xf32>
+  %n = vision.batch_norm ins(%y, %g, %g, %g, %g : tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) {epsilon = 1.0e-05 : f64, onnx_node = "b"} -> tensor<1x2x4x4xf32>
+  func.return %n : tensor<1x2x4x4xf32>
+}
+func.func @input_weight(%x: tensor<1x2x4x4xf32>, %w: tensor<2x2x1x1xf32>) -> tensor<1x2x4x4xf32> {
+  %g = vision.weight @g : tensor<2xf32>
+  %y = vision.conv2d ins(%x, %w : tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64} -> tensor<1x2x4x4xf32>
+  %n = vision.batch_norm ins(%y, %g, %g, %g, %g : tensor<1x2x4x4xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<2xf32>) {epsilon = 1.0e-05 : f64} -> tensor<1x2x4x4xf32>
+  func.return %n : tensor<1x2x4x4xf32>
+}

@@ -136,6 +136,7 @@ class CEmitter:
 
     def __init__(self) -> None:
         self._features: set[str] = set()
+        self._helpers: dict[str, str] = {}
         self._state = _KernelState()
         self._kernel = ""
 
@@ -202,6 +203,33 @@ class CEmitter:
     def emit_bit_count(self, op: Operation) -> None:
         raise self.fail(op, f"{type(self).__name__} has no bit-count built-ins")
 
+    def load_element(self, mem: SSAValue, index: str) -> str:
+        """The expression reading element ``index`` (linear) of ``mem``."""
+        assert isinstance(mem.type, MemRefType)
+        access = f"{self.ref(mem)}[{index}]"
+        return f"{access} != 0" if self._is_i1(mem.type.element_type) else access
+
+    def store_element(self, mem: SSAValue, index: str, value: SSAValue) -> str:
+        """The statement (without `;`) writing ``value`` to element ``index`` of ``mem``."""
+        assert isinstance(mem.type, MemRefType)
+        x = self.ref(value)
+        if self._is_i1(mem.type.element_type):
+            x = f"({self.BOOL_STORAGE}){x}"
+        return f"{self.ref(mem)}[{index}] = {x}"
+
+    def array_type(self, element: Attribute) -> str:
+        """The element type of a private or shared array."""
+        return self.storage_type(element)
+
+    def finish_value(self, value: SSAValue, expr: str) -> str:
+        """Last word on the expression defining ``value`` (e.g. rounding to a narrower type)."""
+        return expr
+
+    def helper(self, name: str, code: str) -> str:
+        """Register a helper function emitted before the kernels; returns its name."""
+        self._helpers.setdefault(name, code)
+        return name
+
     def unroll_pragma(self, factor: int) -> str:
         return "#pragma unroll" if factor == 0 else f"#pragma unroll {factor}"
 
@@ -235,6 +263,7 @@ class CEmitter:
     def emit(self, module: Operation) -> str:
         """All kernels of every `gpu.module` in ``module`` (or of one `gpu.module`)."""
         self._features = set()
+        self._helpers = {}
         kernels: list[gpu.FuncOp] = []
         modules = [module] if isinstance(module, gpu.ModuleOp) else [
             op for op in (module.ops if isinstance(module, ModuleOp) else module.walk())
@@ -250,7 +279,7 @@ class CEmitter:
                     raise
                 raise CompileError(f"kernel '{kernel.sym_name.data}': {e}") from e
         head = self.preamble(self._features)
-        parts = (["\n".join(head)] if head else []) + bodies
+        parts = (["\n".join(head)] if head else []) + list(self._helpers.values()) + bodies
         return "\n\n".join(parts) + "\n"
 
     def emit_kernel(self, kernel: gpu.FuncOp) -> list[str]:
@@ -288,6 +317,7 @@ class CEmitter:
         return name
 
     def define(self, value: SSAValue, expr: str) -> None:
+        expr = self.finish_value(value, expr)
         name = self.fresh(value)
         self.line(f"{self.value_type(value.type)} {name} = {expr};")
 
@@ -330,7 +360,7 @@ class CEmitter:
                 return f"(-{-(v + 1)}{suffix} - 1{suffix})"
             return f"({v}{suffix})" if v < 0 else f"{v}{suffix}"
         if isinstance(typ, Float16Type | Float32Type | Float64Type):
-            self.scalar_type(typ)
+            ctype = self.scalar_type(typ)
             f = float(value)
             if math.isnan(f):
                 text = "NAN"
@@ -339,15 +369,15 @@ class CEmitter:
             elif isinstance(typ, Float64Type):
                 text = repr(f)
             else:
-                text = str(np.float32(f))
+                text = str(np.float32(np.float16(f) if isinstance(typ, Float16Type) else f))
                 if "." not in text and "e" not in text:
                     text += ".0"
                 text += "f"
             if text.startswith("-"):
                 text = f"({text})"
-            if isinstance(typ, Float32Type) or (isinstance(typ, Float64Type) and math.isfinite(f)):
+            if ctype == "float" or (isinstance(typ, Float64Type) and math.isfinite(f)):
                 return text
-            return f"(({self.scalar_type(typ)}){text})"
+            return f"(({ctype}){text})"
         raise CompileError(f"kernel '{self._kernel}': unsupported constant type {typ}")
 
     # -- walking --------------------------------------------------------------------------
@@ -422,7 +452,10 @@ class CEmitter:
     def _math(self, op: Operation) -> None:
         res = op.results[0]
         fn = self.math_function(MATH_FUNCTIONS[op.name], res.type)
-        self.define(res, f"{fn}({', '.join(self.ref(v) for v in op.operands)})")
+        args = [self.ref(v) for v in op.operands]
+        if op.name == "math.fpowi" and not isinstance(op.operands[1].type, VectorType):
+            args[1] = f"({self.scalar_type(IntegerType(32))}){args[1]}"  # pown takes an int exponent
+        self.define(res, f"{fn}({', '.join(args)})")
 
 
 def _negf(e: CEmitter, op: Operation) -> None:
@@ -578,19 +611,13 @@ def linear_index(e: CEmitter, typ: MemRefType, indices: Sequence[SSAValue]) -> s
 def _load(e: CEmitter, op: Operation) -> None:
     mem, *idx = op.operands
     assert isinstance(mem.type, MemRefType)
-    access = f"{e.ref(mem)}[{linear_index(e, mem.type, idx)}]"
-    if e._is_i1(mem.type.element_type):
-        access = f"{access} != 0"
-    e.define(op.results[0], access)
+    e.define(op.results[0], e.load_element(mem, linear_index(e, mem.type, idx)))
 
 
 def _store(e: CEmitter, op: Operation) -> None:
     value, mem, *idx = op.operands
     assert isinstance(mem.type, MemRefType)
-    x = e.ref(value)
-    if e._is_i1(mem.type.element_type):
-        x = f"({e.BOOL_STORAGE}){x}"
-    e.line(f"{e.ref(mem)}[{linear_index(e, mem.type, idx)}] = {x};")
+    e.line(e.store_element(mem, linear_index(e, mem.type, idx), value) + ";")
 
 
 def _alloca(e: CEmitter, op: Operation) -> None:
@@ -608,7 +635,7 @@ def _alloca(e: CEmitter, op: Operation) -> None:
         st.hoisted.append(e.local_array(typ.element_type, name, size))
     else:
         name = e.fresh(op.results[0])
-        e.line(f"{e.storage_type(typ.element_type)} {name}[{size}];")
+        e.line(f"{e.array_type(typ.element_type)} {name}[{size}];")
 
 
 def _vector_access(e: CEmitter, op: Operation, mem: SSAValue, idx: Sequence[SSAValue]) -> str:

@@ -129,6 +129,13 @@ class Node:
             raise Unsupported(f"input {i + 1} must be a constant known at import time")
         return t.const
 
+    def required_const(self, i: int) -> np.ndarray:
+        """A required input that must be known at import time."""
+        arr = self.const_input(i)
+        if arr is None:
+            raise ShapeFault(f"input {i + 1} is required")
+        return arr
+
     @property
     def num_outputs(self) -> int:
         return len(self.proto.output)

@@ -8,17 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from onnx import TensorProto
-from xdsl.dialects.builtin import (
-    Float16Type,
-    Float32Type,
-    Float64Type,
-    IntegerType,
-    TensorType,
-    f16,
-    f32,
-    f64,
-    i1,
-)
+from xdsl.dialects.builtin import IntegerType, TensorType, f16, f32, f64, i1
 from xdsl.ir import Attribute
 
 # ONNX element types the vision dialect can hold, as numpy dtypes.
@@ -82,20 +72,3 @@ def element_type(dtype: np.dtype) -> Attribute:
 
 def tensor_type(shape: tuple[int, ...], dtype: np.dtype) -> TensorType:
     return TensorType(element_type(dtype), list(shape))
-
-
-def canonical_dtype(elt: Attribute) -> np.dtype:
-    """The numpy dtype that holds values of an IR element type (signed for integers)."""
-    if isinstance(elt, Float32Type):
-        return np.dtype(np.float32)
-    if isinstance(elt, Float64Type):
-        return np.dtype(np.float64)
-    if isinstance(elt, Float16Type):
-        return np.dtype(np.float16)
-    if isinstance(elt, IntegerType):
-        width = elt.width.data
-        if width == 1:
-            return np.dtype(np.bool_)
-        if width in (8, 16, 32, 64):
-            return np.dtype(f"int{width}")
-    raise TypeError(f"no numpy dtype for element type {elt}")

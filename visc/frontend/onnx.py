@@ -90,12 +90,16 @@ def load_model(model: ModelProto | str | os.PathLike | bytes) -> tuple[ModelProt
 
 
 def _skeleton(proto: ModelProto) -> ModelProto:
-    """The model with empty initializers: the checker's structural rules without the cost of
-    serializing hundreds of megabytes of weights."""
+    """The model with empty initializers and no intermediate value_info: the checker's structural
+    rules without the cost of serializing hundreds of megabytes of weights."""
     g = proto.graph
     graph = GraphProto(name=g.name, doc_string=g.doc_string)
-    for field in ("node", "input", "output", "value_info", "quantization_annotation"):
+    for field in ("node", "input", "output", "quantization_annotation"):
         getattr(graph, field).extend(getattr(g, field))
+    for vi in [*graph.input, *graph.output]:
+        # an absent shape (unknown rank) is common in exported models; the checker wants one
+        if vi.type.HasField("tensor_type") and not vi.type.tensor_type.HasField("shape"):
+            vi.type.tensor_type.shape.SetInParent()
     for t in g.initializer:
         graph.initializer.append(onnx.TensorProto(name=t.name, data_type=t.data_type, dims=[0]))
     skel = ModelProto(ir_version=proto.ir_version, producer_name=proto.producer_name, graph=graph)
@@ -180,19 +184,18 @@ class _Importer:
 
     # -- checks before any IR is built ------------------------------------------------
 
-    def check(self, nodes: list[tuple[int, NodeProto]]) -> None:
+    def problems(self, nodes: list[tuple[int, NodeProto]]) -> list[str]:
+        """Everything that stops the import, found without building IR."""
         problems: list[str] = []
         if self.opset < MIN_OPSET:
             problems.append(f"opset {self.opset} is older than the oldest supported ({MIN_OPSET})")
-        for vi in [*self.inputs, *self.graph.output]:
+        for kind, vi in [*(("input", v) for v in self.inputs), *(("output", v) for v in self.graph.output)]:
             tt = vi.type
+            elem = tt.tensor_type.elem_type
             if not tt.HasField("tensor_type"):
-                problems.append(f"graph value '{vi.name}' is not a tensor ({tt.WhichOneof('value')})")
-            elif tt.tensor_type.elem_type and numpy_dtype(tt.tensor_type.elem_type) is None:
-                problems.append(
-                    f"graph value '{vi.name}' has element type {onnx_type_name(tt.tensor_type.elem_type)}, "
-                    "which is not supported"
-                )
+                problems.append(f"{kind} '{vi.name}' is not a tensor ({tt.WhichOneof('value')})")
+            elif (elem or kind == "input") and numpy_dtype(elem) is None:
+                problems.append(f"{kind} '{vi.name}' has element type {onnx_type_name(elem)}, which is not supported")
         unsupported: dict[str, list[str]] = {}
         const = set(self.initializers)
         for i, node in nodes:
@@ -220,8 +223,11 @@ class _Importer:
         for op_type, names in sorted(unsupported.items()):
             shown = ", ".join(f"'{n}'" for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
             problems.insert(0, f"unsupported op {op_type} ({'node' if len(names) == 1 else 'nodes'} {shown})")
-        if problems:
-            raise UnsupportedModelError(problems, header=f"the model '{self.label}' cannot be compiled")
+        return problems
+
+    def sorted_nodes(self) -> list[tuple[int, NodeProto]]:
+        known = set(self.initializers) | {vi.name for vi in self.inputs}
+        return _sorted_nodes(self.graph, known, self.label)
 
     def input_shapes(self, given: Mapping[str, Sequence[int]] | None) -> list[tuple[int, ...]]:
         given = dict(given or {})
@@ -277,9 +283,10 @@ class _Importer:
     # -- building -----------------------------------------------------------------------
 
     def run(self, given: Mapping[str, Sequence[int]] | None) -> ImportedModel:
-        known = set(self.initializers) | {vi.name for vi in self.inputs}
-        nodes = _sorted_nodes(self.graph, known, self.label)
-        self.check(nodes)
+        nodes = self.sorted_nodes()
+        problems = self.problems(nodes)
+        if problems:
+            raise UnsupportedModelError(problems, header=f"the model '{self.label}' cannot be compiled")
         shapes = self.input_shapes(given)
         in_dtypes = [numpy_dtype(vi.type.tensor_type.elem_type) for vi in self.inputs]
         block = Block(arg_types=[tensor_type(s, d) for s, d in zip(shapes, in_dtypes, strict=True)])  # type: ignore[arg-type]
@@ -361,3 +368,13 @@ def import_model(
     proto, label = load_model(model)
     _validate(proto, label)
     return _Importer(proto, label).run(input_shapes)
+
+
+def unsupported_ops(model: ModelProto | str | os.PathLike | bytes) -> list[str]:
+    """The problems `import_model` would report before building IR (unsupported ops, inputs that
+    must be constants, unsupported attributes or element types); empty when the model is
+    supported. Shape problems, which depend on input shapes, are not checked here."""
+    proto, label = load_model(model)
+    _validate(proto, label)
+    importer = _Importer(proto, label)
+    return importer.problems(importer.sorted_nodes())

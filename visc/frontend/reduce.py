@@ -59,6 +59,8 @@ def _reduce(ctx: ImportContext, node: Node) -> list[Tensor]:
             return [x]
         axes = list(range(x.rank))
     axes = sorted({norm_axis(a, x.rank) for a in axes})
+    if kind == "l1" and x.dtype.kind in "ub":
+        kind = "sum"  # |x| = x, and the signless reference would read high values as negative
     keep = bool(node.attr("keepdims", 1))
     shape = [1 if i in axes else d for i, d in enumerate(x.shape) if keep or i not in axes]
     if kind not in ("sum", "max", "min", "prod", "sum_square", "l1") and not is_float(x.dtype):

@@ -6,11 +6,14 @@ from collections.abc import Sequence
 
 import numpy as np
 from onnx import NodeProto
+from xdsl.dialects import math
 from xdsl.dialects.builtin import FloatAttr, IntegerAttr, StringAttr, f64, i64
+from xdsl.ir import SSAValue
 
 from visc.dialects import vision
 from visc.frontend.context import ImportContext, Node, ShapeFault, Tensor
 from visc.frontend.registry import attr_of, converter
+from visc.frontend.scalars import Scalars, emit_map
 from visc.frontend.tensor_ops import norm_axis
 
 _MODES = ("nearest", "linear", "cubic")
@@ -52,7 +55,20 @@ def _emit(ctx: ImportContext, x: Tensor, out: Sequence[int], scales: Sequence[fl
         "exclude_outside": IntegerAttr(int(node.attr("exclude_outside", 0)), i64),
         "extrapolation_value": FloatAttr(float(node.attr("extrapolation_value", 0.0)), f64),
     }
-    return ctx.emit1(vision.ResizeOp, [x], out, x.dtype, attrs)
+    if mode == "nearest" or x.dtype.kind == "f":
+        return ctx.emit1(vision.ResizeOp, [x], out, x.dtype, attrs)
+    # Interpolating integers: resize in floating point, then round half to even and saturate.
+    work = np.dtype(np.float64)  # what the ONNX reference uses: exact for every integer type
+    xf = emit_map(ctx, [x], work, lambda s, v: s.cast(v[0], x.dtype, work))
+    yf = ctx.emit1(vision.ResizeOp, [xf], out, work, attrs)
+    info = np.iinfo(x.dtype)
+
+    def back(s: Scalars, v: list[SSAValue]) -> SSAValue:
+        r = s.emit(math.RoundEvenOp(v[0]))
+        r = s.min(s.max(r, s.const(float(info.min), work), work), s.const(float(info.max), work), work)
+        return s.cast(r, work, x.dtype)
+
+    return emit_map(ctx, [yf], x.dtype, back)
 
 
 def _legacy(ctx: ImportContext, node: Node, x: Tensor, scales: Sequence[float]) -> Tensor:
@@ -74,8 +90,7 @@ def _upsample(ctx: ImportContext, node: Node) -> list[Tensor]:
     if node.opset < 9:
         scales = [float(s) for s in node.attr("scales", [])]
     else:
-        arr = node.const_input(1)
-        assert arr is not None
+        arr = node.required_const(1)
         scales = [float(s) for s in arr.reshape(-1)]
     return [_legacy(ctx, node, x, scales)]
 
@@ -85,8 +100,7 @@ def _resize(ctx: ImportContext, node: Node) -> list[Tensor]:
     x = node.x(0)
     r = x.rank
     if node.opset < 11:
-        arr = node.const_input(1)
-        assert arr is not None
+        arr = node.required_const(1)
         return [_legacy(ctx, node, x, [float(s) for s in arr.reshape(-1)])]
     roi_in, scales_in, sizes_in = node.const_input(1), node.const_input(2), node.const_input(3)
     axes = node.attr("axes")

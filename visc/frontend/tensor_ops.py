@@ -109,8 +109,7 @@ def _reshape(ctx: ImportContext, node: Node) -> list[Tensor]:
     if node.opset < 5:
         target = node.attr("shape", [])
     else:
-        arr = node.const_input(1)
-        assert arr is not None
+        arr = node.required_const(1)
         target = [int(v) for v in arr.reshape(-1)]
     shape = reshape_target(x.shape, target, bool(node.attr("allowzero", 0)))
     return [ctx.reshape(x, shape)]
@@ -175,7 +174,8 @@ def _depth_space(ctx: ImportContext, node: Node) -> list[Tensor]:
         if h % b or w % b:
             raise ShapeFault(f"spatial dims {h}x{w} do not divide by blocksize {b}")
         t = ctx.reshape(x, (n, c, h // b, b, w // b, b))
-        t = transpose(ctx, t, (0, 3, 5, 1, 2, 4))
+        crd = node.attr("mode", "DCR") == "CRD"
+        t = transpose(ctx, t, (0, 1, 3, 5, 2, 4) if crd else (0, 3, 5, 1, 2, 4))
         return [ctx.reshape(t, (n, c * b * b, h // b, w // b))]
     if c % (b * b):
         raise ShapeFault(f"channels {c} do not divide by blocksize^2 = {b * b}")
@@ -294,12 +294,11 @@ def _pad(ctx: ImportContext, node: Node) -> list[Tensor]:
     mode = node.attr("mode", "constant")
     rank = x.rank
     if node.opset < 11:
-        pads = node.attr("pads", node.attr("paddings"))
+        pads = node.attr("pads", node.attr("paddings")) or []
         value = float(node.attr("value", 0.0))
         axes = list(range(rank))
     else:
-        arr, val, ax = node.const_input(1), node.const_input(2), node.const_input(3)
-        assert arr is not None
+        arr, val, ax = node.required_const(1), node.const_input(2), node.const_input(3)
         pads = [int(v) for v in arr.reshape(-1)]
         value = float(val.reshape(-1)[0]) if val is not None and val.size else 0.0
         axes = list(range(rank)) if ax is None else [norm_axis(int(a), rank) for a in ax.reshape(-1)]
@@ -329,8 +328,7 @@ def _pad(ctx: ImportContext, node: Node) -> list[Tensor]:
 @converter("Expand", const_inputs=(1,))
 def _expand(ctx: ImportContext, node: Node) -> list[Tensor]:
     x = node.x(0)
-    arr = node.const_input(1)
-    assert arr is not None
+    arr = node.required_const(1)
     shape = broadcast_shapes(x.shape, [int(v) for v in arr.reshape(-1)])
     return [expand(ctx, x, shape)]
 
@@ -338,8 +336,7 @@ def _expand(ctx: ImportContext, node: Node) -> list[Tensor]:
 @converter("Tile", const_inputs=(1,))
 def _tile(ctx: ImportContext, node: Node) -> list[Tensor]:
     x = node.x(0)
-    arr = node.const_input(1)
-    assert arr is not None
+    arr = node.required_const(1)
     reps = [int(v) for v in arr.reshape(-1)]
     if len(reps) != x.rank:
         raise ShapeFault(f"repeats {reps} need one value per dim of {x.shape}")

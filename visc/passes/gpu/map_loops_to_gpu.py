@@ -21,8 +21,6 @@ and work-group size) are emitted once and launched several times.
 
 from __future__ import annotations
 
-import io
-import keyword
 import re
 from dataclasses import dataclass, field
 
@@ -40,7 +38,6 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
-from xdsl.printer import Printer
 
 from visc.dialects.vision import VisionOp
 from visc.errors import CompileError
@@ -55,14 +52,14 @@ KERNEL_MODULE = "kernels"
 
 # Names a kernel may not take in OpenCL C / CUDA C: keywords and common built-in functions.
 _RESERVED = frozenset(
-    keyword.kwlist
-    + """auto break case char const continue default do double else enum extern float for goto if
+    """auto break case char const continue default do double else enum extern float for goto if
     inline int long register restrict return short signed sizeof static struct switch typedef union
     unsigned void volatile bool half kernel global local constant private read_only write_only
     main exp exp2 exp10 log log2 log10 sqrt rsqrt pow pown powr sin cos tan tanh erf erfc fabs abs
     floor ceil round rint trunc fma mad min max fmin fmax clamp mix step sign select dot cross
-    barrier vload vstore sizeof""".split()
+    barrier vload vstore""".split()
 )
+
 
 def _kernel_identifier(name: str) -> str:
     ident = re.sub(r"[^A-Za-z0-9_]", "_", name) or "kernel"
@@ -89,10 +86,16 @@ class _Captures:
     @staticmethod
     def of(loop: scf.ParallelOp) -> _Captures:
         caps = _Captures()
-        seen: set[SSAValue] = set()
-        for op in loop.body.walk():
+        ops = list(loop.body.walk())
+        seen: set[SSAValue] = set(loop.body.block.args)
+        for op in ops:  # values defined inside the loop
+            seen.update(op.results)
+            for reg in op.regions:
+                for blk in reg.blocks:
+                    seen.update(blk.args)
+        for op in ops:
             for value in op.operands:
-                if value in seen or _defined_inside(value, loop):
+                if value in seen:
                     continue
                 seen.add(value)
                 if isinstance(value.type, MemRefType):
@@ -112,16 +115,6 @@ def _owner_name(value: SSAValue) -> str:
     return owner.name if isinstance(owner, Operation) else "a block argument"
 
 
-def _defined_inside(value: SSAValue, loop: Operation) -> bool:
-    owner = value.owner
-    op = owner if isinstance(owner, Operation) else owner.parent_op()
-    while op is not None:
-        if op is loop:
-            return True
-        op = op.parent_op()
-    return False
-
-
 def _index_const(block: Block, value: int, name: str | None = None) -> SSAValue:
     op = arith.ConstantOp(IntegerAttr(value, IndexType()))
     if name:
@@ -130,16 +123,9 @@ def _index_const(block: Block, value: int, name: str | None = None) -> SSAValue:
     return op.result
 
 
-def _map_space(
-    block: Block,
-    ids: SSAValue,
-    space: IterationSpace,
-    body: Block,
-    mapping: dict[SSAValue, SSAValue],
-    guarded: bool,
-) -> None:
-    """Append ``body`` (minus its terminator) to ``block``, with the loop's induction
-    variables computed from ``ids`` (optionally under ``if ids < total``)."""
+def _map_space(block: Block, ids: SSAValue, space: IterationSpace, body: Block, guarded: bool) -> None:
+    """Move ``body`` (minus its terminator) to the end of ``block``, its induction variables
+    computed from ``ids`` (optionally under ``if ids < total``)."""
     dest = block
     if guarded:
         total = _index_const(block, space.total, "total")
@@ -148,11 +134,13 @@ def _map_space(
         dest = Block()
         block.add_ops([inside, scf.IfOp(inside.result, [], Region(dest))])
     names = [arg.name_hint for arg in body.args]
-    for arg, index in zip(body.args, delinearize(dest, ids, space.extents, names), strict=True):
-        mapping[arg] = index
-    for op in body.ops:
+    indices = delinearize(dest, ids, space.extents, names)
+    for op in list(body.ops):
         if op is not body.last_op or not isinstance(op, scf.ReduceOp):
-            dest.add_op(op.clone(mapping))
+            op.detach()
+            dest.add_op(op)
+    for arg, index in zip(body.args, indices, strict=True):
+        arg.replace_all_uses_with(index)
     if guarded:
         dest.add_op(scf.YieldOp())
 
@@ -167,7 +155,7 @@ def _map_inner_loop(loop: scf.ParallelOp, tid: SSAValue, workgroup_size: int, wh
     if any(isinstance(op, scf.ParallelOp) for op in loop.body.walk()):
         raise CompileError(f"{where}: scf.parallel nests at most two levels (blocks, threads)")
     staging = Block()
-    _map_space(staging, tid, space, loop.body.block, {}, guarded=space.total < workgroup_size)
+    _map_space(staging, tid, space, loop.body.block, guarded=space.total < workgroup_size)
     parent = loop.parent_block()
     assert parent is not None
     for op in list(staging.ops):
@@ -177,7 +165,8 @@ def _map_inner_loop(loop: scf.ParallelOp, tid: SSAValue, workgroup_size: int, wh
 
 
 def outline_kernel(loop: scf.ParallelOp, name: str) -> tuple[gpu.FuncOp, list[SSAValue], int]:
-    """Build the `gpu.func` for one top-level loop: (kernel, host arguments, grid size)."""
+    """Build the `gpu.func` for one top-level loop: (kernel, host arguments, grid size).
+    The loop's body moves into the kernel; the caller replaces the (emptied) loop."""
     where = describe_loop(loop)
     wg_attr = loop.attributes.get("workgroup_size")
     if not isinstance(wg_attr, IntegerAttr) or int(wg_attr.value.data) <= 0:
@@ -202,9 +191,7 @@ def outline_kernel(loop: scf.ParallelOp, name: str) -> tuple[gpu.FuncOp, list[SS
     block.add_ops([bid, tid])
     if nested:
         grid = space.total
-        _map_space(block, bid.result, space, loop.body.block, mapping, guarded=False)
-        for inner in [op for op in block.walk() if isinstance(op, scf.ParallelOp)]:
-            _map_inner_loop(inner, tid.result, wg, where)
+        _map_space(block, bid.result, space, loop.body.block, guarded=False)
     else:
         grid = -(-space.total // wg)
         size = _index_const(block, wg, "wg")
@@ -212,8 +199,14 @@ def outline_kernel(loop: scf.ParallelOp, name: str) -> tuple[gpu.FuncOp, list[SS
         flat = arith.AddiOp(base.result, tid.result)
         flat.result.name_hint = "flat"
         block.add_ops([base, flat])
-        _map_space(block, flat.result, space, loop.body.block, mapping,
-                   guarded=grid * wg != space.total)
+        _map_space(block, flat.result, space, loop.body.block, guarded=grid * wg != space.total)
+    # the moved ops still refer to host values: point them at the arguments and constants
+    for op in block.walk():
+        if any(v in mapping for v in op.operands):
+            op.operands = tuple(mapping.get(v, v) for v in op.operands)
+    if nested:
+        for inner in [op for op in block.walk() if isinstance(op, scf.ParallelOp)]:
+            _map_inner_loop(inner, tid.result, wg, where)
     block.add_op(gpu.ReturnOp([]))
     _drop_dead_constants(block)
 
@@ -222,13 +215,31 @@ def outline_kernel(loop: scf.ParallelOp, name: str) -> tuple[gpu.FuncOp, list[SS
     return kernel, caps.memrefs, grid
 
 
-def _structure_key(kernel: gpu.FuncOp) -> str:
-    """The kernel's printed text with its name and every SSA name hint removed."""
-    clone = kernel.clone(clone_name_hints=False)
-    clone.sym_name = StringAttr("k")
-    out = io.StringIO()
-    Printer(stream=out).print_op(clone)
-    return out.getvalue()
+def _structure_key(kernel: gpu.FuncOp) -> tuple[object, ...]:
+    """What the kernel's printed text would show with its name and SSA names removed (op
+    names, operands by position, types, attributes, region nesting), without printing."""
+    numbers: dict[SSAValue, int] = {}
+    key: list[object] = [kernel.function_type,
+                         tuple(sorted((k, v) for k, v in kernel.attributes.items() if k != "sym_name"))]
+
+    def region(reg: Region) -> None:
+        key.append(len(reg.blocks))
+        for blk in reg.blocks:
+            for arg in blk.args:
+                numbers[arg] = len(numbers)
+            key.append(tuple(arg.type for arg in blk.args))
+            for op in blk.ops:
+                key.append((op.name, tuple(numbers.get(v, -1) for v in op.operands),
+                            tuple(r.type for r in op.results),
+                            tuple(sorted(op.properties.items())), tuple(sorted(op.attributes.items())),
+                            len(op.regions)))
+                for r in op.results:
+                    numbers[r] = len(numbers)
+                for inner in op.regions:
+                    region(inner)
+
+    region(kernel.body)
+    return tuple(key)
 
 
 @dataclass
@@ -236,7 +247,7 @@ class _KernelTable:
     """The `gpu.module` being filled, with structural de-duplication and unique names."""
 
     module: gpu.ModuleOp
-    by_key: dict[str, str] = field(default_factory=dict)
+    by_key: dict[tuple[object, ...], str] = field(default_factory=dict)
     names: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -248,6 +259,7 @@ class _KernelTable:
     def add(self, kernel: gpu.FuncOp) -> str:
         key = _structure_key(kernel)
         if key in self.by_key:
+            kernel.erase()
             return self.by_key[key]
         base = name = kernel.sym_name.data
         i = 0

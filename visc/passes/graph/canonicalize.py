@@ -135,7 +135,7 @@ class DuplicateMapInputs(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: MapOp, rewriter: PatternRewriter) -> None:
-        if not is_tensor_op(op) or len(set(op.ins)) == len(op.ins):
+        if not is_tensor_op(op) or op.fuse or len(set(op.ins)) == len(op.ins):
             return
         dedupe_map_inputs(op, rewriter)
 

@@ -39,6 +39,7 @@ from visc.errors import CompileError
 from visc.passes.graph.helpers import (
     convert_float,
     float_const,
+    is_constant,
     is_float,
     is_tensor_op,
     make_map,
@@ -46,7 +47,6 @@ from visc.passes.graph.helpers import (
     merged_attributes,
     node_name,
     sole_user,
-    weight_of,
 )
 
 
@@ -129,8 +129,8 @@ def _broadcast(a: Sequence[int], b: Sequence[int]) -> list[int]:
     return [max(x, y) for x, y in zip(pa, pb, strict=True)]
 
 
-def _all_weights(values: Sequence[SSAValue]) -> bool:
-    return all(weight_of(v) is not None for v in values)
+def _all_constant(values: Sequence[SSAValue]) -> bool:
+    return all(is_constant(v) for v in values)
 
 
 def _check(bn: BatchNormOp) -> None:
@@ -183,9 +183,9 @@ def _foldable(bn: BatchNormOp) -> Operation | None:
         return None
     if prod.body.blocks or prod.fuse or sole_user(prod.res[0]) is not bn or bn.ins[0] in bn.ins[1:]:
         return None
-    if prod.res[0].type != bn.res[0].type or not _all_weights(list(bn.ins[1:])):
+    if prod.res[0].type != bn.res[0].type or not _all_constant(list(bn.ins[1:])):
         return None
-    if not _all_weights(list(prod.ins[1:])):
+    if not _all_constant(list(prod.ins[1:])):
         return None
     if isinstance(prod, MatmulOp):
         # batch_norm normalizes dim 1: the matmul's feature (last) dim only for 2-D outputs

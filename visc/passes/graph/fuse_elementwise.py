@@ -165,7 +165,7 @@ class FuseIntoMap(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: MapOp, rewriter: PatternRewriter) -> None:
-        if not is_tensor_op(op) or len(op.res) != 1:
+        if not is_tensor_op(op) or len(op.res) != 1 or op.fuse:
             return
         if len(set(op.ins)) != len(op.ins):
             dedupe_map_inputs(op, rewriter)
@@ -173,7 +173,7 @@ class FuseIntoMap(RewritePattern):
         for v in op.ins:
             prod = v.owner
             if (isinstance(prod, MapOp) and is_tensor_op(prod) and len(prod.res) == 1
-                    and sole_user(v) is op and _numel(v) == _numel(op.res[0])):
+                    and not prod.fuse and sole_user(v) is op and _numel(v) == _numel(op.res[0])):
                 _fuse_maps(prod, op, rewriter)
                 return
         for v in reversed(op.ins):

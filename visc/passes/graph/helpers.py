@@ -6,13 +6,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from xdsl.builder import Builder
-from xdsl.dialects import arith, func
+from xdsl.dialects import arith
 from xdsl.dialects.builtin import (
     AnyFloat,
     FloatAttr,
     IntegerType,
     MemRefType,
-    ModuleOp,
     StringAttr,
     TensorType,
 )
@@ -53,10 +52,6 @@ def merged_attributes(base: Operation, ops: Sequence[Operation]) -> dict[str, At
     return attrs
 
 
-def main_functions(module: ModuleOp) -> list[func.FuncOp]:
-    return [op for op in module.walk() if isinstance(op, func.FuncOp) and op.body.blocks]
-
-
 def is_tensor_op(op: Operation) -> bool:
     """A vision compute op still on tensors (so it is pure and its results are values)."""
     return isinstance(op, VisionOp) and bool(op.res) and isinstance(op.res[0].type, TensorType)
@@ -67,18 +62,30 @@ def weight_of(value: SSAValue) -> WeightOp | None:
     return owner if isinstance(owner, WeightOp) else None
 
 
+def is_constant(value: SSAValue) -> bool:
+    """Whether `value` is computed from weights only (so const-eval can fold it)."""
+    pending, seen = [value], set()
+    while pending:
+        v = pending.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        owner = v.owner
+        if isinstance(owner, WeightOp):
+            continue
+        if not is_tensor_op(owner):
+            return False
+        assert isinstance(owner, VisionOp)
+        pending.extend([*owner.ins, *owner.fuse])
+    return True
+
+
 def sole_user(value: SSAValue) -> Operation | None:
     """The one operation using `value` (possibly through several operands), else None."""
     users = {id(use.operation): use.operation for use in value.uses}
     if len(users) != 1:
         return None
     return next(iter(users.values()))
-
-
-def yielded(block: Block) -> tuple[SSAValue, ...]:
-    last = block.last_op
-    assert isinstance(last, YieldOp)
-    return tuple(last.values)
 
 
 def clone_body(block: Block, args: Sequence[SSAValue], builder: Builder) -> tuple[SSAValue, ...]:
@@ -140,10 +147,6 @@ def is_float(typ: Attribute) -> bool:
     return isinstance(typ, AnyFloat)
 
 
-def is_integer(typ: Attribute) -> bool:
-    return isinstance(typ, IntegerType)
-
-
 def numpy_dtype(typ: Attribute, like: np.dtype | None = None) -> np.dtype:
     """The numpy dtype of a tensor/memref type's elements (i1 -> bool). Integer types are
     signless in IR: `like` (e.g. the stored array's dtype) supplies unsignedness."""
@@ -155,7 +158,7 @@ def numpy_dtype(typ: Attribute, like: np.dtype | None = None) -> np.dtype:
         if width == 1:
             return np.dtype(np.bool_)
         unsigned = like is not None and like.kind == "u"
-        return np.dtype(f"{'u' if unsigned else 'i'}int{width}")
+        return np.dtype(f"{'u' if unsigned else ''}int{width}")
     raise CompileError(f"no numpy dtype for element type {elt}")
 
 

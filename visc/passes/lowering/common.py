@@ -13,7 +13,13 @@ from xdsl.dialects.builtin import StringAttr
 from xdsl.ir import SSAValue
 
 from visc.dialects.vision import ScheduleAttr, VisionOp, element_type_of, shape_of
-from visc.passes.lowering.loops import FunctionLowering, Idx, KernelBuilder, broadcast_index
+from visc.passes.lowering.loops import (
+    FunctionLowering,
+    Idx,
+    KernelBuilder,
+    broadcast_index,
+    vectorizable_body,
+)
 
 Problems = list[str]
 
@@ -104,6 +110,27 @@ def epilogue(k: KernelBuilder, op: VisionOp, value: SSAValue, out_idx: Sequence[
         return value
     fused = [load_broadcast(k, f, out_idx) for f in op.fuse]
     (res,) = k.inline_body(op.body, [value, *fused])
+    return res
+
+
+def epilogue_vector(k: KernelBuilder, op: VisionOp, value: SSAValue, out_idx: Sequence[Idx], lanes: int,
+                    out_last: int) -> SSAValue | None:
+    """The epilogue applied to `lanes` outputs contiguous along the innermost dim (starting at
+    `out_idx`, all inside the output, whose innermost size is `out_last`), as vector code;
+    None when the body is not plain float arithmetic."""
+    if not op.body.blocks:
+        return value
+    if not vectorizable_body(op.body):
+        return None
+    fused = []
+    for f in op.fuse:
+        shape = shape_of(f)
+        idx = broadcast_index(shape, out_idx)
+        if shape and shape[-1] == out_last and out_last != 1:
+            fused.append(k.vload(f, idx, lanes))
+        else:
+            fused.append(k.vbroadcast(k.load(f, idx), lanes))
+    (res,) = k.inline_body_vector(op.body, [value, *fused], lanes)
     return res
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from xdsl.dialects.builtin import VectorType
 from xdsl.ir import SSAValue
 
 from visc.dialects.vision import Conv2dOp, Conv2dTransposeOp, VisionOp, get_int, get_ints, shape_of
@@ -37,6 +38,7 @@ from visc.passes.lowering.common import (
     check_wg,
     elt,
     epilogue,
+    epilogue_vector,
     kernel_hint,
     only_wg,
 )
@@ -206,33 +208,35 @@ class _Plan:
 
                     return k.loop(0, g.cg, accs, over_c, unroll=self.unroll_k)
 
-                # lanes of every column group: clamped address and in-input flag
-                lanes = [[_clamped(k, k.add(a, q * g.sw), lo + q * g.sw, hi + q * g.sw, g.w) for q in range(vec)]
-                         for a, lo, hi in starts]
-                lanes = [[(iw, k.and_(row_ok, ok)) for iw, ok in group] for group in lanes]
-
-                def masked() -> list[SSAValue]:
-                    def load_x(ci: Idx, j: int) -> SSAValue:
-                        vals = [k.select(ok, k.load(x, [n, ci, ih, iw]), zero_s) for iw, ok in lanes[j]]
-                        return vals[0] if vec == 1 else k.vfrom(vals)
-
-                    return channels(load_x)
-
                 if vec == 1:
-                    return masked()
-                # a vector whose taps all lie inside the input reads without masks
-                inside = k.all_of([row_ok] + [k.in_range(a, 0, g.w - span, lo, hi) for a, lo, hi in starts])
+                    taps = [_clamped(k, a, lo, hi, g.w) for a, lo, hi in starts]
+                    taps = [(iw, k.and_(row_ok, ok)) for iw, ok in taps]
+                    return channels(lambda ci, j: k.select(taps[j][1], k.load(x, [n, ci, ih, taps[j][0]]), zero_s))
 
-                def direct() -> list[SSAValue]:
-                    def load_x(ci: Idx, j: int) -> SSAValue:
+                # vectors: a group whose taps all lie inside the input row reads them directly
+                # (one vector load at stride 1); a group at the padded edge assembles its lanes
+                # from masked scalar loads. The choice is loop-invariant per group, so device
+                # compilers unswitch the channel loop.
+                inside = [k.in_range(a, 0, g.w - span, lo, hi) for a, lo, hi in starts]
+                lanes = [[] if ok is True else
+                         [_clamped(k, k.add(a, q * g.sw), lo + q * g.sw, hi + q * g.sw, g.w) for q in range(vec)]
+                         for (a, lo, hi), ok in zip(starts, inside, strict=True)]
+
+                def load_x(ci: Idx, j: int) -> SSAValue:
+                    def direct() -> list[SSAValue]:
                         a = starts[j][0]
                         if g.sw == 1:
-                            return k.vload(x, [n, ci, ih, a], vec)
-                        return k.vfrom([k.load(x, [n, ci, ih, k.add(a, q * g.sw)]) for q in range(vec)])
+                            return [k.vload(x, [n, ci, ih, a], vec)]
+                        return [k.vfrom([k.load(x, [n, ci, ih, k.add(a, q * g.sw)]) for q in range(vec)])]
 
-                    return channels(load_x)
+                    def masked() -> list[SSAValue]:
+                        return [k.vfrom([k.select(ok, k.load(x, [n, ci, ih, iw]), zero_s) for iw, ok in lanes[j]])]
 
-                return k.if_(inside, direct, masked, [a.type for a in accs])
+                    (v,) = k.if_(inside[j], direct, masked, [VectorType(zero_s.type, [vec])])
+                    return v
+
+                # a padding row contributes nothing: skip its channel loop
+                return k.if_(row_ok, lambda: channels(load_x), lambda: accs, [a.type for a in accs])
 
             return k.loop(0, g.kw, accs, over_kw, unroll=self.unroll_win)
 
@@ -254,9 +258,11 @@ class _Plan:
                         continue
                     if bias is not None:
                         acc = k.fadd(acc, k.vbroadcast(bias[i], vec))
-                    if not op.body.blocks and (cg.hi + vec <= ow):
-                        k.vstore(acc, out, [n, oc, oh, cg.col])
-                        continue
+                    if cg.hi + vec <= ow:  # every lane of this group is an output column
+                        v = epilogue_vector(k, op, acc, [n, oc, oh, cg.col], vec, ow)
+                        if v is not None:
+                            k.vstore(v, out, [n, oc, oh, cg.col])
+                            continue
                     lanes = []
                     for lane in range(vec):
                         c = k.add(cg.col, lane)

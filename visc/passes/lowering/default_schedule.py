@@ -4,13 +4,18 @@ Fills `schedule = #vision.schedule<{...}>` on every kernel-producing op that has
 record may already have put one there), on tensors or on bufferized memrefs alike. It fills
 exactly the keys the op's lowering reads (see each lowering module's docstring).
 
-The heuristic, for GPU-like targets:
+The heuristic depends on the device kind (option ``device_type``; ``auto`` asks the OpenCL
+runtime which device it will run on):
 
 * register tiles (conv2d ``tile_oc x tile_ow``, matmul ``tile_m x tile_n``) as large as the
   accumulator budget allows while the kernel keeps enough threads to fill the device, never
   wasting more than 1/8 of the columns on a ragged last tile;
+* GPUs: scalar threads (consecutive threads on consecutive output columns coalesce);
+  CPUs: ``vec`` lanes per register column (8 by default, narrower where the output is
+  narrow), because a CPU OpenCL driver runs a thread as one core's loop and does not
+  vectorize across threads that contain loops;
 * work-group size: the largest power of two <= ``max_workgroup_size`` that still gives enough
-  work-groups for all compute units, at least one warp/wavefront (32), and no larger than the
+  work-groups for all compute units, at least one warp/wavefront (32) on GPUs, and no larger than the
   thread count needs;
 * unroll hints where trip counts are small or the body is short.
 """
@@ -41,23 +46,27 @@ from visc.dialects.vision import (
     get_ints,
     shape_of,
 )
-from visc.errors import CompileError
+from visc.errors import CompileError, ViscError
 
 
 @dataclass(frozen=True)
 class TargetTraits:
-    """What the heuristic needs to know about a target family."""
+    """What the heuristic needs to know about a device family."""
 
     min_threads: int  # threads a kernel should have to fill the device
     min_groups: int  # work-groups it should have (compute units x a few)
-    max_accumulators: int  # register-tile budget per thread
+    max_accumulators: int  # register-tile budget per thread (scalars, or vectors when vec > 1)
+    vec: int  # vector width of the register tile's innermost dim (1: scalar threads)
+    min_wg: int  # smallest work-group worth launching (a warp / wavefront on GPUs)
 
 
-TARGETS: dict[str, TargetTraits] = {
-    "opencl": TargetTraits(min_threads=8192, min_groups=64, max_accumulators=16),
-    "cuda": TargetTraits(min_threads=8192, min_groups=64, max_accumulators=16),
-    "cpu": TargetTraits(min_threads=64, min_groups=8, max_accumulators=16),
+DEVICES: dict[str, TargetTraits] = {
+    # GPUs: scalar threads, coalescing comes from consecutive threads on consecutive columns
+    "gpu": TargetTraits(min_threads=8192, min_groups=64, max_accumulators=16, vec=1, min_wg=32),
+    # CPUs (PoCL, the CPU backend): each thread is one core's SIMD loop, so vectorize inside it
+    "cpu": TargetTraits(min_threads=64, min_groups=8, max_accumulators=8, vec=8, min_wg=8),
 }
+TARGETS = ("opencl", "cuda", "cpu")
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -70,29 +79,50 @@ def _divisors(n: int, candidates: Iterable[int]) -> list[int]:
 
 def workgroup_size(threads: int, traits: TargetTraits, max_wg: int) -> int:
     wg = 1 << max(0, max_wg.bit_length() - 1)  # largest power of two <= max_wg
-    while wg > 32 and _ceil_div(threads, wg) < traits.min_groups:
+    while wg > traits.min_wg and _ceil_div(threads, wg) < traits.min_groups:
         wg //= 2
     return max(1, min(wg, 1 << max(0, (threads - 1).bit_length())))
 
 
-def _pick_tile(rows: int, cols: int, row_cands: list[int], threads_at, traits: TargetTraits) -> tuple[int, int]:
-    """The (row tile, column tile) with the most accumulators within budget that keeps
-    `threads_at(r, c) >= min_threads` and little ragged-column waste; else the one with most
-    threads among the budget-respecting ones."""
+_WIDTHS = (16, 8, 4, 3, 2, 1)  # OpenCL C vector widths
+
+
+@dataclass(frozen=True)
+class _Tile:
+    rows: int  # register rows (conv: output channels, matmul: output rows)
+    cols: int  # register column groups
+    vec: int  # lanes per column group
+    threads: int
+    efficiency: float  # useful / computed outputs along the columns
+
+    @property
+    def score(self) -> float:
+        """Useful multiply-adds per instruction of the inner loop: rows x cols vector FMAs
+        against cols loads and rows broadcasts."""
+        r, c = self.rows, self.cols
+        return r * c * self.vec * self.efficiency / (r * c + r + c)
+
+
+def _pick_tile(rows: list[int], width: int, vec_limit: int, threads_at, traits: TargetTraits) -> _Tile:
+    """The register tile with the best inner-loop score among those within the accumulator
+    budget that keep `threads_at(rows, col_threads) >= min_threads`; else the tile with most
+    threads. `width` is the extent of the vectorized, cyclically distributed dim."""
     options = []
-    for r in row_cands:
-        for c in (8, 4, 3, 2, 1):
-            if c > cols or r * c > traits.max_accumulators:
-                continue
-            waste = _ceil_div(cols, c) * c - cols
-            if c > 1 and waste * 8 > cols:
-                continue
-            options.append((r, c))
-    enough = [o for o in options if threads_at(*o) >= traits.min_threads]
+    for vec in _WIDTHS:
+        if vec > min(vec_limit, traits.vec, width):
+            continue
+        groups = _ceil_div(width, vec)
+        for cols in range(1, min(groups, 8) + 1):
+            col_threads = _ceil_div(groups, cols)
+            for r in rows:
+                if r * cols > traits.max_accumulators:
+                    continue
+                eff = width / (col_threads * cols * vec)
+                options.append(_Tile(r, cols, vec, threads_at(r, col_threads), eff))
+    enough = [t for t in options if t.threads >= traits.min_threads]
     if enough:
-        # most accumulators; then fewer columns (column taps cost loads), then more rows
-        return max(enough, key=lambda o: (o[0] * o[1], -abs(o[0] - o[1]), o[0]))
-    return max(options, key=lambda o: (threads_at(*o), o[0] * o[1]))
+        return max(enough, key=lambda t: (round(t.score, 6), t.efficiency, t.rows))
+    return max(options, key=lambda t: (t.threads, t.score))
 
 
 def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int) -> dict[str, int]:
@@ -102,30 +132,44 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int) -> dict[str, int]:
     kh, kw = shape_of(op.ins[1])[2:]
     og = o // groups
 
-    def threads(toc: int, tow: int) -> int:
-        return n * (o // toc) * oh * _ceil_div(ow, tow)
+    def threads(toc: int, col_threads: int) -> int:
+        return n * (o // toc) * oh * col_threads
 
-    toc, tow = _pick_tile(og, ow, _divisors(og, (8, 4, 2, 1)), threads, traits)
-    return {
-        "wg": workgroup_size(threads(toc, tow), traits, max_wg),
-        "tile_oc": toc,
-        "tile_ow": tow,
+    tile = _pick_tile(_divisors(og, (8, 4, 2, 1)), ow, traits.vec, threads, traits)
+    sched = {
+        "wg": workgroup_size(tile.threads, traits, max_wg),
+        "tile_oc": tile.rows,
+        "tile_ow": tile.cols,
         "unroll_k": 4 if cg >= 4 else 0,
         "unroll_win": 0 if kh * kw <= 9 and cg < 4 else 1,
     }
+    if tile.vec > 1:
+        sched["vec"] = tile.vec
+    return sched
 
 
 def _matmul(op: VisionOp, traits: TargetTraits, max_wg: int) -> dict[str, int]:
     out = shape_of(op.dests[0])
     m, nn = out[-2], out[-1]
+    a = shape_of(op.ins[0])
+    kk = a[-2] if get_int(op, "transpose_a", 0) else a[-1]
     batch = math.prod(out[:-2])
+    row_cands = [r for r in (4, 2, 1) if r <= m and ((_ceil_div(m, r) * r - m) * 8 <= m or r == 1)]
 
-    def threads(tm: int, tn: int) -> int:
-        return batch * _ceil_div(m, tm) * _ceil_div(nn, tn)
+    def threads(tm: int, col_threads: int) -> int:
+        return batch * _ceil_div(m, tm) * col_threads
 
-    row_cands = [r for r in (4, 2, 1) if r <= m and (_ceil_div(m, r) * r - m) * 8 <= m or r == 1]
-    tm, tn = _pick_tile(m, nn, row_cands, threads, traits)
-    return {"wg": workgroup_size(threads(tm, tn), traits, max_wg), "tile_m": tm, "tile_n": tn, "unroll_k": 4}
+    if get_int(op, "transpose_b", 0):  # vectors run along k: every column is its own group
+        tile = _pick_tile(row_cands, nn, 1, threads, traits)
+        vec = next((v for v in _WIDTHS if v <= min(traits.vec, kk)), 1)
+    else:
+        tile = _pick_tile(row_cands, nn, traits.vec, threads, traits)
+        vec = tile.vec
+    sched = {"wg": workgroup_size(tile.threads, traits, max_wg), "tile_m": tile.rows, "tile_n": tile.cols,
+             "unroll_k": 4}
+    if vec > 1:
+        sched["vec"] = vec
+    return sched
 
 
 def _threads(op: VisionOp) -> int:
@@ -141,11 +185,11 @@ def _threads(op: VisionOp) -> int:
     return math.prod(shape_of(op.dests[0]))
 
 
-def default_schedule(op: VisionOp, target: str = "opencl", max_workgroup_size: int = 256) -> dict[str, int]:
+def default_schedule(op: VisionOp, device_type: str = "gpu", max_workgroup_size: int = 256) -> dict[str, int]:
     """The heuristic schedule of one op (only the keys its lowering reads)."""
     from visc.passes.lowering.vision_to_loops import schedule_keys
 
-    traits = TARGETS[target]
+    traits = DEVICES[device_type]
     if isinstance(op, Conv2dOp):
         sched = _conv2d(op, traits, max_workgroup_size)
     elif isinstance(op, MatmulOp):
@@ -160,24 +204,55 @@ def default_schedule(op: VisionOp, target: str = "opencl", max_workgroup_size: i
     return {k: v for k, v in sched.items() if k in keys}
 
 
+def opencl_device_type(spec: str = "") -> str:
+    """"cpu" or "gpu" for the OpenCL device `spec` selects (visc.runtime.devices rules);
+    "gpu" when no OpenCL runtime or device is available."""
+    try:
+        import pyopencl as cl
+
+        from visc.runtime.devices import select_device
+
+        device = select_device(spec or None)
+    except (ImportError, ViscError):
+        return "gpu"
+    return "cpu" if device.type & cl.device_type.CPU else "gpu"
+
+
 @dataclass(frozen=True)
 class DefaultSchedulePass(ModulePass):
+    """Options: ``target`` (opencl | cuda | cpu), ``device_type`` (gpu | cpu | auto: for
+    opencl, the kind of the device ``device`` selects; cuda is gpu, cpu is cpu),
+    ``device`` (an OpenCL device spec for auto), ``max_workgroup_size``."""
+
     name = "vision-default-schedule"
 
     target: str = "opencl"
+    device_type: str = "auto"
+    device: str = ""
     max_workgroup_size: int = 256
+
+    def resolved_device_type(self) -> str:
+        if self.device_type != "auto":
+            return self.device_type
+        if self.target == "opencl":
+            return opencl_device_type(self.device)
+        return "gpu" if self.target == "cuda" else "cpu"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.target not in TARGETS:
             raise CompileError(f"vision-default-schedule: unknown target '{self.target}' "
                                f"(known: {', '.join(TARGETS)})")
+        if self.device_type not in (*DEVICES, "auto"):
+            raise CompileError(f"vision-default-schedule: unknown device_type '{self.device_type}' "
+                               f"(known: {', '.join(DEVICES)}, auto)")
         if self.max_workgroup_size < 1:
             raise CompileError("vision-default-schedule: max_workgroup_size must be >= 1")
         from visc.passes.lowering.vision_to_loops import schedule_keys
 
+        device_type = self.resolved_device_type()
         for vop in op.walk():
             if not isinstance(vop, VisionOp) or isinstance(vop, ReshapeOp) or "schedule" in vop.attributes:
                 continue
             if not schedule_keys(vop):
                 continue
-            vop.attributes["schedule"] = ScheduleAttr(default_schedule(vop, self.target, self.max_workgroup_size))
+            vop.attributes["schedule"] = ScheduleAttr(default_schedule(vop, device_type, self.max_workgroup_size))

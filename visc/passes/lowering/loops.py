@@ -489,6 +489,52 @@ class KernelBuilder:
                 mapping[old] = nv
         raise ValueError("body has no terminator")
 
+    def inline_body_vector(self, body: Region, args: Sequence[SSAValue], lanes: int) -> list[SSAValue]:
+        """Like `inline_body`, with every scalar replaced by a vector of `lanes` (the body must
+        pass `vectorizable_body`)."""
+        block = body.block
+        mapping: dict[SSAValue, SSAValue] = dict(zip(block.args, args, strict=True))
+        for op in block.ops:
+            if op is block.last_op:
+                return [mapping.get(v, v) for v in op.operands]
+            if isinstance(op, arith.ConstantOp):
+                scalar = self.const(op.value.value.data, op.result.type)  # type: ignore[union-attr]
+                mapping[op.result] = self.vbroadcast(scalar, lanes)
+                continue
+            new = type(op).create(
+                operands=[mapping[v] for v in op.operands],
+                result_types=[VectorType(r.type, [lanes]) for r in op.results],
+                properties=dict(op.properties),
+                attributes=dict(op.attributes),
+            )
+            self.emit(new)
+            for old, nv in zip(op.results, new.results, strict=True):
+                mapping[old] = nv
+        raise ValueError("body has no terminator")
+
+
+_VECTOR_SAFE = frozenset({
+    "arith.addf", "arith.subf", "arith.mulf", "arith.divf", "arith.maximumf", "arith.minimumf",
+    "arith.negf", "math.exp", "math.log", "math.sqrt", "math.rsqrt", "math.tanh", "math.erf",
+    "math.absf", "math.powf", "math.floor", "math.ceil", "math.fma", "math.exp2", "math.log2",
+    "math.sin", "math.cos", "math.expm1", "math.log1p",
+})
+
+
+def vectorizable_body(body: Region) -> bool:
+    """Whether every op of a scalar float body is elementwise arithmetic that is just as
+    valid on vectors (no comparisons, selects, casts or nested regions)."""
+    block = body.block
+    for op in block.ops:
+        if op is block.last_op:
+            return True
+        if isinstance(op, arith.ConstantOp):
+            if not isinstance(op.value, FloatAttr):
+                return False
+        elif op.name not in _VECTOR_SAFE or op.regions:
+            return False
+    return False
+
 
 class FunctionLowering:
     """Per-function state: hoisted bound constants, the insertion anchor, and the kernel names

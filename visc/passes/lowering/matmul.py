@@ -4,15 +4,20 @@ Reads these schedule keys:
 
 * ``wg``        work-group size.
 * ``tile_m``    output rows per thread (1..M), consecutive rows.
-* ``tile_n``    output columns per thread (1..N), distributed cyclically: thread ``t`` owns
-                columns ``t, t + S, ...`` with ``S = ceil(N / tile_n)``, so for each register
-                column consecutive threads read consecutive ``b`` and write consecutive outputs.
+* ``tile_n``    output column groups per thread, distributed cyclically: thread ``t`` owns
+                groups ``t, t + S, ...`` with ``S = ceil(groups / tile_n)``, so for each
+                register column consecutive threads read consecutive ``b`` and write
+                consecutive outputs.
+* ``vec``       vector width along ``b``'s contiguous dim: with ``b`` not transposed, a column
+                group is ``vec`` adjacent output columns (vector loads of ``b`` rows, one
+                vector accumulator per row x group); with ``transpose_b`` the contraction is
+                vectorized instead (``vec`` consecutive k of ``a`` and ``b`` per step, lanes
+                summed at the end, a scalar loop for the remainder). 1 = scalar.
 * ``unroll_k``  unroll hint of the contraction loop (0 = fully; 1 = none).
 
-The accumulators are ``tile_m x tile_n`` loop-carried scalars. Batch dimensions broadcast with
-numpy rules (a size-1 batch dim of ``a``, ``b`` or ``c`` is read at index 0). The steps
-(`_Plan.coords`, `_Plan.reduce`, `_Plan.store`) are separate so local-memory staging of
-``a``/``b`` tiles or vector loads can later replace `reduce` alone.
+Batch dimensions broadcast with numpy rules (a size-1 batch dim of ``a``, ``b`` or ``c`` is
+read at index 0). The steps (`_Plan.coords`, `_Plan.reduce`, `_Plan.store`) are separate so
+local-memory staging of ``a``/``b`` tiles can later replace `reduce` alone.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from xdsl.dialects.builtin import VectorType
 from xdsl.ir import SSAValue
 
 from visc.dialects.vision import MatmulOp, VisionOp, get_float, get_int, shape_of
@@ -32,10 +38,13 @@ from visc.passes.lowering.common import (
     check_wg,
     elt,
     epilogue,
+    epilogue_vector,
     kernel_hint,
     load_broadcast,
 )
 from visc.passes.lowering.loops import Cond, FunctionLowering, Idx, KernelBuilder, broadcast_index
+
+VECTOR_WIDTHS = (1, 2, 3, 4, 8, 16)
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -50,13 +59,34 @@ def _dims(op: VisionOp) -> tuple[int, int, int]:
 
 
 def check_matmul(op: VisionOp, sched: Schedule) -> Problems:
-    m, n, _ = _dims(op)
+    m, n, k = _dims(op)
     problems: Problems = []
     check_wg(problems, sched)
     check_range(problems, sched, "tile_m", 1, 1, m, f"the output has {m} rows")
-    check_range(problems, sched, "tile_n", 1, 1, n, f"the output has {n} columns")
+    vec = sched.get("vec", 1)
+    along_n = not get_int(op, "transpose_b", 0)
+    if vec not in VECTOR_WIDTHS:
+        problems.append(f"schedule vec={vec} is illegal (one of {', '.join(map(str, VECTOR_WIDTHS))})")
+        vec = 1
+    elif vec > (n if along_n else k):
+        problems.append(f"schedule vec={vec} exceeds the {'columns' if along_n else 'contraction'} "
+                        f"({n if along_n else k})")
+        vec = 1
+    groups = _ceil_div(n, vec) if along_n else n
+    check_range(problems, sched, "tile_n", 1, 1, groups, f"the output has {groups} column groups")
     check_unroll(problems, sched, "unroll_k")
     return problems
+
+
+@dataclass(frozen=True)
+class _Group:
+    """A register column group: first column, whether it exists for this thread, and the
+    static range of its first column."""
+
+    col: Idx
+    ok: Cond
+    lo: int
+    hi: int
 
 
 @dataclass
@@ -67,17 +97,31 @@ class _Plan:
     k: int
     tm: int
     tn: int
+    vec: int
     unroll_k: int
+
+    @property
+    def vec_n(self) -> int:
+        """Lanes along the output columns (vec when b is not transposed)."""
+        return 1 if get_int(self.op, "transpose_b", 0) else self.vec
+
+    @property
+    def vec_k(self) -> int:
+        """Lanes along the contraction (vec when b is transposed)."""
+        return self.vec if get_int(self.op, "transpose_b", 0) else 1
 
     @property
     def batch(self) -> tuple[int, ...]:
         return shape_of(self.op.outs[0])[:-2]
 
+    def col_threads(self) -> int:
+        return _ceil_div(_ceil_div(self.n, self.vec_n), self.tn)
+
     def thread_space(self) -> list[int]:
-        return [*self.batch, _ceil_div(self.m, self.tm), _ceil_div(self.n, self.tn)]
+        return [*self.batch, _ceil_div(self.m, self.tm), self.col_threads()]
 
     def coords(self, k: KernelBuilder, ivs: list[Idx]):
-        """(batch index, rows, columns); rows/columns are (index, valid) pairs."""
+        """(batch index, rows as (index, valid), column groups)."""
         *bidx, mt, t = ivs
         rows: list[tuple[Idx, Cond]] = []
         m_threads = _ceil_div(self.m, self.tm)
@@ -87,55 +131,139 @@ class _Plan:
             if (m_threads - 1) * self.tm + i >= self.m:
                 ok, r = k.cmp("slt", r, self.m), k.min(r, self.m - 1)
             rows.append((r, ok))
-        cols: list[tuple[Idx, Cond]] = []
-        s = _ceil_div(self.n, self.tn)
+        cols: list[_Group] = []
+        s, groups = self.col_threads(), _ceil_div(self.n, self.vec_n)
         for j in range(self.tn):
-            c = k.add(t, j * s)
+            lo, hi = j * s, j * s + s - 1
+            grp = k.add(t, j * s)
             ok = True
-            if j * s + s - 1 >= self.n:
-                ok, c = k.cmp("slt", c, self.n), k.min(c, self.n - 1)
-            cols.append((c, ok))
+            if hi >= groups:
+                ok, grp, hi = k.cmp("slt", grp, groups), k.min(grp, groups - 1), groups - 1
+            cols.append(_Group(k.mul(grp, self.vec_n), ok, lo * self.vec_n, hi * self.vec_n))
         return bidx, rows, cols
 
-    def reduce(self, k: KernelBuilder, bidx: list[Idx], rows, cols) -> list[SSAValue]:
+    def _operands(self, bidx: list[Idx]):
         a, b = self.op.ins[0], self.op.ins[1]
         ta, tb = get_int(self.op, "transpose_a", 0), get_int(self.op, "transpose_b", 0)
         ab = broadcast_index(shape_of(a)[:-2], bidx)
         bb = broadcast_index(shape_of(b)[:-2], bidx)
-        zero = k.const(0.0, elt(self.op.outs[0]))
 
-        def step(kk: Idx, accs: list[SSAValue]) -> list[SSAValue]:
-            av = [k.load(a, [*ab, kk, r] if ta else [*ab, r, kk]) for r, _ in rows]
-            bv = [k.load(b, [*bb, c, kk] if tb else [*bb, kk, c]) for c, _ in cols]
-            return [k.fma(av[i], bv[j], accs[i * self.tn + j]) for i in range(self.tm) for j in range(self.tn)]
+        def a_at(r: Idx, kk: Idx) -> list[Idx]:
+            return [*ab, kk, r] if ta else [*ab, r, kk]
 
-        return k.loop(0, self.k, [zero] * (self.tm * self.tn), step, unroll=self.unroll_k)
+        def b_at(c: Idx, kk: Idx) -> list[Idx]:
+            return [*bb, c, kk] if tb else [*bb, kk, c]
 
-    def store(self, k: KernelBuilder, bidx: list[Idx], rows, cols, accs: Sequence[SSAValue]) -> None:
+        return a, b, a_at, b_at, ta
+
+    def reduce(self, k: KernelBuilder, bidx: list[Idx], rows, cols: list[_Group]) -> list[SSAValue]:
+        """The tile's dot products: tm x tn accumulators (scalars, or vectors of output
+        columns when vec_n > 1); with vec_k > 1 each is already summed over its lanes."""
+        a, b, a_at, b_at, ta = self._operands(bidx)
+        ty = elt(self.op.outs[0])
+        zero = k.const(0.0, ty)
+        tm, tn, vn, vk = self.tm, self.tn, self.vec_n, self.vec_k
+
+        if vn > 1:
+            span = [k.in_range(g.col, 0, self.n - vn + 1, g.lo, g.hi) for g in cols]
+
+            def steps(full: bool) -> list[SSAValue]:
+                """The k loop reading whole vectors of b, or lane by lane with masks."""
+                lanes = [] if full else [
+                    [(k.min(k.add(g.col, q), self.n - 1), k.in_range(k.add(g.col, q), 0, self.n, g.lo + q, g.hi + q))
+                     for q in range(vn)] for g in cols]
+
+                def step(kk: Idx, accs: list[SSAValue]) -> list[SSAValue]:
+                    av = [k.vbroadcast(k.load(a, a_at(r, kk)), vn) for r, _ in rows]
+                    if full:
+                        bv = [k.vload(b, b_at(g.col, kk), vn) for g in cols]
+                    else:
+                        bv = [k.vfrom([k.select(ok, k.load(b, b_at(c, kk)), zero) for c, ok in lanes[j]])
+                              for j in range(tn)]
+                    return [k.vfma(av[i], bv[j], accs[i * tn + j]) for i in range(tm) for j in range(tn)]
+
+                return k.loop(0, self.k, [k.vbroadcast(zero, vn)] * (tm * tn), step, unroll=self.unroll_k)
+
+            inside = k.all_of(span)
+            return k.if_(inside, lambda: steps(True), lambda: steps(False), [VectorType(ty, [vn])] * (tm * tn))
+
+        def scalar_step(kk: Idx, accs: list[SSAValue]) -> list[SSAValue]:
+            av = [k.load(a, a_at(r, kk)) for r, _ in rows]
+            bv = [k.load(b, b_at(g.col, kk)) for g in cols]
+            return [k.fma(av[i], bv[j], accs[i * tn + j]) for i in range(tm) for j in range(tn)]
+
+        if vk == 1:
+            return k.loop(0, self.k, [zero] * (tm * tn), scalar_step, unroll=self.unroll_k)
+
+        def vector_step(kv: Idx, accs: list[SSAValue]) -> list[SSAValue]:
+            kk = k.mul(kv, vk)
+            if ta:
+                av = [k.vfrom([k.load(a, a_at(r, k.add(kk, q))) for q in range(vk)]) for r, _ in rows]
+            else:
+                av = [k.vload(a, a_at(r, kk), vk) for r, _ in rows]
+            bv = [k.vload(b, b_at(g.col, kk), vk) for g in cols]
+            return [k.vfma(av[i], bv[j], accs[i * tn + j]) for i in range(tm) for j in range(tn)]
+
+        whole = self.k // vk
+        vaccs = k.loop(0, whole, [k.vbroadcast(zero, vk)] * (tm * tn), vector_step, unroll=self.unroll_k)
+        tail = k.loop(whole * vk, self.k, [zero] * (tm * tn), scalar_step)
+        out = []
+        for v, s in zip(vaccs, tail, strict=True):
+            total = s
+            for q in range(vk):
+                total = k.fadd(total, k.vextract(v, q))
+            out.append(total)
+        return out
+
+    def store(self, k: KernelBuilder, bidx: list[Idx], rows, cols: list[_Group], accs: Sequence[SSAValue]) -> None:
         op, out = self.op, self.op.outs[0]
         ty = elt(out)
         alpha, beta = get_float(op, "alpha", 1.0), get_float(op, "beta", 1.0)
-        c = op.ins[2] if len(op.ins) == 3 else None
-        for i, (r, rok) in enumerate(rows):
-            for j, (col, cok) in enumerate(cols):
+        c = op.ins[2] if len(op.ins) == 3 and beta != 0.0 else None
+        vn = self.vec_n
 
-                def element(i: int = i, j: int = j, r: Idx = r, col: Idx = col) -> list[SSAValue]:
-                    idx = [*bidx, r, col]
-                    v = accs[i * self.tn + j]
-                    if alpha != 1.0:
-                        v = k.fmul(v, k.const(alpha, ty))
-                    if c is not None and beta != 0.0:
-                        cv = load_broadcast(k, c, idx)
-                        v = k.fadd(v, cv if beta == 1.0 else k.fmul(cv, k.const(beta, ty)))
-                    k.store(epilogue(k, op, v, idx), out, idx)
+        def finish(v: SSAValue, idx: list[Idx]) -> SSAValue:
+            if alpha != 1.0:
+                v = k.fmul(v, k.const(alpha, ty))
+            if c is not None:
+                cv = load_broadcast(k, c, idx)
+                v = k.fadd(v, cv if beta == 1.0 else k.fmul(cv, k.const(beta, ty)))
+            return epilogue(k, op, v, idx)
+
+        for i, (r, rok) in enumerate(rows):
+            for j, g in enumerate(cols):
+
+                def element(i: int = i, j: int = j, r: Idx = r, g: _Group = g) -> list[SSAValue]:
+                    acc = accs[i * self.tn + j]
+                    if vn == 1:
+                        idx = [*bidx, r, g.col]
+                        k.store(finish(acc, idx), out, idx)
+                        return []
+                    full = g.hi + vn <= self.n  # every lane of this group is an output column
+                    if full and alpha == 1.0 and c is None:
+                        v = epilogue_vector(k, op, acc, [*bidx, r, g.col], vn, self.n)
+                        if v is not None:
+                            k.vstore(v, out, [*bidx, r, g.col])
+                            return []
+                    lanes = []
+                    for q in range(vn):
+                        col = k.add(g.col, q)
+                        lanes.append((col, finish(k.vextract(acc, q), [*bidx, r, col])))
+                    if full:
+                        k.vstore(k.vfrom([v for _, v in lanes]), out, [*bidx, r, g.col])
+                        return []
+                    for q, (col, v) in enumerate(lanes):
+                        k.if_(k.in_range(col, 0, self.n, g.lo + q, g.hi + q),
+                              lambda col=col, v=v: (k.store(v, out, [*bidx, r, col]), [])[1])
                     return []
 
-                k.if_(k.and_(rok, cok), element)
+                k.if_(k.and_(rok, g.ok), element)
 
 
 def lower_matmul(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
     m, n, kk = _dims(op)
-    plan = _Plan(op, m, n, kk, sched.get("tile_m", 1), sched.get("tile_n", 1), sched.get("unroll_k", 1))
+    plan = _Plan(op, m, n, kk, sched.get("tile_m", 1), sched.get("tile_n", 1), sched.get("vec", 1),
+                 sched.get("unroll_k", 1))
 
     def body(k: KernelBuilder, ivs: list[Idx]) -> None:
         bidx, rows, cols = plan.coords(k, ivs)
@@ -145,5 +273,5 @@ def lower_matmul(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
 
 
 LOWERINGS: dict[type[VisionOp], Lowering] = {
-    MatmulOp: Lowering(frozenset({"wg", "tile_m", "tile_n", "unroll_k"}), check_matmul, lower_matmul),
+    MatmulOp: Lowering(frozenset({"wg", "tile_m", "tile_n", "vec", "unroll_k"}), check_matmul, lower_matmul),
 }
