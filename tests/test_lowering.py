@@ -539,7 +539,8 @@ def resize_case(x_shape: Sequence[int], scales: Sequence[float], mode: str, coor
 
 
 @pytest.mark.parametrize("nearest", ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"])
-@pytest.mark.parametrize("coord", ["half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel"])
+@pytest.mark.parametrize("coord", ["half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel",
+                                   "tf_half_pixel_for_nn"])
 def test_resize_nearest(nearest: str, coord: str) -> None:
     resize_case((1, 2, 4, 5), (1.0, 1.0, 2.0, 1.5), "nearest", coord, nearest)
 

@@ -4,11 +4,11 @@
 // reduced dims (the innermost carries the unroll hint), a division by the count.
 // CHECK-LABEL: func.func @mean_keep
 // CHECK:       ^bb0(%[[N:.*]]: index, %[[W:.*]]: index):
+// CHECK:         %[[CNT:.*]] = arith.constant 1.200000e+01 : f32
 // CHECK:         scf.for %[[I:[^ ]+]] = {{.*}} -> (f32) {
 // CHECK-NEXT:      scf.for %[[J:[^ ]+]] = {{.*}} -> (f32) {
 // CHECK-NEXT:        memref.load %x[%[[N]], %[[I]], %[[J]], %[[W]]] : memref<2x3x4x5xf32>
 // CHECK:           } {vision.unroll = 2 : i64}
-// CHECK:         %[[CNT:.*]] = arith.constant 1.200000e+01 : f32
 // CHECK:         arith.divf %{{.*}}, %[[CNT]] : f32
 // CHECK:         memref.store %{{.*}}, %y[%[[N]], %{{.*}}, %{{.*}}, %[[W]]] : memref<2x1x1x5xf32>
 func.func @mean_keep(%x: memref<2x3x4x5xf32>, %y: memref<2x1x1x5xf32>) {

@@ -40,7 +40,7 @@ _UNARY_MATH: dict[str, Callable[[SSAValue], Operation]] = {
 }
 
 
-def _float_only(node: Node, x: Tensor) -> None:
+def _float_only(x: Tensor) -> None:
     if not is_float(x.dtype):
         raise Unsupported(f"element type {x.dtype} is not supported (floating point only)")
 
@@ -48,32 +48,32 @@ def _float_only(node: Node, x: Tensor) -> None:
 @converter(*_UNARY_MATH)
 def _unary_math(ctx: ImportContext, node: Node) -> list[Tensor]:
     x = node.x(0)
-    _float_only(node, x)
+    _float_only(x)
     op_cls = _UNARY_MATH[node.op_type]
     return [emit_map(ctx, [x], x.dtype, lambda s, a: s.unary(op_cls, a[0]))]
 
 
-def _unary(node: Node, ctx: ImportContext, fn: Callable[[Scalars, SSAValue, np.dtype], SSAValue],
+def _unary(ctx: ImportContext, node: Node, fn: Callable[[Scalars, SSAValue, np.dtype], SSAValue],
            float_only: bool = True) -> list[Tensor]:
     x = node.x(0)
     if float_only:
-        _float_only(node, x)
+        _float_only(x)
     return [emit_map(ctx, [x], x.dtype, lambda s, a: fn(s, a[0], x.dtype))]
 
 
 @converter("Relu")
 def _relu(ctx: ImportContext, node: Node) -> list[Tensor]:
-    return _unary(node, ctx, lambda s, x, dt: s.max(x, s.const(0, dt), dt), float_only=False)
+    return _unary(ctx, node, lambda s, x, dt: s.max(x, s.const(0, dt), dt), float_only=False)
 
 
 @converter("Neg")
 def _neg(ctx: ImportContext, node: Node) -> list[Tensor]:
-    return _unary(node, ctx, lambda s, x, dt: s.neg(x, dt), float_only=False)
+    return _unary(ctx, node, lambda s, x, dt: s.neg(x, dt), float_only=False)
 
 
 @converter("Abs")
 def _abs(ctx: ImportContext, node: Node) -> list[Tensor]:
-    return _unary(node, ctx, lambda s, x, dt: s.abs(x, dt), float_only=False)
+    return _unary(ctx, node, lambda s, x, dt: s.abs(x, dt), float_only=False)
 
 
 @converter("Sign")
@@ -85,12 +85,12 @@ def _sign(ctx: ImportContext, node: Node) -> list[Tensor]:
             return pos
         return s.select(s.cmp("lt", x, zero, dt), s.const(-1, dt), pos)
 
-    return _unary(node, ctx, build, float_only=False)
+    return _unary(ctx, node, build, float_only=False)
 
 
 @converter("Reciprocal")
 def _reciprocal(ctx: ImportContext, node: Node) -> list[Tensor]:
-    return _unary(node, ctx, lambda s, x, dt: s.div(s.const(1.0, dt), x, dt))
+    return _unary(ctx, node, lambda s, x, dt: s.div(s.const(1.0, dt), x, dt))
 
 
 @converter("Sigmoid")
@@ -100,7 +100,7 @@ def _sigmoid(ctx: ImportContext, node: Node) -> list[Tensor]:
         one = s.const(1.0, dt)
         return s.div(one, s.add(one, e, dt), dt)
 
-    return _unary(node, ctx, build)
+    return _unary(ctx, node, build)
 
 
 @converter("Swish")
@@ -111,7 +111,7 @@ def _swish(ctx: ImportContext, node: Node) -> list[Tensor]:
         e = s.unary(math.ExpOp, s.neg(s.mul(x, s.const(alpha, dt), dt), dt))
         return s.div(x, s.add(s.const(1.0, dt), e, dt), dt)
 
-    return _unary(node, ctx, build)
+    return _unary(ctx, node, build)
 
 
 @converter("LeakyRelu")
@@ -122,7 +122,7 @@ def _leaky_relu(ctx: ImportContext, node: Node) -> list[Tensor]:
         neg = s.cmp("lt", x, s.const(0.0, dt), dt)
         return s.select(neg, s.mul(x, s.const(alpha, dt), dt), x)
 
-    return _unary(node, ctx, build)
+    return _unary(ctx, node, build)
 
 
 @converter("ThresholdedRelu")
@@ -132,7 +132,7 @@ def _thresholded_relu(ctx: ImportContext, node: Node) -> list[Tensor]:
     def build(s: Scalars, x: SSAValue, dt: np.dtype) -> SSAValue:
         return s.select(s.cmp("gt", x, s.const(alpha, dt), dt), x, s.const(0.0, dt))
 
-    return _unary(node, ctx, build)
+    return _unary(ctx, node, build)
 
 
 @converter("Elu")
@@ -144,7 +144,7 @@ def _elu(ctx: ImportContext, node: Node) -> list[Tensor]:
         neg = s.cmp("lt", x, s.const(0.0, dt), dt)
         return s.select(neg, s.mul(em1, s.const(alpha, dt), dt), x)
 
-    return _unary(node, ctx, build)
+    return _unary(ctx, node, build)
 
 
 @converter("Celu")
@@ -158,7 +158,7 @@ def _celu(ctx: ImportContext, node: Node) -> list[Tensor]:
         zero = s.const(0.0, dt)
         return s.add(s.max(x, zero, dt), s.min(s.mul(a, em1, dt), zero, dt), dt)
 
-    return _unary(node, ctx, build)
+    return _unary(ctx, node, build)
 
 
 @converter("Selu")
@@ -172,7 +172,7 @@ def _selu(ctx: ImportContext, node: Node) -> list[Tensor]:
         pos = s.cmp("gt", x, s.const(0.0, dt), dt)
         return s.mul(s.const(gamma, dt), s.select(pos, x, neg), dt)
 
-    return _unary(node, ctx, build)
+    return _unary(ctx, node, build)
 
 
 def _softplus(s: Scalars, x: SSAValue, dt: np.dtype) -> SSAValue:
@@ -183,17 +183,17 @@ def _softplus(s: Scalars, x: SSAValue, dt: np.dtype) -> SSAValue:
 
 @converter("Softplus")
 def _softplus_op(ctx: ImportContext, node: Node) -> list[Tensor]:
-    return _unary(node, ctx, _softplus)
+    return _unary(ctx, node, _softplus)
 
 
 @converter("Mish")
 def _mish(ctx: ImportContext, node: Node) -> list[Tensor]:
-    return _unary(node, ctx, lambda s, x, dt: s.mul(x, s.unary(math.TanhOp, _softplus(s, x, dt)), dt))
+    return _unary(ctx, node, lambda s, x, dt: s.mul(x, s.unary(math.TanhOp, _softplus(s, x, dt)), dt))
 
 
 @converter("Softsign")
 def _softsign(ctx: ImportContext, node: Node) -> list[Tensor]:
-    return _unary(node, ctx, lambda s, x, dt: s.div(x, s.add(s.const(1.0, dt), s.abs(x, dt), dt), dt))
+    return _unary(ctx, node, lambda s, x, dt: s.div(x, s.add(s.const(1.0, dt), s.abs(x, dt), dt), dt))
 
 
 @converter("HardSigmoid")
@@ -204,7 +204,7 @@ def _hard_sigmoid(ctx: ImportContext, node: Node) -> list[Tensor]:
         y = s.add(s.mul(x, s.const(alpha, dt), dt), s.const(beta, dt), dt)
         return s.clamp01(y, dt)
 
-    return _unary(node, ctx, build)
+    return _unary(ctx, node, build)
 
 
 @converter("HardSwish")
@@ -213,7 +213,7 @@ def _hard_swish(ctx: ImportContext, node: Node) -> list[Tensor]:
         y = s.add(s.mul(x, s.const(1.0 / 6.0, dt), dt), s.const(0.5, dt), dt)
         return s.mul(x, s.clamp01(y, dt), dt)
 
-    return _unary(node, ctx, build)
+    return _unary(ctx, node, build)
 
 
 @converter("Shrink")
@@ -227,7 +227,7 @@ def _shrink(ctx: ImportContext, node: Node) -> list[Tensor]:
         b = s.const(bias, dt)
         return s.select(lo, s.add(x, b, dt), s.select(hi, s.sub(x, b, dt), zero))
 
-    return _unary(node, ctx, build, float_only=False)
+    return _unary(ctx, node, build, float_only=False)
 
 
 @converter("Gelu", check=lambda n, o: [] if attr_of(n, "approximate", "none") in ("none", "tanh")
@@ -245,20 +245,20 @@ def _gelu(ctx: ImportContext, node: Node) -> list[Tensor]:
             t = s.unary(math.ErfOp, s.mul(x, s.const(1.0 / pymath.sqrt(2.0), dt), dt))
         return s.mul(s.mul(half, x, dt), s.add(s.const(1.0, dt), t, dt), dt)
 
-    return _unary(node, ctx, build)
+    return _unary(ctx, node, build)
 
 
 @converter("IsNaN")
 def _isnan(ctx: ImportContext, node: Node) -> list[Tensor]:
     x = node.x(0)
-    _float_only(node, x)
+    _float_only(x)
     return [emit_map(ctx, [x], np.dtype(np.bool_), lambda s, a: s.cmp("ne", a[0], a[0], x.dtype))]
 
 
 @converter("IsInf")
 def _isinf(ctx: ImportContext, node: Node) -> list[Tensor]:
     x = node.x(0)
-    _float_only(node, x)
+    _float_only(x)
     pos, neg = node.attr("detect_positive", 1), node.attr("detect_negative", 1)
 
     def build(s: Scalars, a: list[SSAValue]) -> SSAValue:

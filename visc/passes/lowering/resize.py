@@ -2,7 +2,8 @@
 
 Per resized dim the source coordinate follows onnxruntime's float32 formulas for every
 ``coord_mode`` (half_pixel, half_pixel_symmetric, pytorch_half_pixel, align_corners,
-asymmetric, tf_crop_and_resize with ``roi`` and ``extrapolation_value``). ``nearest`` rounds by
+asymmetric, tf_half_pixel_for_nn, tf_crop_and_resize with ``roi`` and
+``extrapolation_value``). ``nearest`` rounds by
 ``nearest_mode`` (round_prefer_floor, round_prefer_ceil, floor, ceil); ``linear`` is n-linear
 over every resized dim (2^d taps, coordinates clamped to the input); ``cubic`` uses the 4-tap
 kernel with ``cubic_coeff_a`` and ``exclude_outside`` (edge-clamped taps). Dims that are not
@@ -30,7 +31,7 @@ from visc.passes.lowering.common import Lowering, Problems, Schedule, check_wg, 
 from visc.passes.lowering.loops import Cond, FunctionLowering, Idx, KernelBuilder, is_float
 
 _COORD_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
-                "asymmetric", "tf_crop_and_resize")
+                "asymmetric", "tf_crop_and_resize", "tf_half_pixel_for_nn")
 _NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 
 # a tap: (source index, weight or None for 1)
@@ -94,6 +95,8 @@ def lower_resize(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
             return (c(0.0) if n_out == 1 else k.fdiv(k.fmul(xr, c(n_in - 1)), c(n_out - 1))), False
         if coord == "asymmetric":
             return k.fdiv(xr, c(s)), False
+        if coord == "tf_half_pixel_for_nn":
+            return k.fdiv(k.fadd(xr, c(0.5)), c(s)), False
         start, end = roi[d], roi[rank + d]
         if n_out > 1:
             num = k.fmul(k.fmul(xr, c(_f(end) - _f(start))), c(n_in - 1))
