@@ -100,7 +100,7 @@ class CompiledModel:
                     f"{list(spec.shape)}; recompile with --input-shape {spec.name}="
                     f"{','.join(str(d) for d in arr.shape)} if the model allows it"
                 )
-            result.append(np.ascontiguousarray(arr, dtype=np.dtype(spec.dtype)))
+            result.append(np.require(arr, dtype=np.dtype(spec.dtype), requirements="C"))
         return result
 
     def run(self, inputs: np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]) -> list[np.ndarray]:

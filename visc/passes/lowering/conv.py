@@ -4,20 +4,24 @@ conv2d reads these schedule keys:
 
 * ``wg``         work-group size (threads, flattened).
 * ``tile_oc``    output channels per thread (must divide the channels of one group).
-* ``tile_ow``    output columns per thread, 1..OW.
+* ``tile_ow``    output column groups per thread, 1..ceil(OW / vec).
+* ``vec``        lanes per column group (1, 2, 3, 4, 8, 16; at most OW): ``vec`` adjacent
+                 output columns held in one vector accumulator. 1 = scalar threads.
 * ``unroll_k``   unroll hint of the input-channel loop (0 = fully; 1 = none).
 * ``unroll_win`` unroll hint of the kernel-window loops kh, kw (0 = fully; 1 = none).
 
-Each thread owns a ``tile_oc x tile_ow`` block of outputs held in scalar accumulators (loop
-iter_args). Columns are distributed cyclically -- thread ``t`` of a row computes columns
-``t, t + S, t + 2S, ...`` with ``S = ceil(OW / tile_ow)`` -- so for every register column,
-consecutive threads touch consecutive output (and, at stride 1, input) addresses: coalesced on
-GPUs and unit-stride for PoCL's work-item vectorizer. The reduction runs kh, kw outside and
-the input channel innermost, so padding masks and clamped addresses are computed once per
-window position and the hot loop is only loads and multiply-adds; the ``tile_oc`` weights
-a thread reads are uniform across the work-group. The body is built in separate steps
+Each thread owns a ``tile_oc x tile_ow`` block of accumulators (loop iter_args; vectors of
+``vec`` columns when ``vec > 1``). Column groups are distributed cyclically -- thread ``t`` of
+a row computes groups ``t, t + S, t + 2S, ...`` with ``S = ceil(groups / tile_ow)`` -- so for
+every register column consecutive threads touch consecutive output (and, at stride 1, input)
+addresses: coalesced on GPUs. CPU OpenCL drivers run each thread as a scalar loop (they do not
+vectorize across threads that contain loops), which is what ``vec`` is for: one vector load of
+an input row segment feeds ``tile_oc`` vector multiply-adds. The reduction runs kh, kw outside
+and the input channel innermost, so padding masks and clamped addresses are computed once per
+window position and the hot loop is only loads and multiply-adds; the ``tile_oc`` weights a
+thread reads are uniform across the work-group. The body is built in separate steps
 (`_Plan.thread_coords`, `_Plan.reduce`, `_Plan.store`) so schedule keys that stage tiles in
-local memory or vectorize loads can replace one step without touching the others.
+local memory can replace one step without touching the others.
 """
 
 from __future__ import annotations
@@ -127,12 +131,14 @@ def check_conv2d(op: VisionOp, sched: Schedule) -> Problems:
 @dataclass(frozen=True)
 class _Cols:
     """One register column group of a thread: first output column, whether the group exists
-    for this thread, and the static range of its first column."""
+    for this thread, the static range of its first column, and whether it is the shifted
+    last group (see `_Plan.thread_coords`)."""
 
     col: Idx
     ok: Cond
     lo: int
     hi: int
+    last: Cond = False
 
 
 @dataclass
@@ -156,9 +162,14 @@ class _Plan:
         return [g.n, g.o // self.toc, g.oh, self.col_threads]
 
     def thread_coords(self, k: KernelBuilder, ivs: list[Idx]):
-        """Output coordinates of this thread's tile: batch, channels, row, column groups."""
+        """Output coordinates of this thread's tile: batch, channels, row, column groups.
+
+        With vectors, when ``vec`` does not divide OW the last group is shifted left to end at
+        the last column (it overlaps its neighbour): every vector then covers real output
+        columns, its loads stay inside the input row wherever the padding allows, and only the
+        stores of the overlapped lanes are skipped."""
         n, ot, oh, t = ivs
-        s, groups = self.col_threads, _ceil_div(self.g.ow, self.vec)
+        s, groups, vec, ow = self.col_threads, _ceil_div(self.g.ow, self.vec), self.vec, self.g.ow
         oc0 = k.mul(ot, self.toc)
         ocs = [k.add(oc0, i) for i in range(self.toc)]
         cols: list[_Cols] = []
@@ -168,7 +179,12 @@ class _Plan:
             ok: Cond = True
             if hi >= groups:
                 ok, grp, hi = k.cmp("slt", grp, groups), k.min(grp, groups - 1), groups - 1
-            cols.append(_Cols(k.mul(grp, self.vec), ok, lo * self.vec, hi * self.vec))
+            col = k.mul(grp, vec)
+            last: Cond = False
+            if groups * vec > ow and hi == groups - 1:
+                last = k.cmp("eq", grp, groups - 1) if lo < groups - 1 else True
+                col = k.min(col, ow - vec)
+            cols.append(_Cols(col, ok, min(lo * vec, ow - vec), min(hi * vec, ow - vec), last))
         return n, ocs, oh, cols
 
     def _zero(self, k: KernelBuilder) -> SSAValue:
@@ -244,9 +260,11 @@ class _Plan:
 
     def store(self, k: KernelBuilder, n: Idx, ocs: list[Idx], oh: Idx, cols: list[_Cols],
               accs: Sequence[SSAValue]) -> None:
-        """Bias, epilogue and store of the tile; columns past the output store nothing."""
+        """Bias, epilogue and store of the tile (the shifted last group stores only the
+        lanes its neighbour does not)."""
         op, out, vec, ow = self.op, self.op.outs[0], self.vec, self.g.ow
         bias = [k.load(op.ins[2], [oc]) for oc in ocs] if len(op.ins) == 3 else None
+        overlap = _ceil_div(ow, vec) * vec - ow  # lanes the shifted last group shares
         for j, cg in enumerate(cols):
 
             def group(j: int = j, cg: _Cols = cg) -> list[SSAValue]:
@@ -258,21 +276,22 @@ class _Plan:
                         continue
                     if bias is not None:
                         acc = k.fadd(acc, k.vbroadcast(bias[i], vec))
-                    if cg.hi + vec <= ow:  # every lane of this group is an output column
-                        v = epilogue_vector(k, op, acc, [n, oc, oh, cg.col], vec, ow)
-                        if v is not None:
-                            k.vstore(v, out, [n, oc, oh, cg.col])
-                            continue
-                    lanes = []
-                    for lane in range(vec):
-                        c = k.add(cg.col, lane)
-                        lanes.append((c, epilogue(k, op, k.vextract(acc, lane), [n, oc, oh, c])))
-                    if cg.hi + vec <= ow:  # every lane of every group is an output column
-                        k.vstore(k.vfrom([v for _, v in lanes]), out, [n, oc, oh, cg.col])
-                        continue
-                    for lane, (c, v) in enumerate(lanes):
-                        k.if_(k.in_range(c, 0, ow, cg.lo + lane, cg.hi + lane),
-                              lambda c=c, v=v, oc=oc: (k.store(v, out, [n, oc, oh, c]), [])[1])
+                    v = epilogue_vector(k, op, acc, [n, oc, oh, cg.col], vec, ow)
+                    if v is None:  # a body that is not plain float arithmetic: lane by lane
+                        lanes = [epilogue(k, op, k.vextract(acc, q), [n, oc, oh, k.add(cg.col, q)])
+                                 for q in range(vec)]
+                        v = k.vfrom(lanes)
+
+                    def tail(v: SSAValue = v, oc: Idx = oc) -> list[SSAValue]:
+                        for q in range(overlap, vec):
+                            k.store(k.vextract(v, q), out, [n, oc, oh, k.add(cg.col, q)])
+                        return []
+
+                    def whole(v: SSAValue = v, oc: Idx = oc) -> list[SSAValue]:
+                        k.vstore(v, out, [n, oc, oh, cg.col])
+                        return []
+
+                    k.if_(cg.last, tail, whole)
                 return []
 
             k.if_(cg.ok, group)

@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from xdsl.dialects.builtin import VectorType
 from xdsl.ir import SSAValue
 
 from visc.dialects.vision import MatmulOp, VisionOp, get_float, get_int, shape_of
@@ -80,13 +79,14 @@ def check_matmul(op: VisionOp, sched: Schedule) -> Problems:
 
 @dataclass(frozen=True)
 class _Group:
-    """A register column group: first column, whether it exists for this thread, and the
-    static range of its first column."""
+    """A register column group: first column, whether it exists for this thread, the static
+    range of its first column, and whether it is the shifted last group (see `_Plan.coords`)."""
 
     col: Idx
     ok: Cond
     lo: int
     hi: int
+    last: Cond = False
 
 
 @dataclass
@@ -132,14 +132,22 @@ class _Plan:
                 ok, r = k.cmp("slt", r, self.m), k.min(r, self.m - 1)
             rows.append((r, ok))
         cols: list[_Group] = []
-        s, groups = self.col_threads(), _ceil_div(self.n, self.vec_n)
+        vn = self.vec_n
+        s, groups = self.col_threads(), _ceil_div(self.n, vn)
         for j in range(self.tn):
             lo, hi = j * s, j * s + s - 1
             grp = k.add(t, j * s)
             ok = True
             if hi >= groups:
                 ok, grp, hi = k.cmp("slt", grp, groups), k.min(grp, groups - 1), groups - 1
-            cols.append(_Group(k.mul(grp, self.vec_n), ok, lo * self.vec_n, hi * self.vec_n))
+            col = k.mul(grp, vn)
+            last: Cond = False
+            if groups * vn > self.n and hi == groups - 1:
+                # the last vector is shifted left to end at column N - 1 (overlapping its
+                # neighbour, whose lanes it then does not store): every load stays in bounds
+                last = k.cmp("eq", grp, groups - 1) if lo < groups - 1 else True
+                col = k.min(col, self.n - vn)
+            cols.append(_Group(col, ok, min(lo * vn, self.n - vn), min(hi * vn, self.n - vn), last))
         return bidx, rows, cols
 
     def _operands(self, bidx: list[Idx]):
@@ -165,27 +173,12 @@ class _Plan:
         tm, tn, vn, vk = self.tm, self.tn, self.vec_n, self.vec_k
 
         if vn > 1:
-            span = [k.in_range(g.col, 0, self.n - vn + 1, g.lo, g.hi) for g in cols]
+            def vector_n_step(kk: Idx, accs: list[SSAValue]) -> list[SSAValue]:
+                av = [k.vbroadcast(k.load(a, a_at(r, kk)), vn) for r, _ in rows]
+                bv = [k.vload(b, b_at(g.col, kk), vn) for g in cols]
+                return [k.vfma(av[i], bv[j], accs[i * tn + j]) for i in range(tm) for j in range(tn)]
 
-            def steps(full: bool) -> list[SSAValue]:
-                """The k loop reading whole vectors of b, or lane by lane with masks."""
-                lanes = [] if full else [
-                    [(k.min(k.add(g.col, q), self.n - 1), k.in_range(k.add(g.col, q), 0, self.n, g.lo + q, g.hi + q))
-                     for q in range(vn)] for g in cols]
-
-                def step(kk: Idx, accs: list[SSAValue]) -> list[SSAValue]:
-                    av = [k.vbroadcast(k.load(a, a_at(r, kk)), vn) for r, _ in rows]
-                    if full:
-                        bv = [k.vload(b, b_at(g.col, kk), vn) for g in cols]
-                    else:
-                        bv = [k.vfrom([k.select(ok, k.load(b, b_at(c, kk)), zero) for c, ok in lanes[j]])
-                              for j in range(tn)]
-                    return [k.vfma(av[i], bv[j], accs[i * tn + j]) for i in range(tm) for j in range(tn)]
-
-                return k.loop(0, self.k, [k.vbroadcast(zero, vn)] * (tm * tn), step, unroll=self.unroll_k)
-
-            inside = k.all_of(span)
-            return k.if_(inside, lambda: steps(True), lambda: steps(False), [VectorType(ty, [vn])] * (tm * tn))
+            return k.loop(0, self.k, [k.vbroadcast(zero, vn)] * (tm * tn), vector_n_step, unroll=self.unroll_k)
 
         def scalar_step(kk: Idx, accs: list[SSAValue]) -> list[SSAValue]:
             av = [k.load(a, a_at(r, kk)) for r, _ in rows]
@@ -239,22 +232,23 @@ class _Plan:
                         idx = [*bidx, r, g.col]
                         k.store(finish(acc, idx), out, idx)
                         return []
-                    full = g.hi + vn <= self.n  # every lane of this group is an output column
-                    if full and alpha == 1.0 and c is None:
+                    v = None
+                    if alpha == 1.0 and c is None:
                         v = epilogue_vector(k, op, acc, [*bidx, r, g.col], vn, self.n)
-                        if v is not None:
-                            k.vstore(v, out, [*bidx, r, g.col])
-                            return []
-                    lanes = []
-                    for q in range(vn):
-                        col = k.add(g.col, q)
-                        lanes.append((col, finish(k.vextract(acc, q), [*bidx, r, col])))
-                    if full:
-                        k.vstore(k.vfrom([v for _, v in lanes]), out, [*bidx, r, g.col])
+                    if v is None:  # lane by lane
+                        v = k.vfrom([finish(k.vextract(acc, q), [*bidx, r, k.add(g.col, q)]) for q in range(vn)])
+                    overlap = _ceil_div(self.n, vn) * vn - self.n
+
+                    def tail(v: SSAValue = v) -> list[SSAValue]:
+                        for q in range(overlap, vn):
+                            k.store(k.vextract(v, q), out, [*bidx, r, k.add(g.col, q)])
                         return []
-                    for q, (col, v) in enumerate(lanes):
-                        k.if_(k.in_range(col, 0, self.n, g.lo + q, g.hi + q),
-                              lambda col=col, v=v: (k.store(v, out, [*bidx, r, col]), [])[1])
+
+                    def whole(v: SSAValue = v) -> list[SSAValue]:
+                        k.vstore(v, out, [*bidx, r, g.col])
+                        return []
+
+                    k.if_(g.last, tail, whole)
                     return []
 
                 k.if_(k.and_(rok, g.ok), element)
