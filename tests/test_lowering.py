@@ -20,6 +20,7 @@ from xdsl.parser import Parser
 
 from visc.backends.opencl import run_bufferized
 from visc.dialects import make_context
+from visc.dialects.vision import conv_out_size
 from visc.errors import CompileError
 from visc.passes.lowering.default_schedule import DefaultSchedulePass, default_schedule
 from visc.passes.lowering.vision_to_loops import LowerVisionToLoopsPass
@@ -154,6 +155,8 @@ def test_conv2d_padded_3x3_schedules(schedule: dict[str, int] | None) -> None:
     dict(x_shape=(1, 4, 8, 8), o=6, k=(3, 2), strides=(1, 2), pads=(2, 0, 1, 3), dilations=(2, 1), groups=2),
     dict(x_shape=(1, 3, 13, 13), o=4, k=(7, 7), strides=(2, 2), pads=(3, 3, 3, 3), bias=False),
     dict(x_shape=(3, 16, 5, 5), o=12, k=(1, 1)),
+    dict(x_shape=(2, 16, 5, 7), o=12, k=(1, 1), schedule={"wg": 8, "tile_oc": 4, "tile_ow": 2, "vec": 8, "flat": 1}),
+    dict(x_shape=(1, 8, 3, 3), o=4, k=(1, 1), schedule={"wg": 8, "tile_oc": 2, "flat": 1}),
     dict(x_shape=(1, 2, 4, 4), o=3, k=(5, 5), pads=(2, 2, 2, 2), dilations=(1, 1)),
 ])
 def test_conv2d_shapes(case: dict[str, Any]) -> None:
@@ -162,11 +165,13 @@ def test_conv2d_shapes(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("width,schedule", [
     (7, {"wg": 16, "tile_oc": 2, "tile_ow": 3}),
+    (7, {"wg": 16, "tile_oc": 4, "vec": 8, "flat": 1}),  # a 1x1 conv over flattened rows
     (8, {"wg": 16, "tile_oc": 2, "tile_ow": 2, "vec": 4}),  # vector epilogue
     (7, {"wg": 16, "tile_oc": 4, "tile_ow": 2, "vec": 4}),  # a ragged vector: lane by lane
 ])
 def test_conv2d_epilogue_with_fused_residual_and_broadcast(width: int, schedule: dict[str, int]) -> None:
-    x, w, b = randn(1, 4, 6, width), randn(8, 4, 3, 3), randn(8)
+    k = 1 if schedule.get("flat") else 3
+    x, w, b = randn(1, 4, 6, width), randn(8, 4, k, k), randn(8)
     skip, scale = randn(1, 8, 6, width), randn(8, 1, 1)
     body = """  ^bb0(%acc: f32, %s: f32, %m: f32):
     %t = arith.mulf %acc, %m : f32
@@ -175,10 +180,10 @@ def test_conv2d_epilogue_with_fused_residual_and_broadcast(width: int, schedule:
     %r = arith.maximumf %u, %z : f32
     vision.yield %r : f32"""
     (got,) = run("conv2d", {"x": x, "skip": skip}, {"y": ((1, 8, 6, width), np.float32)},
-                 {"strides": (1, 1), "pads": (1, 1, 1, 1), "dilations": (1, 1), "groups": 1,
+                 {"strides": (1, 1), "pads": (k // 2,) * 4, "dilations": (1, 1), "groups": 1,
                   "schedule": schedule},
                  ["x", "w", "b"], {"w": w, "b": b, "scale": scale}, fuse=["skip", "scale"], body=body)
-    (conv,) = ort_run("Conv", [x, w, b], {"pads": [1, 1, 1, 1]})
+    (conv,) = ort_run("Conv", [x, w, b], {"pads": [k // 2] * 4})
     close(got, np.maximum(conv * scale + skip, 0), rtol=1e-4, atol=1e-4)
 
 
@@ -321,6 +326,16 @@ def pool_case(op_type: str, x_shape: Sequence[int], kernel: Sequence[int], strid
     dict(op_type="LpPool", x_shape=(1, 2, 6, 6), kernel=(3, 3), strides=(1, 1), p=2),
     dict(op_type="LpPool", x_shape=(1, 2, 6, 6), kernel=(2, 2), strides=(2, 2), pads=(1, 1, 1, 1), p=3),
     dict(op_type="MaxPool", x_shape=(1, 4, 6, 6), kernel=(3, 3), schedule={"wg": 3, "unroll_win": 2}),
+    # vectors of output columns: strided gathers, a shifted last group, masked borders
+    dict(op_type="MaxPool", x_shape=(1, 3, 11, 11), kernel=(3, 3), strides=(2, 2), ceil_mode=1,
+         schedule={"wg": 4, "vec": 4, "unroll_win": 0}),
+    dict(op_type="AveragePool", x_shape=(1, 2, 9, 13), kernel=(3, 3), pads=(1, 1, 1, 1),
+         schedule={"wg": 4, "vec": 8}),
+    dict(op_type="AveragePool", x_shape=(1, 2, 7, 9), kernel=(2, 3), strides=(2, 2), pads=(1, 1, 1, 1),
+         count_include_pad=1, ceil_mode=1, schedule={"wg": 4, "vec": 3}),
+    dict(op_type="LpPool", x_shape=(1, 2, 6, 9), kernel=(2, 2), pads=(1, 1, 1, 1), p=3,
+         schedule={"wg": 4, "vec": 4}),
+    dict(op_type="MaxPool", x_shape=(1, 2, 9), kernel=(3,), schedule={"wg": 2, "vec": 2}),
 ])
 def test_pool(case: dict[str, Any]) -> None:
     pool_case(**case)
@@ -336,8 +351,12 @@ def test_pool_property(data: st.DataObject) -> None:
     dil = [data.draw(st.integers(1, 2), f"d{i}") for i in range(r)] if op_type == "MaxPool" else [1] * r
     pads = [data.draw(st.integers(0, kernel[i % r] - 1), f"p{i}") for i in range(2 * r)]
     spatial = [data.draw(st.integers((kernel[i] - 1) * dil[i] + 1, 7), f"n{i}") for i in range(r)]
-    pool_case(op_type, (1, 2, *spatial), kernel, strides, pads, dil, data.draw(st.integers(0, 1), "ceil"),
-              data.draw(st.integers(0, 1), "cip") if op_type == "AveragePool" else 0)
+    vec = data.draw(st.sampled_from([1, 1, 2, 4]), "vec")
+    ceil = data.draw(st.integers(0, 1), "ceil")
+    cip = data.draw(st.integers(0, 1), "cip") if op_type == "AveragePool" else 0
+    out_w = conv_out_size(spatial[-1], kernel[-1], strides[-1], pads[r - 1], pads[2 * r - 1], dil[-1], bool(ceil))
+    schedule = {"wg": 8, "vec": vec} if vec <= out_w else None  # vectors must fit the output
+    pool_case(op_type, (1, 2, *spatial), kernel, strides, pads, dil, ceil, cip, schedule=schedule)
 
 
 @pytest.mark.parametrize("kind", ["avg", "max"])
@@ -652,7 +671,8 @@ def test_default_schedule_fills_legal_keys() -> None:
     DefaultSchedulePass().apply(make_context(), module)
     conv = next(op for op in module.walk() if op.name == "vision.conv2d")
     sched = conv.attributes["schedule"].as_dict()
-    assert set(sched) <= {"wg", "tile_oc", "tile_ow", "vec", "unroll_k", "unroll_win"} and 6 % sched["tile_oc"] == 0
+    assert set(sched) <= {"wg", "tile_oc", "tile_ow", "vec", "flat", "unroll_k", "unroll_win"}
+    assert 6 % sched["tile_oc"] == 0
     LowerVisionToLoopsPass().apply(make_context(), module)  # legal for the lowering
 
 

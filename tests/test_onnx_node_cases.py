@@ -7,8 +7,11 @@ tolerances are each case's own. Deliberate skips carry their reason (onnx_node_c
 from __future__ import annotations
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
-from onnx_node_cases import skip_reason, supported_cases
+from onnx import numpy_helper
+from onnx_node_cases import ORT_REFERENCE, skip_reason, supported_cases
 
 import visc.onnx_backend as backend
 
@@ -24,6 +27,10 @@ def _compare(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> Non
         np.testing.assert_array_equal(got, want)
 
 
+def _array(value: object) -> np.ndarray:
+    return numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else np.asarray(value)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_node_case(case) -> None:
     reason = skip_reason(case.name)
@@ -31,7 +38,12 @@ def test_node_case(case) -> None:
         pytest.skip(reason)
     rep = backend.prepare(case.model)
     for inputs, outputs in case.data_sets:
-        got = rep.run(list(inputs))
-        assert len(got) == len(outputs)
-        for g, w in zip(got, outputs, strict=True):
+        arrays = [_array(v) for v in inputs]
+        got = rep.run(arrays)
+        want = [_array(v) for v in outputs]
+        if case.name in ORT_REFERENCE:
+            sess = ort.InferenceSession(case.model.SerializeToString(), providers=["CPUExecutionProvider"])
+            want = sess.run(None, {vi.name: a for vi, a in zip(case.model.graph.input, arrays, strict=False)})
+        assert len(got) == len(want)
+        for g, w in zip(got, want, strict=True):
             _compare(g, np.asarray(w), rtol=max(case.rtol, 1e-5), atol=max(case.atol, 1e-6))

@@ -19,8 +19,8 @@ from xdsl.parser import Parser
 from visc.dialects import vision
 from visc.errors import InputShapeError, UnsupportedModelError
 from visc.frontend import import_model
-from visc.frontend.folding import SHAPE_ONLY
 from visc.frontend.registry import load_all
+from visc.frontend.specialize import bind_inputs, graph_parameter_inputs
 from visc.reference import eval_op, evaluate
 from visc.weights import WeightStore
 
@@ -73,40 +73,12 @@ def _array(v: object) -> np.ndarray:
     return numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else np.asarray(v)
 
 
-def _parameter_inputs(model: onnx.ModelProto) -> set[str]:
-    """Graph values that must be constants for visc (shapes, axes, pads, scales ...)."""
-    roots: set[str] = set()
-    for n in model.graph.node:
-        conv = _CONVERTERS.get(n.op_type)
-        idx = range(len(n.input)) if n.op_type in ("ConstantOfShape", "Range") else conv.const_inputs if conv else ()
-        roots.update(n.input[i] for i in idx if i < len(n.input) and n.input[i])
-    producers = {o: n for n in model.graph.node for o in n.output}
-    stack = list(roots)
-    while stack:
-        n = producers.get(stack.pop())
-        if n is None or n.op_type in SHAPE_ONLY:
-            continue
-        for name in n.input:
-            if name and name not in roots:
-                roots.add(name)
-                stack.append(name)
-    return roots
-
-
 def _freeze(model: onnx.ModelProto, inputs: list[np.ndarray]) -> tuple[onnx.ModelProto, list[np.ndarray]]:
     """Turn the test's parameter inputs (e.g. Reshape's shape) into initializers with its data."""
     names = [vi.name for vi in model.graph.input]
-    params = _parameter_inputs(model)
+    params = set(graph_parameter_inputs(model))
     frozen = {n: v for n, v in zip(names, inputs, strict=True) if n in params}
-    if not frozen:
-        return model, inputs
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    keep = [vi for vi in m.graph.input if vi.name not in frozen]
-    del m.graph.input[:]
-    m.graph.input.extend(keep)
-    m.graph.initializer.extend(numpy_helper.from_array(v, n) for n, v in frozen.items())
-    return m, [v for n, v in zip(names, inputs, strict=True) if n not in frozen]
+    return bind_inputs(model, frozen), [v for n, v in zip(names, inputs, strict=True) if n not in frozen]
 
 
 def _skip_reason(error: UnsupportedModelError) -> str | None:

@@ -3,11 +3,16 @@
     import visc.onnx_backend as backend
     rep = backend.prepare(model)          # compiles for the default OpenCL device
     outputs = rep.run([x])
+
+visc compiles static shapes. `prepare` compiles for the model's declared shapes when it can;
+`run` specializes when the inputs' shapes differ or when the graph takes parameters (shapes,
+axes, pads, scales) as inputs, binding them to the given values. Each specialization is
+compiled once and cached by shapes and parameter values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,16 +20,40 @@ import onnx
 from onnx.backend.base import Backend, BackendRep
 
 from visc.compiler import compile_model
+from visc.frontend.specialize import bind_inputs, graph_parameter_inputs
 
 
 class ViscRep(BackendRep):
-    def __init__(self, compiled: Any):
-        self.compiled = compiled
+    def __init__(self, model: onnx.ModelProto, device: str | None = None):
+        self.model = model
+        self.device = device
+        inits = {i.name for i in model.graph.initializer}
+        self.input_names = [vi.name for vi in model.graph.input if vi.name not in inits]
+        self.parameters = set(graph_parameter_inputs(model))
+        self._compiled: dict[tuple, Any] = {}
+
+    def _key(self, named: Mapping[str, np.ndarray]) -> tuple:
+        return tuple(
+            (n, a.shape, a.dtype.str, a.tobytes() if n in self.parameters else None) for n, a in named.items()
+        )
+
+    def compiled_for(self, named: Mapping[str, np.ndarray]) -> Any:
+        key = self._key(named)
+        if key not in self._compiled:
+            model = bind_inputs(self.model, {n: a for n, a in named.items() if n in self.parameters})
+            shapes = {n: a.shape for n, a in named.items() if n not in self.parameters}
+            self._compiled[key] = compile_model(model, input_shapes=shapes, device=self.device)
+        return self._compiled[key]
 
     def run(self, inputs: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
         if isinstance(inputs, np.ndarray):
             inputs = [inputs]
-        return tuple(self.compiled.run(list(inputs) if not isinstance(inputs, dict) else inputs))
+        if isinstance(inputs, Mapping):
+            named = {n: np.asarray(inputs[n]) for n in self.input_names}
+        else:
+            named = {n: np.asarray(a) for n, a in zip(self.input_names, inputs, strict=True)}
+        compiled = self.compiled_for(named)
+        return tuple(compiled.run({n: a for n, a in named.items() if n not in self.parameters}))
 
 
 class ViscBackend(Backend):
@@ -32,13 +61,14 @@ class ViscBackend(Backend):
     def is_compatible(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> bool:
         from visc.frontend.onnx import unsupported_ops
 
-        return not unsupported_ops(model)
+        model = bind_inputs(model, {})
+        problems = unsupported_ops(model)
+        return all("must be a constant known at import time" in p for p in problems)
 
     @classmethod
     def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> ViscRep:
         super().prepare(model, device, **kwargs)
-        return ViscRep(compile_model(model, input_shapes=kwargs.get("input_shapes"),
-                                     device=kwargs.get("visc_device")))
+        return ViscRep(model, device=kwargs.get("visc_device"))
 
     @classmethod
     def run_model(cls, model: onnx.ModelProto, inputs: Any, device: str = "CPU", **kwargs: Any) -> tuple[np.ndarray, ...]:

@@ -1,15 +1,25 @@
 // RUN: visc-opt %s -p lower-vision-to-loops | filecheck %s
 
-// Max pool with padding: out-of-range taps are masked, never loaded out of bounds.
+// Max pool with padding: a window wholly inside the input runs a plain loop; at the borders
+// out-of-range taps are masked, never loaded out of bounds.
 // CHECK-LABEL: func.func @max
 // CHECK:      "scf.parallel"
 // CHECK:        %[[NEG:.*]] = arith.constant 0xff800000 : f32
-// CHECK:        scf.for {{.*}} iter_args(%{{.*}} = %[[NEG]]) -> (f32) {
-// CHECK:          scf.for
-// CHECK:            %[[V:.*]] = memref.load %x
-// CHECK-NEXT:       %[[M:.*]] = arith.maximumf %{{.*}}, %[[V]] : f32
-// CHECK-NEXT:       arith.select %{{.*}}, %[[M]], %{{.*}} : f32
-// CHECK:          } {vision.unroll = 0 : i64}
+// CHECK:        %[[IN:.*]] = scf.if %{{.*}} -> (f32) {
+// CHECK:          scf.for {{.*}} iter_args(%{{.*}} = %[[NEG]]) -> (f32) {
+// CHECK:            scf.for
+// CHECK-NEXT:         arith.addi
+// CHECK-NEXT:         %[[V:.*]] = memref.load %x
+// CHECK-NEXT:         arith.maximumf %{{.*}}, %[[V]] : f32
+// CHECK-NEXT:         scf.yield
+// CHECK:        } else {
+// CHECK:          scf.for {{.*}} iter_args(%{{.*}} = %[[NEG]]) -> (f32) {
+// CHECK:            scf.for
+// CHECK:              %[[W:.*]] = memref.load %x
+// CHECK-NEXT:         %[[M:.*]] = arith.maximumf %{{.*}}, %[[W]] : f32
+// CHECK-NEXT:         arith.select %{{.*}}, %[[M]], %{{.*}} : f32
+// CHECK:            } {vision.unroll = 0 : i64}
+// CHECK:        memref.store %[[IN]], %out
 // CHECK:      }) {kernel_name = "pool2d_pool1", workgroup_size = 64 : i64}
 func.func @max(%x: memref<1x2x5x5xf32>, %out: memref<1x2x3x3xf32>) {
   vision.pool2d ins(%x : memref<1x2x5x5xf32>) outs(%out : memref<1x2x3x3xf32>) {kind = "max", kernel = array<i64: 3, 3>, strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, ceil_mode = 0 : i64, count_include_pad = 0 : i64, onnx_node = "pool1", schedule = #vision.schedule<{wg = 64 : i64, unroll_win = 0 : i64}>}
@@ -28,8 +38,10 @@ func.func @avg(%x: memref<1x2x4x4xf32>, %out: memref<1x2x2x2xf32>) {
   func.return
 }
 
-// Average pool with padding excluded from the count: the count is carried with the sum.
+// Average pool with padding excluded from the count: at the borders the count is carried
+// with the sum.
 // CHECK-LABEL: func.func @avg_pad
+// CHECK:        } else {
 // CHECK:        scf.for {{.*}} -> (f32, f32) {
 // CHECK:        arith.divf
 // CHECK:      }) {kernel_name = "pool2d_avg_pad", workgroup_size = 8 : i64}
@@ -48,5 +60,28 @@ func.func @avg_pad(%x: memref<1x1x4xf32>, %out: memref<1x1x3xf32>) {
 // CHECK:      }) {kernel_name = "global_pool_gap", workgroup_size = 8 : i64}
 func.func @global(%x: memref<2x3x4x5xf32>, %out: memref<2x3x1x1xf32>) {
   vision.global_pool ins(%x : memref<2x3x4x5xf32>) outs(%out : memref<2x3x1x1xf32>) {kind = "avg", onnx_node = "gap", schedule = #vision.schedule<{wg = 8 : i64}>}
+  func.return
+}
+
+// vec = 4 on a stride-1 max pool: interior threads read each window row as one vector load;
+// 6 columns make 2 groups, the second shifted to columns 2..5 and storing lanes 2 and 3 only.
+// CHECK-LABEL: func.func @vec
+// CHECK:       "scf.parallel"({{.*}}) <{operandSegmentSizes = array<i32: 3, 3, 3, 0>}> ({
+// CHECK:         %[[V:.*]] = scf.if %{{.*}} -> (vector<4xf32>) {
+// CHECK:           vector.load %x
+// CHECK:           arith.maximumf %{{.*}}, %{{.*}} : vector<4xf32>
+// CHECK:         } else {
+// CHECK-COUNT-4:   arith.select
+// CHECK:           arith.maximumf %{{.*}}, %{{.*}} : vector<4xf32>
+// CHECK:         scf.if
+// CHECK-NEXT:      vector.extract %[[V]][2]
+// CHECK-NEXT:      memref.store
+// CHECK-NEXT:      vector.extract %[[V]][3]
+// CHECK-NEXT:      memref.store
+// CHECK-NEXT:    } else {
+// CHECK-NEXT:      vector.store %[[V]], %out
+// CHECK:       }) {kernel_name = "pool2d_pv", workgroup_size = 8 : i64}
+func.func @vec(%x: memref<1x2x8x8xf32>, %out: memref<1x2x6x6xf32>) {
+  vision.pool2d ins(%x : memref<1x2x8x8xf32>) outs(%out : memref<1x2x6x6xf32>) {kind = "max", kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, ceil_mode = 0 : i64, count_include_pad = 0 : i64, onnx_node = "pv", schedule = #vision.schedule<{wg = 8 : i64, vec = 4 : i64}>}
   func.return
 }

@@ -104,17 +104,19 @@ def load_broadcast(k: KernelBuilder, ref: SSAValue, out_idx: Sequence[Idx]) -> S
     return k.load(ref, broadcast_index(shape_of(ref), out_idx))
 
 
-def epilogue(k: KernelBuilder, op: VisionOp, value: SSAValue, out_idx: Sequence[Idx]) -> SSAValue:
-    """Apply a conv/matmul epilogue body (if any) to one output element."""
+def epilogue(k: KernelBuilder, op: VisionOp, value: SSAValue, out_idx: Sequence[Idx],
+             fuse: Sequence[SSAValue] | None = None) -> SSAValue:
+    """Apply a conv/matmul epilogue body (if any) to one output element; `fuse` replaces the
+    op's fuse operands (e.g. by views of them)."""
     if not op.body.blocks:
         return value
-    fused = [load_broadcast(k, f, out_idx) for f in op.fuse]
+    fused = [load_broadcast(k, f, out_idx) for f in (op.fuse if fuse is None else fuse)]
     (res,) = k.inline_body(op.body, [value, *fused])
     return res
 
 
 def epilogue_vector(k: KernelBuilder, op: VisionOp, value: SSAValue, out_idx: Sequence[Idx], lanes: int,
-                    out_last: int) -> SSAValue | None:
+                    out_last: int, fuse: Sequence[SSAValue] | None = None) -> SSAValue | None:
     """The epilogue applied to `lanes` outputs contiguous along the innermost dim (starting at
     `out_idx`, all inside the output, whose innermost size is `out_last`), as vector code;
     None when the body is not plain float arithmetic."""
@@ -123,7 +125,7 @@ def epilogue_vector(k: KernelBuilder, op: VisionOp, value: SSAValue, out_idx: Se
     if not vectorizable_body(op.body):
         return None
     fused = []
-    for f in op.fuse:
+    for f in op.fuse if fuse is None else fuse:
         shape = shape_of(f)
         idx = broadcast_index(shape, out_idx)
         if shape and shape[-1] == out_last and out_last != 1:

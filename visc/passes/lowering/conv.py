@@ -7,6 +7,9 @@ conv2d reads these schedule keys:
 * ``tile_ow``    output column groups per thread, 1..ceil(OW / vec).
 * ``vec``        lanes per column group (1, 2, 3, 4, 8, 16; at most OW): ``vec`` adjacent
                  output columns held in one vector accumulator. 1 = scalar threads.
+* ``flat``       1: treat the output rows as one row of OH*OW columns (only for a 1x1 kernel
+                 at stride 1 without padding, through `vision.reshape` views), so small images
+                 still fill whole vectors; tile_ow and vec then count flat columns.
 * ``unroll_k``   unroll hint of the input-channel loop (0 = fully; 1 = none).
 * ``unroll_win`` unroll hint of the kernel-window loops kh, kw (0 = fully; 1 = none).
 
@@ -27,7 +30,7 @@ local memory can replace one step without touching the others.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from xdsl.dialects.builtin import VectorType
 from xdsl.ir import SSAValue
@@ -44,6 +47,7 @@ from visc.passes.lowering.common import (
     epilogue,
     epilogue_vector,
     kernel_hint,
+    node_name,
     only_wg,
 )
 from visc.passes.lowering.loops import Cond, FunctionLowering, Idx, KernelBuilder
@@ -83,10 +87,10 @@ class _Geometry:
 
 def _geometry(op: VisionOp) -> _Geometry:
     n, c, h, w = shape_of(op.ins[0])
-    _, _, oh, ow = shape_of(op.outs[0])
+    _, _, oh, ow = shape_of(op.dests[0])
     ws = shape_of(op.ins[1])
     groups = get_int(op, "groups", 1)
-    o = ws[0] if isinstance(op, Conv2dOp) else shape_of(op.outs[0])[1]
+    o = ws[0] if isinstance(op, Conv2dOp) else shape_of(op.dests[0])[1]
     sh, sw = get_ints(op, "strides")
     pt, pl, _, _ = get_ints(op, "pads")
     dh, dw = get_ints(op, "dilations")
@@ -115,6 +119,12 @@ def check_conv2d(op: VisionOp, sched: Schedule) -> Problems:
     toc = check_range(problems, sched, "tile_oc", 1, 1, g.og, f"{g.og} output channels per group")
     if toc >= 1 and g.og % toc:
         problems.append(f"schedule tile_oc={toc} must divide the {g.og} output channels of a group")
+    flat = check_range(problems, sched, "flat", 0, 0, 1)
+    if flat and not flattenable(op):
+        problems.append("schedule flat=1 needs a 1x1 kernel, stride 1, no padding and fuse operands "
+                        "that broadcast over whole rows")
+    elif flat:
+        g = replace(g, oh=1, ow=g.oh * g.ow)
     vec = sched.get("vec", 1)
     if vec not in VECTOR_WIDTHS:
         problems.append(f"schedule vec={vec} is illegal (one of {', '.join(map(str, VECTOR_WIDTHS))})")
@@ -152,6 +162,11 @@ class _Plan:
     vec: int
     unroll_k: int
     unroll_win: int
+    x: SSAValue
+    w: SSAValue
+    bias: SSAValue | None
+    out: SSAValue
+    fuse: list[SSAValue]
 
     @property
     def col_threads(self) -> int:
@@ -188,14 +203,14 @@ class _Plan:
         return n, ocs, oh, cols
 
     def _zero(self, k: KernelBuilder) -> SSAValue:
-        zero = k.const(0.0, elt(self.op.outs[0]))
+        zero = k.const(0.0, elt(self.out))
         return zero if self.vec == 1 else k.vbroadcast(zero, self.vec)
 
     def reduce(self, k: KernelBuilder, n: Idx, ocs: list[Idx], oh: Idx, cols: list[_Cols]) -> list[SSAValue]:
         """Accumulate the tile over kh, kw (outer) and input channels (inner)."""
         g, toc, tow, vec = self.g, self.toc, self.tow, self.vec
-        x, w = self.op.ins[0], self.op.ins[1]
-        zero_s = k.const(0.0, elt(self.op.outs[0]))
+        x, w = self.x, self.w
+        zero_s = k.const(0.0, elt(self.out))
         cin0 = k.mul(k.div(ocs[0], g.og), g.cg) if g.groups > 1 else 0
         ih0 = k.sub(k.mul(oh, g.sh), g.pt)
         ih0_range = (-g.pt, (g.oh - 1) * g.sh - g.pt)
@@ -262,8 +277,8 @@ class _Plan:
               accs: Sequence[SSAValue]) -> None:
         """Bias, epilogue and store of the tile (the shifted last group stores only the
         lanes its neighbour does not)."""
-        op, out, vec, ow = self.op, self.op.outs[0], self.vec, self.g.ow
-        bias = [k.load(op.ins[2], [oc]) for oc in ocs] if len(op.ins) == 3 else None
+        op, out, vec, ow, fuse = self.op, self.out, self.vec, self.g.ow, self.fuse
+        bias = [k.load(self.bias, [oc]) for oc in ocs] if self.bias is not None else None
         overlap = _ceil_div(ow, vec) * vec - ow  # lanes the shifted last group shares
         for j, cg in enumerate(cols):
 
@@ -272,13 +287,13 @@ class _Plan:
                     acc = accs[i * self.tow + j]
                     if vec == 1:
                         v = k.fadd(acc, bias[i]) if bias is not None else acc
-                        k.store(epilogue(k, op, v, [n, oc, oh, cg.col]), out, [n, oc, oh, cg.col])
+                        k.store(epilogue(k, op, v, [n, oc, oh, cg.col], fuse), out, [n, oc, oh, cg.col])
                         continue
                     if bias is not None:
                         acc = k.fadd(acc, k.vbroadcast(bias[i], vec))
-                    v = epilogue_vector(k, op, acc, [n, oc, oh, cg.col], vec, ow)
+                    v = epilogue_vector(k, op, acc, [n, oc, oh, cg.col], vec, ow, fuse)
                     if v is None:  # a body that is not plain float arithmetic: lane by lane
-                        lanes = [epilogue(k, op, k.vextract(acc, q), [n, oc, oh, k.add(cg.col, q)])
+                        lanes = [epilogue(k, op, k.vextract(acc, q), [n, oc, oh, k.add(cg.col, q)], fuse)
                                  for q in range(vec)]
                         v = k.vfrom(lanes)
 
@@ -297,9 +312,40 @@ class _Plan:
             k.if_(cg.ok, group)
 
 
+def _flat_fuse_shape(shape: tuple[int, ...], oh: int, ow: int) -> tuple[int, ...] | None:
+    """The shape of a fuse operand over the flattened output rows, None if it cannot follow."""
+    if len(shape) < 2:
+        return shape if not shape or shape[-1] == 1 else None
+    if shape[-2:] == (1, 1):
+        return shape
+    if shape[-2:] == (oh, ow):
+        return (*shape[:-2], 1, oh * ow)
+    return None
+
+
+def flattenable(op: VisionOp) -> bool:
+    """Whether the output rows can be treated as one long row: a 1x1 kernel at stride 1 with no
+    padding reads the input pixel of the same flat index, so rows join seamlessly."""
+    g = _geometry(op)
+    if (g.kh, g.kw, g.sh, g.sw, g.pt, g.pl) != (1, 1, 1, 1, 0, 0) or get_ints(op, "pads") != (0, 0, 0, 0):
+        return False
+    return all(_flat_fuse_shape(shape_of(f), g.oh, g.ow) is not None for f in op.fuse)
+
+
 def lower_conv2d(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
-    plan = _Plan(op, _geometry(op), sched.get("tile_oc", 1), sched.get("tile_ow", 1), sched.get("vec", 1),
-                 sched.get("unroll_k", 1), sched.get("unroll_win", 1))
+    g = _geometry(op)
+    x, w, out = op.ins[0], op.ins[1], op.outs[0]
+    bias = op.ins[2] if len(op.ins) == 3 else None
+    fuse = list(op.fuse)
+    if sched.get("flat", 0):
+        node = node_name(op)
+        x = fl.view(x, (g.n, g.c, 1, g.h * g.w), node + ":flat_in")
+        out = fl.view(out, (g.n, g.o, 1, g.oh * g.ow), node + ":flat_out")
+        fuse = [fl.view(f, _flat_fuse_shape(shape_of(f), g.oh, g.ow) or (), node + f":flat_fuse{i}")
+                for i, f in enumerate(fuse)]
+        g = replace(g, h=1, w=g.h * g.w, oh=1, ow=g.oh * g.ow)
+    plan = _Plan(op, g, sched.get("tile_oc", 1), sched.get("tile_ow", 1), sched.get("vec", 1),
+                 sched.get("unroll_k", 1), sched.get("unroll_win", 1), x, w, bias, out, fuse)
 
     def body(k: KernelBuilder, ivs: list[Idx]) -> None:
         n, ocs, oh, cols = plan.thread_coords(k, ivs)
@@ -364,7 +410,7 @@ def lower_conv2d_transpose(op: VisionOp, sched: Schedule, fl: FunctionLowering) 
 
 
 LOWERINGS: dict[type[VisionOp], Lowering] = {
-    Conv2dOp: Lowering(frozenset({"wg", "tile_oc", "tile_ow", "vec", "unroll_k", "unroll_win"}),
+    Conv2dOp: Lowering(frozenset({"wg", "tile_oc", "tile_ow", "vec", "flat", "unroll_k", "unroll_win"}),
                        check_conv2d, lower_conv2d),
     Conv2dTransposeOp: Lowering(frozenset({"wg"}), only_wg, lower_conv2d_transpose),
 }

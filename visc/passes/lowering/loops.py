@@ -555,6 +555,19 @@ class FunctionLowering:
             hit = self._consts[value] = op.result
         return hit
 
+    def view(self, value: SSAValue, shape: Sequence[int], node: str) -> SSAValue:
+        """A `vision.reshape` view of a host memref, defined before the anchor."""
+        from visc.dialects.vision import ReshapeOp
+
+        typ = value.type
+        assert isinstance(typ, MemRefType) and self.anchor is not None
+        if tuple(typ.get_shape()) == tuple(shape):
+            return value
+        op = ReshapeOp([value], [MemRefType(typ.element_type, list(shape))],
+                       {"onnx_node": StringAttr(node), "onnx_op": StringAttr("Reshape")})
+        self.block.insert_op_before(op, self.anchor)
+        return op.res[0]
+
     def unique_name(self, hint: str) -> str:
         name = c_identifier(hint)
         if name in self._names:

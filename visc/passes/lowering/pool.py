@@ -1,8 +1,10 @@
 """pool2d and global_pool -> one kernel each, one thread per output element.
 
-pool2d (any number of spatial dims) reads ``wg`` and ``unroll_win`` (unroll hint of the window
-loops, 0 = fully, 1 = none). Window positions outside the input are masked (clamped address,
-value replaced), never branched on: max ignores them, avg divides by the taps inside the input
+pool2d (any number of spatial dims) reads ``wg``, ``unroll_win`` (unroll hint of the window
+loops, 0 = fully, 1 = none) and ``vec`` (output columns per thread, computed as one vector;
+1 = scalar). A thread whose window lies wholly inside the input (most of them)
+runs a plain loop; at the borders, positions outside the input are masked (clamped address,
+value replaced) rather than branched on: max ignores them, avg divides by the taps inside the input
 (``count_include_pad=0``) or inside the padded input (``count_include_pad=1``, ONNX/onnxruntime
 semantics for windows that ceil_mode lets run past the end padding), lp sums ``|x|^p`` over
 taps inside the input. global_pool reads ``wg``.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+from xdsl.dialects.builtin import VectorType
 from xdsl.ir import SSAValue
 
 from visc.dialects.vision import (
@@ -42,10 +45,19 @@ def _float_only(op: VisionOp, problems: Problems) -> None:
         problems.append(f"{get_str(op, 'kind')} pooling needs a floating-point tensor, got {elt(op.outs[0])}")
 
 
+VECTOR_WIDTHS = (1, 2, 3, 4, 8, 16)
+
+
 def check_pool2d(op: VisionOp, sched: Schedule) -> Problems:
     problems: Problems = []
     check_wg(problems, sched)
     check_unroll(problems, sched, "unroll_win")
+    vec = sched.get("vec", 1)
+    width = shape_of(op.outs[0])[-1]
+    if vec not in VECTOR_WIDTHS:
+        problems.append(f"schedule vec={vec} is illegal (one of {', '.join(map(str, VECTOR_WIDTHS))})")
+    elif vec > width:
+        problems.append(f"schedule vec={vec} is wider than the output's {width} columns")
     _float_only(op, problems)
     if get_str(op, "kind") == "lp" and get_int(op, "p", 2) < 1:
         problems.append("lp pooling needs p >= 1")
@@ -75,6 +87,9 @@ def lower_pool2d(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
     p = get_int(op, "p", 2)
     ty = elt(out)
     unroll = sched.get("unroll_win", 1)
+    if sched.get("vec", 1) > 1:
+        _lower_pool2d_vec(op, sched, fl)
+        return
 
     def body(k: KernelBuilder, ivs: list[Idx]) -> None:
         nc, sp = ivs[:2], ivs[2:]
@@ -86,8 +101,10 @@ def lower_pool2d(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
             static_count &= (include_pad or pads[d] <= 0) and last < limit
         carry_count = kind == "avg" and not static_count
 
-        def window(d: int, idx: list[Idx], inside: Cond, counted: Cond, carry: list[SSAValue]) -> list[SSAValue]:
-            """Loop over window dim d (masks of dims < d already folded into inside/counted)."""
+        def window(d: int, idx: list[Idx], inside: Cond, counted: Cond, carry: list[SSAValue],
+                   masked: bool) -> list[SSAValue]:
+            """Loop over window dim d (masks of dims < d already folded into inside/counted);
+            unmasked, every tap is known to lie inside the input."""
             if d == r:
                 return tap(idx, inside, counted, carry)
 
@@ -95,11 +112,13 @@ def lower_pool2d(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
                 lo = -pads[d] + (kk if isinstance(kk, int) else 0) * dil[d]
                 hi = (os_[2 + d] - 1) * strides[d] - pads[d] + (kk if isinstance(kk, int) else kernel[d] - 1) * dil[d]
                 pos = k.add(starts[d], k.mul(kk, dil[d]))
+                if not masked:
+                    return window(d + 1, [*idx, pos], True, True, carry, masked)
                 n = xs[2 + d]
                 ok = k.and_(inside, k.in_range(pos, 0, n, lo, hi))
                 cnt = k.and_(counted, k.in_range(pos, -pads[d], n + pads[r + d], lo, hi)) if include_pad else ok
                 at = k.clamp(pos, 0, n - 1) if lo < 0 or hi >= n else pos
-                return window(d + 1, [*idx, at], ok, cnt, carry)
+                return window(d + 1, [*idx, at], ok, cnt, carry, masked)
 
             return k.loop(0, kernel[d], carry, step, unroll=unroll)
 
@@ -114,24 +133,167 @@ def lower_pool2d(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
                 av = k.abs(v)
                 term = av if p == 1 else k.fmul(av, av) if p == 2 else k.pow(av, k.const(float(p), ty))
                 acc = k.fadd(acc, k.select(ok, term, k.const(0, ty)))
-            if not carry_count:
+            if len(carry) == 1:
                 return [acc]
             return [acc, k.fadd(carry[1], k.select(cnt, k.const(1, ty), k.const(0, ty)))]
 
-        init = [k.const(extreme(ty, True) if kind == "max" else 0, ty)]
-        if carry_count:
-            init.append(k.const(0, ty))
-        res = window(0, list(nc), True, True, init)
-        v = res[0]
-        if kind == "avg":
-            v = k.fdiv(v, res[1] if carry_count else k.const(float(math.prod(kernel)), ty))
-        elif kind == "lp" and p == 2:
-            v = k.sqrt(v)
-        elif kind == "lp" and p != 1:
-            v = k.pow(v, k.const(1.0 / p, ty))
+        def pooled(masked: bool) -> list[SSAValue]:
+            init = [k.const(extreme(ty, True) if kind == "max" else 0, ty)]
+            if carry_count and masked:
+                init.append(k.const(0, ty))
+            res = window(0, list(nc), True, True, init, masked)
+            v = res[0]
+            if kind == "avg":
+                v = k.fdiv(v, res[1] if len(res) > 1 else k.const(float(math.prod(kernel)), ty))
+            elif kind == "lp" and p == 2:
+                v = k.sqrt(v)
+            elif kind == "lp" and p != 1:
+                v = k.pow(v, k.const(1.0 / p, ty))
+            return [v]
+
+        # most windows lie wholly inside the input: they run without masks or clamps
+        interior = k.all_of([
+            k.in_range(starts[d], 0, xs[2 + d] - (kernel[d] - 1) * dil[d], -pads[d],
+                       (os_[2 + d] - 1) * strides[d] - pads[d])
+            for d in range(r)])
+        (v,) = k.if_(interior, lambda: pooled(False), lambda: pooled(True), [ty])
         k.store(v, out, ivs)
 
     fl.kernel(kernel_hint(op), list(os_), sched.wg, body)
+
+
+def _lower_pool2d_vec(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
+    """pool2d with ``vec`` adjacent output columns per thread in one vector: the per-thread cost
+    of a CPU OpenCL driver (which does not vectorize across threads with loops) is shared by
+    ``vec`` outputs. The last column group is shifted left to end at the last column (like
+    conv2d's) and stores only the lanes its neighbour does not."""
+    x, out = op.ins[0], op.outs[0]
+    xs, os_ = shape_of(x), shape_of(out)
+    kind = get_str(op, "kind")
+    kernel = get_ints(op, "kernel")
+    r = len(kernel)
+    strides = get_ints(op, "strides") if "strides" in op.attributes else (1,) * r
+    dil = get_ints(op, "dilations") if "dilations" in op.attributes else (1,) * r
+    pads = get_ints(op, "pads") if "pads" in op.attributes else (0,) * (2 * r)
+    include_pad = bool(get_int(op, "count_include_pad", 0))
+    p = get_int(op, "p", 2)
+    ty = elt(out)
+    unroll = sched.get("unroll_win", 1)
+    vec = sched.get("vec", 1)
+    ow = os_[-1]
+    groups = -(-ow // vec)
+    overlap = groups * vec - ow
+    ident = extreme(ty, True) if kind == "max" else 0
+
+    def body(k: KernelBuilder, ivs: list[Idx]) -> None:
+        nc, sp = ivs[:2], ivs[2:]
+        grp = sp[-1]
+        col = k.min(k.mul(grp, vec), ow - vec) if overlap else k.mul(grp, vec)
+        last: Cond = k.cmp("eq", grp, groups - 1) if overlap else False
+        cols = [k.add(col, q) for q in range(vec)]
+
+        def lane_starts(d: int) -> list[tuple[Idx, int, int]]:
+            """(window start, its static range) per lane along dim d; lanes differ only along
+            the last dim (column col + q, in [q, ow - vec + q])."""
+            st, pd = strides[d], pads[d]
+            if d < r - 1:
+                return [(k.sub(k.mul(sp[d], st), pd), -pd, (os_[2 + d] - 1) * st - pd)]
+            return [(k.sub(k.mul(c, st), pd), q * st - pd, (ow - vec + q) * st - pd) for q, c in enumerate(cols)]
+
+        starts = [lane_starts(d) for d in range(r)]
+
+        def window(masked: bool) -> list[SSAValue]:
+            def level(d: int, idx: list[Idx], ok: list[Cond], cnt: list[Cond], carry: list[SSAValue]) -> list[SSAValue]:
+                if d == r - 1:
+                    return last_dim(idx, ok, cnt, carry)
+
+                def step(kk: Idx, carry: list[SSAValue]) -> list[SSAValue]:
+                    a, lo, hi = starts[d][0]
+                    lo, hi = lo + (kk if isinstance(kk, int) else 0) * dil[d], hi + (kk if isinstance(kk, int) else kernel[d] - 1) * dil[d]
+                    pos = k.add(a, k.mul(kk, dil[d]))
+                    if not masked:
+                        return level(d + 1, [*idx, pos], ok, cnt, carry)
+                    n = xs[2 + d]
+                    inside = k.in_range(pos, 0, n, lo, hi)
+                    counted = k.in_range(pos, -pads[d], n + pads[r + d], lo, hi) if include_pad else inside
+                    at = k.clamp(pos, 0, n - 1) if lo < 0 or hi >= n else pos
+                    return level(d + 1, [*idx, at], [k.and_(o, inside) for o in ok],
+                                 [k.and_(c, counted) for c in cnt], carry)
+
+                return k.loop(0, kernel[d], carry, step, unroll=unroll)
+
+            def last_dim(idx: list[Idx], ok: list[Cond], cnt: list[Cond], carry: list[SSAValue]) -> list[SSAValue]:
+                d = r - 1
+                n = xs[2 + d]
+
+                def step(kk: Idx, carry: list[SSAValue]) -> list[SSAValue]:
+                    taps, oks, cnts = [], [], []
+                    for a, lo, hi in starts[d]:
+                        lo, hi = lo + (kk if isinstance(kk, int) else 0) * dil[d], hi + (kk if isinstance(kk, int) else kernel[d] - 1) * dil[d]
+                        pos = k.add(a, k.mul(kk, dil[d]))
+                        if masked:
+                            inside = k.in_range(pos, 0, n, lo, hi)
+                            oks.append(k.and_(ok[0], inside))
+                            cnts.append(k.and_(cnt[0], k.in_range(pos, -pads[d], n + pads[r + d], lo, hi))
+                                        if include_pad else oks[-1])
+                            pos = k.clamp(pos, 0, n - 1) if lo < 0 or hi >= n else pos
+                        taps.append(pos)
+                    if not masked and strides[d] == 1:
+                        v = k.vload(x, [*idx, taps[0]], vec)
+                    else:
+                        vals = [k.load(x, [*idx, t]) for t in taps]
+                        if masked:
+                            fill = k.const(ident, ty)
+                            vals = [k.select(o, v, fill) for o, v in zip(oks, vals, strict=True)]
+                        v = k.vfrom(vals)
+                    acc = carry[0]
+                    if kind == "max":
+                        acc = k.fmax(acc, v)
+                    elif kind == "avg":
+                        acc = k.fadd(acc, v)
+                    else:
+                        av = k.abs(v)
+                        acc = k.fadd(acc, av if p == 1 else k.fmul(av, av) if p == 2
+                                     else k.pow(av, k.vbroadcast(k.const(float(p), ty), vec)))
+                    if len(carry) == 1:
+                        return [acc]
+                    ones = [k.select(c, k.const(1, ty), k.const(0, ty)) for c in cnts]
+                    return [acc, k.fadd(carry[1], k.vfrom(ones))]
+
+                return k.loop(0, kernel[d], carry, step, unroll=unroll)
+
+            init = [k.vbroadcast(k.const(ident, ty), vec)]
+            count_needed = kind == "avg" and masked
+            if count_needed:
+                init.append(k.vbroadcast(k.const(0, ty), vec))
+            res = level(0, list(nc), [True], [True], init)
+            v = res[0]
+            if kind == "avg":
+                v = k.fdiv(v, res[1] if count_needed else k.vbroadcast(k.const(float(math.prod(kernel)), ty), vec))
+            elif kind == "lp" and p == 2:
+                v = k.sqrt(v)
+            elif kind == "lp" and p != 1:
+                v = k.pow(v, k.vbroadcast(k.const(1.0 / p, ty), vec))
+            return [v]
+
+        interior = k.all_of([
+            k.in_range(starts[d][0][0], 0, xs[2 + d] - (kernel[d] - 1) * dil[d] - (vec - 1) * strides[d] * (d == r - 1),
+                       starts[d][0][1], starts[d][0][2])
+            for d in range(r)])
+        (v,) = k.if_(interior, lambda: window(False), lambda: window(True), [VectorType(ty, [vec])])
+
+        def tail() -> list[SSAValue]:
+            for q in range(overlap, vec):
+                k.store(k.vextract(v, q), out, [*nc, *sp[:-1], cols[q]])
+            return []
+
+        def whole() -> list[SSAValue]:
+            k.vstore(v, out, [*nc, *sp[:-1], col])
+            return []
+
+        k.if_(last, tail, whole)
+
+    fl.kernel(kernel_hint(op), [*os_[:-1], groups], sched.wg, body)
 
 
 def check_global_pool(op: VisionOp, sched: Schedule) -> Problems:
@@ -164,6 +326,6 @@ def lower_global_pool(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> No
 
 
 LOWERINGS: dict[type[VisionOp], Lowering] = {
-    Pool2dOp: Lowering(frozenset({"wg", "unroll_win"}), check_pool2d, lower_pool2d),
+    Pool2dOp: Lowering(frozenset({"wg", "unroll_win", "vec"}), check_pool2d, lower_pool2d),
     GlobalPoolOp: Lowering(frozenset({"wg"}), check_global_pool, lower_global_pool),
 }
