@@ -187,11 +187,30 @@ def test_conv2d_epilogue_with_fused_residual_and_broadcast(width: int, schedule:
     close(got, np.maximum(conv * scale + skip, 0), rtol=1e-4, atol=1e-4)
 
 
-def test_conv2d_f64() -> None:
+@pytest.mark.parametrize("schedule", [{"wg": 8, "tile_oc": 2, "vec": 4}, {"wg": 8, "tile_oc": 2, "tile_ow": 2}])
+def test_conv2d_epilogue_with_compare_and_select(schedule: dict[str, int]) -> None:
+    """A body that is not plain arithmetic (leaky relu via cmpf/select) runs lane by lane."""
+    x, w = randn(1, 3, 5, 7), randn(4, 3, 3, 3)
+    body = """  ^bb0(%acc: f32):
+    %z = arith.constant 0.000000e+00 : f32
+    %s = arith.constant 1.000000e-01 : f32
+    %c = arith.cmpf ogt, %acc, %z : f32
+    %m = arith.mulf %acc, %s : f32
+    %r = arith.select %c, %acc, %m : f32
+    vision.yield %r : f32"""
+    (got,) = run("conv2d", {"x": x}, {"y": ((1, 4, 5, 7), np.float32)},
+                 {"strides": (1, 1), "pads": (1, 1, 1, 1), "dilations": (1, 1), "groups": 1, "schedule": schedule},
+                 ["x", "w"], {"w": w}, body=body)
+    (conv,) = ort_run("Conv", [x, w], {"pads": [1, 1, 1, 1]})
+    close(got, np.where(conv > 0, conv, np.float32(0.1) * conv), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("schedule", [{"wg": 8, "tile_oc": 2, "tile_ow": 2}, {"wg": 8, "tile_oc": 2, "vec": 4}])
+def test_conv2d_f64(schedule: dict[str, int]) -> None:
     x, w = randn(1, 3, 6, 6, dtype=np.float64), randn(4, 3, 3, 3, dtype=np.float64)
     (got,) = run("conv2d", {"x": x}, {"y": ((1, 4, 4, 4), np.float64)},
                  {"strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1), "groups": 1,
-                  "schedule": {"wg": 8, "tile_oc": 2, "tile_ow": 2}}, ["x", "w"], {"w": w})
+                  "schedule": schedule}, ["x", "w"], {"w": w})
     want = np.zeros((1, 4, 4, 4))
     for kh in range(3):
         for kw in range(3):
@@ -445,6 +464,16 @@ def test_reduce(kind: str, axes: tuple[int, ...], keep: bool) -> None:
         attrs["axes"] = axes
     (got,) = run("reduce", {"x": x}, {"y": (want.shape, np.float32)}, attrs, ["x"])
     close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["max", "min"])
+def test_reduce_bool(kind: str) -> None:
+    x = RNG.integers(0, 2, (3, 4)).astype(np.bool_)
+    x[0] = True
+    x[1] = False
+    want = x.max(1) if kind == "max" else x.min(1)
+    (got,) = run("reduce", {"x": x}, {"y": ((3,), np.bool_)}, {"kind": kind, "axes": (1,)}, ["x"])
+    np.testing.assert_array_equal(got, want)
 
 
 def test_reduce_int_and_negative_axis() -> None:

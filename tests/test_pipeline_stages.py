@@ -21,7 +21,7 @@ def stages(tmp_path_factory):
     weights_path = str(tmp_path_factory.mktemp("w") / "weights.npz")
     imported.weights.save(weights_path)
     texts = [("import", str(imported.module))]
-    run_passes(imported.module, default_pipeline("opencl"), imported.weights,
+    run_passes(imported.module, default_pipeline("opencl", "cpu"), imported.weights,
                after_pass=lambda spec, module, _secs: texts.append((spec, str(module))))
     return texts, weights_path
 

@@ -36,17 +36,27 @@ GRAPH_PIPELINE = (
 )
 
 
-def lowering_pipeline(target: str) -> tuple[str, ...]:
+def lowering_pipeline(target: str, device_type: str = "gpu") -> tuple[str, ...]:
     return (
         "vision-bufferize",
-        f"vision-default-schedule{{target={target}}}",
+        f"vision-default-schedule{{target={target} device_type={device_type}}}",
         "lower-vision-to-loops",
         "map-loops-to-gpu",
     )
 
 
-def default_pipeline(target: str) -> tuple[str, ...]:
-    return (*GRAPH_PIPELINE, *lowering_pipeline(target))
+def default_pipeline(target: str, device_type: str = "gpu") -> tuple[str, ...]:
+    """The whole pipeline; `device_type` ("gpu" | "cpu") picks the default schedules' family."""
+    return (*GRAPH_PIPELINE, *lowering_pipeline(target, device_type))
+
+
+def device_type_for(target: str, device: str | None) -> str:
+    """Whether `device` (an OpenCL spec, or the default device) is a CPU or a GPU."""
+    if target != "opencl":
+        return "cpu" if target == "cpu" else "gpu"
+    from visc.passes.lowering.default_schedule import opencl_device_type
+
+    return opencl_device_type(device or "")
 
 
 def build_passes(specs: Sequence[str]) -> list[ModulePass]:
@@ -144,7 +154,8 @@ def compile_model(
         if print_ir_after is not None:
             print_ir_after(spec, module)
 
-    specs = list(pipeline) if pipeline is not None else list(default_pipeline(target))
+    device_type = device_type_for(target, device)
+    specs = list(pipeline) if pipeline is not None else list(default_pipeline(target, device_type))
     run_passes(imported.module, specs, imported.weights, after)
 
     start = time.perf_counter()
@@ -167,6 +178,7 @@ def compile_model(
         device=device,
         schedules=_schedules(imported.module),
         report=report,
+        metadata={"device_type": device_type, "pipeline": specs},
     )
 
 

@@ -1,4 +1,5 @@
 // RUN: visc-opt %s -p lower-vision-to-loops | filecheck %s
+// RUN: visc-opt %s -p lower-vision-to-loops | visc-opt | filecheck %s
 
 // CPU-style schedule: 2 channels x 1 group of 8 lanes per thread. Interior groups read each
 // input row segment with one vector load; the edge groups (padding) assemble their lanes from

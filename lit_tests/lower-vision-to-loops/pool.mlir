@@ -63,8 +63,9 @@ func.func @global(%x: memref<2x3x4x5xf32>, %out: memref<2x3x1x1xf32>) {
   func.return
 }
 
-// vec = 4 on a stride-1 max pool: interior threads read each window row as one vector load;
-// 6 columns make 2 groups, the second shifted to columns 2..5 and storing lanes 2 and 3 only.
+// vec = 4 on a padded stride-1 max pool: interior threads read each window row as one vector
+// load, border threads mask lane by lane; 7 columns make 2 groups, the second shifted to
+// columns 3..6 and storing lanes 1..3 only.
 // CHECK-LABEL: func.func @vec
 // CHECK:       "scf.parallel"({{.*}}) <{operandSegmentSizes = array<i32: 3, 3, 3, 0>}> ({
 // CHECK:         %[[V:.*]] = scf.if %{{.*}} -> (vector<4xf32>) {
@@ -74,6 +75,8 @@ func.func @global(%x: memref<2x3x4x5xf32>, %out: memref<2x3x1x1xf32>) {
 // CHECK-COUNT-4:   arith.select
 // CHECK:           arith.maximumf %{{.*}}, %{{.*}} : vector<4xf32>
 // CHECK:         scf.if
+// CHECK-NEXT:      vector.extract %[[V]][1]
+// CHECK-NEXT:      memref.store
 // CHECK-NEXT:      vector.extract %[[V]][2]
 // CHECK-NEXT:      memref.store
 // CHECK-NEXT:      vector.extract %[[V]][3]
@@ -81,7 +84,7 @@ func.func @global(%x: memref<2x3x4x5xf32>, %out: memref<2x3x1x1xf32>) {
 // CHECK-NEXT:    } else {
 // CHECK-NEXT:      vector.store %[[V]], %out
 // CHECK:       }) {kernel_name = "pool2d_pv", workgroup_size = 8 : i64}
-func.func @vec(%x: memref<1x2x8x8xf32>, %out: memref<1x2x6x6xf32>) {
-  vision.pool2d ins(%x : memref<1x2x8x8xf32>) outs(%out : memref<1x2x6x6xf32>) {kind = "max", kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, ceil_mode = 0 : i64, count_include_pad = 0 : i64, onnx_node = "pv", schedule = #vision.schedule<{wg = 8 : i64, vec = 4 : i64}>}
+func.func @vec(%x: memref<1x2x7x7xf32>, %out: memref<1x2x7x7xf32>) {
+  vision.pool2d ins(%x : memref<1x2x7x7xf32>) outs(%out : memref<1x2x7x7xf32>) {kind = "max", kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, ceil_mode = 0 : i64, count_include_pad = 0 : i64, onnx_node = "pv", schedule = #vision.schedule<{wg = 8 : i64, vec = 4 : i64}>}
   func.return
 }

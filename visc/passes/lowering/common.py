@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from xdsl.dialects.builtin import StringAttr
-from xdsl.ir import SSAValue
+from xdsl.ir import Attribute, SSAValue
 
 from visc.dialects.vision import ScheduleAttr, VisionOp, element_type_of, shape_of
 from visc.passes.lowering.loops import (
@@ -136,9 +136,6 @@ def epilogue_vector(k: KernelBuilder, op: VisionOp, value: SSAValue, out_idx: Se
     return res
 
 
-def out_ref(op: VisionOp, i: int = 0) -> SSAValue:
-    return op.outs[i]
-
-
-def elt(v: SSAValue):
+def elt(v: SSAValue) -> Attribute:
+    """The element type of a memref value."""
     return element_type_of(v)

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import AnyFloat, ModuleOp
 from xdsl.passes import ModulePass
 
 from visc.dialects.vision import (
@@ -42,6 +42,7 @@ from visc.dialects.vision import (
     SoftmaxOp,
     SplitOp,
     VisionOp,
+    element_type_of,
     get_int,
     get_ints,
     shape_of,
@@ -57,14 +58,15 @@ class TargetTraits:
     min_groups: int  # work-groups it should have (compute units x a few)
     max_accumulators: int  # register-tile budget per thread (scalars, or vectors when vec > 1)
     vec: int  # vector width of the register tile's innermost dim (1: scalar threads)
+    vector_bits: int  # widest vector used (PoCL miscompiles 512-bit vectors on AVX2 targets)
     min_wg: int  # smallest work-group worth launching (a warp / wavefront on GPUs)
 
 
 DEVICES: dict[str, TargetTraits] = {
     # GPUs: scalar threads, coalescing comes from consecutive threads on consecutive columns
-    "gpu": TargetTraits(min_threads=8192, min_groups=64, max_accumulators=16, vec=1, min_wg=32),
+    "gpu": TargetTraits(min_threads=8192, min_groups=64, max_accumulators=16, vec=1, vector_bits=128, min_wg=32),
     # CPUs (PoCL, the CPU backend): each thread is one core's SIMD loop, so vectorize inside it
-    "cpu": TargetTraits(min_threads=64, min_groups=8, max_accumulators=16, vec=8, min_wg=8),
+    "cpu": TargetTraits(min_threads=64, min_groups=8, max_accumulators=16, vec=8, vector_bits=256, min_wg=8),
 }
 TARGETS = ("opencl", "cuda", "cpu")
 
@@ -104,13 +106,21 @@ class _Tile:
         return r * c * self.vec * self.efficiency / (r * c + r + 2 * c)
 
 
+def _lanes(op: VisionOp, traits: TargetTraits) -> int:
+    """The widest vector the op's element type allows on this device kind: floats of 32 and
+    64 bits only (half vectors need cl_khr_fp16, which CPU drivers often lack)."""
+    elt = element_type_of(op.dests[0])
+    bits = elt.bitwidth if isinstance(elt, AnyFloat) else 0
+    return max(1, min(traits.vec, traits.vector_bits // bits)) if bits >= 32 else 1
+
+
 def _pick_tile(rows: list[int], width: int, vec_limit: int, threads_at, traits: TargetTraits) -> _Tile:
     """The register tile with the best inner-loop score among those within the accumulator
     budget that keep `threads_at(rows, col_threads) >= min_threads`; else the tile with most
     threads. `width` is the extent of the vectorized, cyclically distributed dim."""
     options = []
     for vec in _WIDTHS:
-        if vec > min(vec_limit, traits.vec, width):
+        if vec > min(vec_limit, width):
             continue
         groups = _ceil_div(width, vec)
         for cols in range(1, min(groups, 8) + 1):
@@ -141,7 +151,7 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int) -> dict[str, int]:
     def threads(toc: int, col_threads: int) -> int:
         return n * (o // toc) * oh * col_threads
 
-    tile = _pick_tile(_divisors(og, (8, 4, 2, 1)), ow, traits.vec, threads, traits)
+    tile = _pick_tile(_divisors(og, (8, 4, 2, 1)), ow, _lanes(op, traits), threads, traits)
     sched = {
         "wg": workgroup_size(tile.threads, traits, max_wg),
         "tile_oc": tile.rows,
@@ -171,9 +181,9 @@ def _matmul(op: VisionOp, traits: TargetTraits, max_wg: int) -> dict[str, int]:
 
     if get_int(op, "transpose_b", 0):  # vectors run along k: every column is its own group
         tile = _pick_tile(row_cands, nn, 1, threads, traits)
-        vec = next((v for v in _WIDTHS if v <= min(traits.vec, kk)), 1)
+        vec = next((v for v in _WIDTHS if v <= min(_lanes(op, traits), kk)), 1)
     else:
-        tile = _pick_tile(row_cands, nn, traits.vec, threads, traits)
+        tile = _pick_tile(row_cands, nn, _lanes(op, traits), threads, traits)
         vec = tile.vec
     sched = {"wg": workgroup_size(tile.threads, traits, max_wg), "tile_m": tile.rows, "tile_n": tile.cols,
              "unroll_k": 4}
@@ -206,7 +216,8 @@ def default_schedule(op: VisionOp, device_type: str = "gpu", max_workgroup_size:
         sched = _matmul(op, traits, max_workgroup_size)
     elif isinstance(op, Pool2dOp):
         out = shape_of(op.dests[0])
-        vec = max(v for v in _WIDTHS if v <= min(traits.vec, out[-1]))  # fewest column groups
+        # fewest column groups; integer max pools stay scalar (_lanes is 1 for them)
+        vec = max(v for v in _WIDTHS if v <= min(_lanes(op, traits), out[-1]))
         sched = {"wg": workgroup_size(math.prod(out[:-1]) * _ceil_div(out[-1], vec), traits, max_workgroup_size),
                  "unroll_win": 0 if math.prod(get_ints(op, "kernel")) <= 9 else 1}
         if vec > 1:

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 from xdsl.dialects import arith, memref, scf, vector
 from xdsl.dialects import math as mathd
 from xdsl.dialects.builtin import (
@@ -36,7 +37,6 @@ Cond = SSAValue | bool
 """A condition: static (Python bool) or dynamic (SSA value of type i1)."""
 
 INDEX = IndexType()
-_PURE_CACHEABLE = (arith.ConstantOp,)
 
 
 def is_float(t: Attribute) -> bool:
@@ -44,10 +44,6 @@ def is_float(t: Attribute) -> bool:
     if isinstance(t, VectorType):
         t = t.element_type
     return isinstance(t, AnyFloat)
-
-
-def is_int(t: Attribute) -> bool:
-    return isinstance(t, IntegerType)
 
 
 def extreme(t: Attribute, lowest: bool) -> float | int:
@@ -135,9 +131,7 @@ class KernelBuilder:
         if is_float(typ):
             value = float(value)
             if typ.bitwidth == 32:  # type: ignore[attr-defined]
-                import numpy as np
-
-                value = float(np.float32(value))
+                value = float(np.float32(value))  # the f32 the device will see
             key: Any = ("f", value if not math.isnan(value) else "nan")
             attr: Attribute = FloatAttr(value, typ)  # type: ignore[arg-type]
         else:
@@ -401,9 +395,6 @@ class KernelBuilder:
         """acc + a * b on vectors, as mulf/addf: the device compiler contracts it, and some
         OpenCL drivers (PoCL's float16 fma) fail on the explicit builtin."""
         return self.fadd(acc, self.fmul(a, b))
-
-    def alloca(self, shape: Sequence[int], elt: Attribute) -> SSAValue:
-        return self.emit(memref.AllocaOp.get(elt, shape=list(shape))).results[0]
 
     # -- structured control flow -------------------------------------------------------
 

@@ -10,9 +10,11 @@ Reads these schedule keys:
                 consecutive outputs.
 * ``vec``       vector width along ``b``'s contiguous dim: with ``b`` not transposed, a column
                 group is ``vec`` adjacent output columns (vector loads of ``b`` rows, one
-                vector accumulator per row x group); with ``transpose_b`` the contraction is
-                vectorized instead (``vec`` consecutive k of ``a`` and ``b`` per step, lanes
-                summed at the end, a scalar loop for the remainder). 1 = scalar.
+                vector accumulator per row x group; when ``vec`` does not divide N the last
+                group is shifted left to end at column N - 1 and stores only the lanes its
+                neighbour does not); with ``transpose_b`` the contraction is vectorized
+                instead (``vec`` consecutive k of ``a`` and ``b`` per step, lanes summed at the
+                end, a scalar loop for the remainder). 1 = scalar.
 * ``unroll_k``  unroll hint of the contraction loop (0 = fully; 1 = none).
 
 Batch dimensions broadcast with numpy rules (a size-1 batch dim of ``a``, ``b`` or ``c`` is

@@ -58,6 +58,8 @@ def check_pool2d(op: VisionOp, sched: Schedule) -> Problems:
         problems.append(f"schedule vec={vec} is illegal (one of {', '.join(map(str, VECTOR_WIDTHS))})")
     elif vec > width:
         problems.append(f"schedule vec={vec} is wider than the output's {width} columns")
+    elif vec > 1 and not is_float(elt(op.outs[0])):
+        problems.append(f"schedule vec={vec} needs a floating-point tensor")
     _float_only(op, problems)
     if get_str(op, "kind") == "lp" and get_int(op, "p", 2) < 1:
         problems.append("lp pooling needs p >= 1")
@@ -228,7 +230,8 @@ def _lower_pool2d_vec(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> No
 
                 def step(kk: Idx, carry: list[SSAValue]) -> list[SSAValue]:
                     taps, oks, cnts = [], [], []
-                    for a, lo, hi in starts[d]:
+                    direct = not masked and strides[d] == 1  # one vector load at lane 0's tap
+                    for a, lo, hi in starts[d][:1] if direct else starts[d]:
                         lo, hi = lo + (kk if isinstance(kk, int) else 0) * dil[d], hi + (kk if isinstance(kk, int) else kernel[d] - 1) * dil[d]
                         pos = k.add(a, k.mul(kk, dil[d]))
                         if masked:
@@ -238,7 +241,7 @@ def _lower_pool2d_vec(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> No
                                         if include_pad else oks[-1])
                             pos = k.clamp(pos, 0, n - 1) if lo < 0 or hi >= n else pos
                         taps.append(pos)
-                    if not masked and strides[d] == 1:
+                    if direct:
                         v = k.vload(x, [*idx, taps[0]], vec)
                     else:
                         vals = [k.load(x, [*idx, t]) for t in taps]

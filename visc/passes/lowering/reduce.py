@@ -2,7 +2,8 @@
 
 Reads ``wg`` and ``unroll_k`` (unroll hint of the innermost reduction loop, 0 = fully).
 log_sum_exp subtracts the maximum first (two passes) so it never overflows. Integer tensors
-support sum, mean (truncating), max, min and prod with signed arithmetic.
+support sum, mean (truncating), max, min and prod with signed arithmetic; bools max (any)
+and min (all).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import IntegerType
 from xdsl.ir import SSAValue
 
 from visc.dialects.vision import ReduceOp, VisionOp, get_ints, get_str, shape_of
@@ -80,7 +83,11 @@ def lower_reduce(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
                           unroll=unroll if inner else 1)
 
         zero = k.const(0, ty)
-        if kind in ("max", "min"):
+        if kind in ("max", "min") and isinstance(ty, IntegerType) and ty.width.data == 1:
+            # bools order false < true: max is any (or), min is all (and)
+            combine = arith.OrIOp if kind == "max" else arith.AndIOp
+            (v,) = nest([k.const(kind == "min", ty)], lambda v, c: [k.op(combine, c[0], v)], [])
+        elif kind in ("max", "min"):
             (v,) = nest([k.const(extreme(ty, kind == "max"), ty)],
                         lambda v, c: [k.fmax(c[0], v) if kind == "max" else k.fmin(c[0], v)], [])
         elif kind == "prod":
