@@ -16,6 +16,7 @@ Selu Softplus Erf Add Sub Mul Div Pow Sqrt Exp Log Neg Abs Sum Max Min Mean MaxP
 GlobalAveragePool GlobalMaxPool LRN Gemm MatMul Flatten Reshape Transpose Concat Split Slice Squeeze
 Unsqueeze Pad Resize Upsample Softmax LogSoftmax ReduceMean ReduceSum ReduceMax ReduceMin Dropout
 Identity Constant ConstantOfShape Shape Gather Cast Range Expand Equal Where
+TopK ArgMax ArgMin CumSum NonMaxSuppression RoiAlign
 """.split())
 
 # Cases outside what a CNN inference compiler on OpenCL 1.2 float/int tensors does, with why.

@@ -31,7 +31,8 @@ OPS = set(
     "Elu Selu Softplus Erf Add Sub Mul Div Pow Sqrt Exp Log Neg Abs Sum Max Min Mean MaxPool AveragePool "
     "GlobalAveragePool GlobalMaxPool LRN Gemm MatMul Flatten Reshape Transpose Concat Split Slice Squeeze "
     "Unsqueeze Pad Resize Upsample Softmax LogSoftmax ReduceMean ReduceSum ReduceMax ReduceMin Dropout "
-    "Identity Constant ConstantOfShape Shape Gather Cast Range Expand Equal Where".split()
+    "Identity Constant ConstantOfShape Shape Gather Cast Range Expand Equal Where "
+    "TopK ArgMax ArgMin CumSum NonMaxSuppression RoiAlign".split()
 )
 
 # Deliberate skips: an UnsupportedModelError whose message matches is expected.

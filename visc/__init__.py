@@ -27,11 +27,13 @@ def compile(
     target: str = "opencl",
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     device: str | None = None,
+    arch: str | None = None,
 ) -> CompiledModel:
-    """Compile an ONNX model (path, bytes or ModelProto) for `target` ("opencl")."""
+    """Compile an ONNX model (path, bytes or ModelProto) for `target` ("opencl" or "cuda";
+    for CUDA, ``arch`` such as "sm_90" picks the GPU architecture of the PTX)."""
     from visc.compiler import compile_model
 
-    return compile_model(model, target=target, input_shapes=input_shapes, device=device)
+    return compile_model(model, target=target, input_shapes=input_shapes, device=device, arch=arch)
 
 
 def load(path: str, device: str | None = None) -> CompiledModel:

@@ -23,7 +23,7 @@ from visc.errors import CompileError, ViscError
 from visc.passes import available_passes
 from visc.weights import WeightStore, use_weights
 
-TARGETS = ("opencl",)
+TARGETS = ("opencl", "cuda")
 
 # Passes on the tensor-level graph, then bufferization, loops and GPU mapping.
 GRAPH_PIPELINE = (
@@ -47,7 +47,12 @@ def lowering_pipeline(target: str, device_type: str = "gpu") -> tuple[str, ...]:
 
 def default_pipeline(target: str, device_type: str = "gpu") -> tuple[str, ...]:
     """The whole pipeline; `device_type` ("gpu" | "cpu") picks the default schedules' family."""
-    return (*GRAPH_PIPELINE, *lowering_pipeline(target, device_type))
+    stages = (*GRAPH_PIPELINE, *lowering_pipeline(target, device_type))
+    if target == "cuda":  # kernels on to the llvm dialect (NVVM) for the PTX emitter
+        from visc.passes.llvm import NVVM_PIPELINE
+
+        stages = (*stages, *NVVM_PIPELINE)
+    return stages
 
 
 def device_type_for(target: str, device: str | None) -> str:
@@ -134,8 +139,10 @@ def compile_model(
     device: str | None = None,
     pipeline: Sequence[str] | None = None,
     print_ir_after: Callable[[str, ModuleOp], None] | None = None,
+    arch: str | None = None,
 ):
-    """Compile an ONNX model for `target`; returns a `visc.CompiledModel`."""
+    """Compile an ONNX model for `target`; returns a `visc.CompiledModel`. For "cuda",
+    ``arch`` (e.g. "sm_90") picks the GPU architecture; by default the GPU found, else sm_80."""
     from visc.backends.opencl import emit_opencl
     from visc.frontend.onnx import import_model
     from visc.model import CompiledModel
@@ -164,7 +171,11 @@ def compile_model(
         attr = main.attributes.get(attr_name)
         if isinstance(attr, IntegerAttr):
             setattr(report, key, int(attr.value.data))
-    source = emit_opencl(imported.module)
+    metadata: dict[str, object] = {"device_type": device_type, "pipeline": specs}
+    if target == "cuda":
+        source = _emit_cuda(imported.module, arch, metadata)
+    else:
+        source = emit_opencl(imported.module)
     plan = extract_plan(imported.module)
     report.num_kernels = len({launch.kernel for launch in plan.launches})
     report.num_launches = len(plan.launches)
@@ -178,8 +189,18 @@ def compile_model(
         device=device,
         schedules=_schedules(imported.module),
         report=report,
-        metadata={"device_type": device_type, "pipeline": specs},
+        metadata=metadata,
     )
+
+
+def _emit_cuda(module: ModuleOp, arch: str | None, metadata: dict[str, object]) -> str:
+    """PTX for ``arch`` (else the GPU present, else sm_80); records what it was built for."""
+    from visc.backends.ptx import DEFAULT_ARCH, default_ptx_version, detect_arch, emit_ptx
+
+    chosen = arch or detect_arch() or DEFAULT_ARCH
+    version = default_ptx_version(chosen)
+    metadata.update({"cuda_arch": chosen, "ptx_version": version})
+    return emit_ptx(module, chosen, version)
 
 
 def _schedules(module: ModuleOp) -> dict[str, str]:

@@ -65,6 +65,10 @@ class CompiledModel:
                 from visc.backends.opencl import OpenCLExecutor
 
                 self._executor = OpenCLExecutor(self.plan, self.sources["opencl"], self.weights, device=self.device)
+            elif self.target == "cuda":
+                from visc.backends.cuda import CUDAExecutor
+
+                self._executor = CUDAExecutor(self.plan, self.sources["cuda"], self.weights, device=self.device)
             else:
                 raise InputShapeError(f"no executor for target '{self.target}'")
         return self._executor

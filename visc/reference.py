@@ -36,6 +36,7 @@ from xdsl.ir import Attribute, Block, Operation, SSAValue
 from visc.dialects import vision
 from visc.dialects.vision import get_float, get_floats, get_int, get_ints, get_str
 from visc.errors import InputShapeError
+from visc.reference_detection import RULES as DETECTION_RULES
 
 # --------------------------------------------------------------------------- dtypes
 
@@ -755,6 +756,7 @@ _OPS: dict[type[vision.VisionOp], Callable[..., np.ndarray | list[np.ndarray]]] 
     vision.ReduceOp: _reduce,
     vision.GatherOp: _gather,
 }
+_OPS.update(DETECTION_RULES)
 
 
 def _operand(value: np.ndarray, v: SSAValue) -> np.ndarray:
@@ -802,6 +804,24 @@ def _output_dtypes(f: func.FuncOp) -> list[np.dtype] | None:
     return [np.dtype(s.data) for s in attr.data if isinstance(s, StringAttr)]  # type: ignore[attr-defined]
 
 
+def output_counts(f: func.FuncOp) -> list[int] | None:
+    """`vision.output_counts` of an entry function: per result, -1 or the index of the result
+    (an i64 [1] tensor) holding how many rows of its first dim are valid (docs/ir.md)."""
+    attr = f.attributes.get("vision.output_counts")
+    if attr is None:
+        return None
+    return [int(v) for v in attr.get_values()]  # type: ignore[attr-defined]
+
+
+def trim_counted(outs: list[np.ndarray], counts: Sequence[int] | None) -> list[np.ndarray]:
+    """The outputs a caller sees: counted outputs trimmed to their count, count outputs dropped."""
+    if not counts:
+        return outs
+    hidden = {c for c in counts if c >= 0}
+    return [o[: int(np.asarray(outs[c]).reshape(-1)[0])] if c >= 0 else o
+            for i, (o, c) in enumerate(zip(outs, counts, strict=True)) if i not in hidden]
+
+
 def evaluate(module: ModuleOp, weights: Mapping[str, np.ndarray], inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Run a stage-1 (tensor) module on numpy inputs; outputs in their ONNX dtypes."""
     f = _entry(module)
@@ -831,7 +851,7 @@ def evaluate(module: ModuleOp, weights: Mapping[str, np.ndarray], inputs: Sequen
         elif isinstance(op, func.ReturnOp):
             outs = [env[v] for v in op.arguments]
             dtypes = _output_dtypes(f) or [o.dtype for o in outs]
-            return [canonical(o, dt) for o, dt in zip(outs, dtypes, strict=True)]
+            return trim_counted([canonical(o, dt) for o, dt in zip(outs, dtypes, strict=True)], output_counts(f))
         else:
             raise NotImplementedError(f"the reference interpreter has no rule for {op.name} in @main")
     raise ValueError("@main has no func.return")

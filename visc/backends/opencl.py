@@ -401,8 +401,11 @@ class OpenCLExecutor:
         for buf, out in zip(self._outputs, outs, strict=True):
             if out.nbytes:
                 cl.enqueue_copy(queue, out, buf, is_blocking=False)
+        counts = {s.count: np.zeros(1, dtype=np.int64) for s in self.plan.outputs if s.count is not None}
+        for b, host in counts.items():
+            cl.enqueue_copy(queue, host, self._buffers[b], is_blocking=False)
         queue.finish()
-        return outs, events
+        return self.plan.trimmed(outs, lambda b: int(counts[b][0])), events
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One inference: inputs in plan order (exact shapes and dtypes), outputs as numpy.

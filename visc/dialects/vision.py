@@ -33,6 +33,7 @@ from xdsl.dialects.builtin import (
     DictionaryAttr,
     FloatAttr,
     IntegerAttr,
+    IntegerType,
     MemRefType,
     ShapedType,
     StringAttr,
@@ -682,6 +683,149 @@ class GatherOp(VisionOp):
     NUM_INS: ClassVar[tuple[int, int | None]] = (2, 2)
 
 
+# --------------------------------------------------------------------------- vision operators
+# Sorting, selection and detection ops. Index results are i64, as in ONNX.
+
+
+def _is_i64(value: SSAValue) -> bool:
+    elt = element_type_of(value)
+    return isinstance(elt, IntegerType) and elt.width.data == 64
+
+
+def _check_axis(op: VisionOp, rank: int) -> int:
+    axis = get_int(op, "axis")
+    _check(0 <= axis < max(rank, 1), op, f"axis {axis} is out of range for rank {rank} (normalize negative axes)")
+    return axis
+
+
+@irdl_op_definition
+class TopKOp(VisionOp):
+    """The ``k`` largest (``largest`` = 1) or smallest elements along ``axis``, in order; equal
+    values keep the lower index first (ONNX TopK). Results (values, indices: i64), of the
+    input's shape with dim ``axis`` = ``k``."""
+
+    name = "vision.topk"
+
+    def verify_semantics(self) -> None:
+        x = shape_of(self.ins[0])
+        axis = _check_axis(self, len(x))
+        k = get_int(self, "k")
+        _check(len(self.dests) == 2, self, "needs two results (values, indices)")
+        want = x[:axis] + (k,) + x[axis + 1:]
+        _check(0 <= k <= x[axis], self, f"k = {k} is not in 0..{x[axis]}")
+        for d in self.dests:
+            _check(shape_of(d) == want, self, f"results must have shape {want}, got {shape_of(d)}")
+        _check(_is_i64(self.dests[1]), self, "indices must be i64")
+
+
+@irdl_op_definition
+class SortOp(VisionOp):
+    """Stable sort along ``axis``: results (values, indices: i64) of the input's shape, ascending
+    or, with ``descending`` = 1, largest first; equal keys keep their index order."""
+
+    name = "vision.sort"
+
+    def verify_semantics(self) -> None:
+        x = shape_of(self.ins[0])
+        _check_axis(self, len(x))
+        _check(len(self.dests) == 2, self, "needs two results (values, indices)")
+        for d in self.dests:
+            _check(shape_of(d) == x, self, f"results must have the input's shape {x}")
+        _check(_is_i64(self.dests[1]), self, "indices must be i64")
+
+
+class _ArgExtremeOp(VisionOp):
+    """Shared checks of argmax / argmin."""
+
+    def verify_semantics(self) -> None:
+        x = shape_of(self.ins[0])
+        axis = _check_axis(self, len(x))
+        (out,) = [shape_of(d) for d in self.dests]
+        kept, dropped = x[:axis] + (1,) + x[axis + 1:], x[:axis] + x[axis + 1:]
+        _check(out in (kept, dropped), self, f"output shape {out} is neither {kept} nor {dropped}")
+        _check(_is_i64(self.dests[0]), self, "the output must be i64")
+
+
+@irdl_op_definition
+class ArgMaxOp(_ArgExtremeOp):
+    """Index (i64) of the largest element along ``axis``: the first one, or the last with
+    ``select_last_index`` = 1. The output keeps ``axis`` as 1 or drops it, as its type says."""
+
+    name = "vision.argmax"
+
+
+@irdl_op_definition
+class ArgMinOp(_ArgExtremeOp):
+    """Index (i64) of the smallest element along ``axis`` (see vision.argmax)."""
+
+    name = "vision.argmin"
+
+
+@irdl_op_definition
+class ScanOp(VisionOp):
+    """Prefix sum along ``axis`` (ONNX CumSum): inclusive, or starting from 0 with
+    ``exclusive`` = 1; ``reverse`` = 1 sums from the end. Same shape and type as the input."""
+
+    name = "vision.scan"
+
+    def verify_semantics(self) -> None:
+        x = shape_of(self.ins[0])
+        _check_axis(self, len(x))
+        (out,) = [shape_of(d) for d in self.dests]
+        _check(out == x, self, f"output shape {out} must equal the input's {x}")
+
+
+@irdl_op_definition
+class NmsOp(VisionOp):
+    """ONNX NonMaxSuppression. ins = (boxes [B, N, 4], scores [B, C, N]); attrs
+    center_point_box (0: corners y1, x1, y2, x2; 1: x_center, y_center, width, height),
+    max_output_boxes_per_class, iou_threshold, score_threshold (absent: no threshold;
+    else candidates need score > threshold). Results: selected (i64 [M, 3], M = B * C *
+    min(max_output_boxes_per_class, N)): the (batch, class, box) rows in ONNX order, each class's
+    boxes by decreasing score (ties: lower box first), then rows of -1; count (i64 [1]): the
+    number of selected rows. The runtime trims selected to count rows."""
+
+    name = "vision.nms"
+    NUM_INS: ClassVar[tuple[int, int | None]] = (2, 2)
+
+    def verify_semantics(self) -> None:
+        boxes, scores = shape_of(self.ins[0]), shape_of(self.ins[1])
+        _check(len(boxes) == 3 and boxes[2] == 4, self, f"boxes must be [B, N, 4], got {boxes}")
+        _check(len(scores) == 3 and scores[0] == boxes[0] and scores[2] == boxes[1], self,
+               f"scores must be [B, C, N] = [{boxes[0]}, C, {boxes[1]}], got {scores}")
+        _check(get_int(self, "center_point_box", 0) in (0, 1), self, "center_point_box must be 0 or 1")
+        _check(len(self.dests) == 2, self, "needs two results (selected, count)")
+        per_class = min(max(get_int(self, "max_output_boxes_per_class"), 0), boxes[1])
+        rows = boxes[0] * scores[1] * per_class
+        _check(shape_of(self.dests[0]) == (rows, 3), self,
+               f"selected must have shape ({rows}, 3), got {shape_of(self.dests[0])}")
+        _check(shape_of(self.dests[1]) == (1,), self, "count must have shape (1,)")
+        _check(_is_i64(self.dests[0]) and _is_i64(self.dests[1]), self, "selected and count must be i64")
+
+
+@irdl_op_definition
+class RoiAlignOp(VisionOp):
+    """ONNX RoiAlign. ins = (x [N, C, H, W], rois [R, 4] as (x1, y1, x2, y2), batch_indices [R]
+    integers); attrs mode ("avg" | "max"), coord_mode ("half_pixel" | "output_half_pixel"),
+    sampling_ratio (samples per bin side; 0: ceil(roi size / output size)), spatial_scale.
+    The output [R, C, output_height, output_width] is the result type."""
+
+    name = "vision.roi_align"
+    NUM_INS: ClassVar[tuple[int, int | None]] = (3, 3)
+
+    def verify_semantics(self) -> None:
+        x, rois, bi = (shape_of(v) for v in self.ins)
+        (out,) = [shape_of(d) for d in self.dests]
+        _check(get_str(self, "mode", "avg") in ("avg", "max"), self, "mode must be avg or max")
+        _check(get_str(self, "coord_mode", "half_pixel") in ("half_pixel", "output_half_pixel"), self,
+               "coord_mode must be half_pixel or output_half_pixel")
+        _check(len(x) == 4, self, f"x must be [N, C, H, W], got {x}")
+        _check(len(rois) == 2 and rois[1] == 4 and bi == (rois[0],), self,
+               f"rois must be [R, 4] and batch_indices [R], got {rois} and {bi}")
+        _check(len(out) == 4 and out[:2] == (rois[0], x[1]), self,
+               f"output must be [{rois[0]}, {x[1]}, h, w], got {out}")
+
+
 COMPUTE_OPS: tuple[type[VisionOp], ...] = (
     Conv2dOp,
     Conv2dTransposeOp,
@@ -702,6 +846,13 @@ COMPUTE_OPS: tuple[type[VisionOp], ...] = (
     LogSoftmaxOp,
     ReduceOp,
     GatherOp,
+    TopKOp,
+    SortOp,
+    ArgMaxOp,
+    ArgMinOp,
+    ScanOp,
+    NmsOp,
+    RoiAlignOp,
 )
 
 Vision = Dialect(

@@ -46,6 +46,9 @@ class Tensor:
     value: SSAValue | None = None
     const: np.ndarray | None = None
     hint: str = ""
+    # A data-dependent row count (NonMaxSuppression): an i64 [1] tensor saying how many rows of
+    # dim 0 are valid; the rest is padding that no consumer may read.
+    count: Tensor | None = None
 
     @staticmethod
     def constant(array: np.ndarray, hint: str = "") -> Tensor:

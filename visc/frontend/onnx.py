@@ -21,7 +21,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import GraphProto, ModelProto, NodeProto, ValueInfoProto
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
+from xdsl.dialects.builtin import ArrayAttr, DenseArrayBase, ModuleOp, StringAttr, i64
 from xdsl.ir import Block, Region
 
 from visc.errors import InputShapeError, ModelLoadError, UnsupportedModelError
@@ -31,6 +31,7 @@ from visc.frontend.context import (
     NodeError,
     ShapeFault,
     Tensor,
+    Unsupported,
     node_display_name,
     sanitize,
 )
@@ -326,14 +327,26 @@ class _Importer:
         out_tensors = [env[o.name] for o in self.graph.output]
         ctx.node = None
         results = [ctx.materialize(t) for t in out_tensors]
-        block.add_op(func.ReturnOp(*results))
-        main = func.FuncOp("main", ([a.type for a in block.args], [r.type for r in results]), Region(block))
         out_names = [o.name for o in self.graph.output]
         out_dtypes = [t.dtype for t in out_tensors]
+        # outputs with a data-dependent row count return their count as a hidden extra result
+        counts = [-1] * len(out_tensors)
+        all_names, all_dtypes = list(out_names), list(out_dtypes)
+        for j, t in enumerate(out_tensors):
+            if t.count is not None:
+                counts[j] = len(results)
+                results.append(ctx.materialize(t.count))
+                all_names.append(f"{out_names[j]}:count")
+                all_dtypes.append(t.count.dtype)
+        block.add_op(func.ReturnOp(*results))
+        main = func.FuncOp("main", ([a.type for a in block.args], [r.type for r in results]), Region(block))
         main.attributes["vision.input_names"] = ArrayAttr([StringAttr(vi.name) for vi in self.inputs])
-        main.attributes["vision.output_names"] = ArrayAttr([StringAttr(n) for n in out_names])
+        main.attributes["vision.output_names"] = ArrayAttr([StringAttr(n) for n in all_names])
         main.attributes["vision.input_dtypes"] = ArrayAttr([StringAttr(str(d)) for d in in_dtypes])
-        main.attributes["vision.output_dtypes"] = ArrayAttr([StringAttr(str(d)) for d in out_dtypes])
+        main.attributes["vision.output_dtypes"] = ArrayAttr([StringAttr(str(d)) for d in all_dtypes])
+        if any(c >= 0 for c in counts):
+            main.attributes["vision.output_counts"] = DenseArrayBase.from_list(
+                i64, counts + [-1] * (len(results) - len(counts)))
         module = ModuleOp([main])
         module.verify()
         return ImportedModel(
@@ -352,6 +365,10 @@ class _Importer:
         if is_foldable(node.proto, const_names):
             arrays = fold(node, self.opsets)
             return [Tensor.constant(a, name) for a, name in zip(arrays, node.proto.output, strict=False)]
+        counted = [n for n, t in zip(node.proto.input, node.inputs, strict=True) if t is not None and t.count is not None]
+        if counted:
+            raise Unsupported(f"input '{counted[0]}' has a data-dependent number of rows (a NonMaxSuppression "
+                              "output); ops that read it are not supported, only graph outputs")
         conv = self.converters[node.op_type]
         outs = list(conv.fn(ctx, node))
         for k in conv.const_outputs:

@@ -21,6 +21,15 @@ PASS_MODULES: dict[str, tuple[str, str]] = {
     "vision-default-schedule": ("visc.passes.lowering.default_schedule", "DefaultSchedulePass"),
     "lower-vision-to-loops": ("visc.passes.lowering.vision_to_loops", "LowerVisionToLoopsPass"),
     "map-loops-to-gpu": ("visc.passes.gpu.map_loops_to_gpu", "MapLoopsToGpuPass"),
+    # stage 5 -> llvm dialect (CUDA PTX backend; see visc/passes/llvm/__init__.py)
+    "convert-scf-to-cf": ("xdsl.transforms.convert_scf_to_cf", "ConvertScfToCf"),
+    "convert-math-to-llvm": ("visc.passes.llvm.math_to_llvm", "ConvertMathToLLVMPass"),
+    "convert-arith-to-llvm": ("visc.passes.llvm.arith_to_llvm", "ConvertArithToLLVMPass"),
+    "convert-vector-to-llvm": ("visc.passes.llvm.vector_to_llvm", "ConvertVectorToLLVMPass"),
+    "convert-memref-to-llvm": ("visc.passes.llvm.memref_to_llvm", "ConvertMemRefToLLVMPass"),
+    "convert-cf-to-llvm": ("visc.passes.llvm.cf_to_llvm", "ConvertCfToLLVMPass"),
+    "convert-gpu-to-nvvm": ("visc.passes.llvm.gpu_to_nvvm", "ConvertGpuToNVVMPass"),
+    "reconcile-unrealized-casts": ("xdsl.transforms.reconcile_unrealized_casts", "ReconcileUnrealizedCastsPass"),
 }
 
 

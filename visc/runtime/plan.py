@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -17,6 +18,7 @@ import numpy as np
 from xdsl.dialects import arith, func, gpu
 from xdsl.dialects.builtin import (
     ArrayAttr,
+    DenseArrayBase,
     Float16Type,
     Float32Type,
     Float64Type,
@@ -34,7 +36,7 @@ from visc.errors import CompileError
 
 PLAN_VERSION = 1
 
-BufferKind = Literal["arena", "weight", "input", "output", "view"]
+BufferKind = Literal["arena", "weight", "input", "output", "view", "count"]
 
 
 def numpy_dtype(element: Attribute) -> str:
@@ -59,11 +61,14 @@ def numpy_dtype(element: Attribute) -> str:
 
 @dataclass
 class TensorSpec:
-    """A graph input or output as the caller sees it."""
+    """A graph input or output as the caller sees it. An output whose number of rows depends
+    on the data (NonMaxSuppression) has ``shape`` as its upper bound and ``count``: the buffer
+    (an int64 [1] of kind "count") holding how many rows of dim 0 are valid."""
 
     name: str
     shape: tuple[int, ...]
     dtype: str
+    count: int | None = None
 
     @property
     def nbytes(self) -> int:
@@ -73,8 +78,9 @@ class TensorSpec:
 @dataclass
 class BufferSpec:
     """One memref of the host function. ``kind`` says where its bytes live:
-    arena (``offset`` into the arena), weight (``name``), input/output (``index``), or
-    view (the same bytes as buffer ``base``, seen with this shape and dtype)."""
+    arena (``offset`` into the arena), weight (``name``), input/output (``index``),
+    view (the same bytes as buffer ``base``, seen with this shape and dtype), or count
+    (a device buffer of its own holding an output's row count; ``index``: that output)."""
 
     kind: BufferKind
     shape: tuple[int, ...]
@@ -119,6 +125,12 @@ class Plan:
             buffer = base
         return buffer
 
+    def trimmed(self, outputs: list[np.ndarray], count_of: Callable[[int], int]) -> list[np.ndarray]:
+        """`outputs` with every counted output cut to its row count; `count_of(buffer)` reads
+        a count buffer's value from the device."""
+        return [out[: max(0, min(int(count_of(spec.count)), out.shape[0]))] if spec.count is not None else out
+                for spec, out in zip(self.outputs, outputs, strict=True)]
+
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
@@ -130,7 +142,7 @@ class Plan:
             raise CompileError(f"plan format {version} is not supported (this visc reads {PLAN_VERSION})")
 
         def tensor(d: dict[str, Any]) -> TensorSpec:
-            return TensorSpec(d["name"], tuple(d["shape"]), d["dtype"])
+            return TensorSpec(d["name"], tuple(d["shape"]), d["dtype"], d.get("count"))
 
         return Plan(
             arena_size=int(data["arena_size"]),
@@ -173,6 +185,20 @@ def _memref(value: SSAValue, what: str) -> MemRefType:
     return value.type
 
 
+def _output_counts(fn: func.FuncOp, num_outputs: int) -> list[int]:
+    """`vision.output_counts` (docs/ir.md): per output, -1 or the output holding its row count."""
+    attr = fn.attributes.get("vision.output_counts")
+    if attr is None:
+        return [-1] * num_outputs
+    if not isinstance(attr, DenseArrayBase):
+        raise CompileError("runtime plan: vision.output_counts must be an array<i64>")
+    counts = [int(v) for v in attr.get_values()]
+    if len(counts) != num_outputs or any(c >= num_outputs or counts[c] >= 0 for c in counts if c >= 0):
+        raise CompileError(f"runtime plan: vision.output_counts {counts} does not fit the {num_outputs} outputs "
+                           "(one entry each: -1, or the index of an uncounted output holding the count)")
+    return counts
+
+
 def extract_plan(module: ModuleOp) -> Plan:
     """Read the stage-5 host function (docs/ir.md) into a `Plan`."""
     fn = _entry_function(module)
@@ -189,6 +215,9 @@ def extract_plan(module: ModuleOp) -> Plan:
     ids: dict[SSAValue, int] = {}
     inputs: list[TensorSpec] = []
     outputs: list[TensorSpec] = []
+    counts = _output_counts(fn, len(args) - num_inputs)
+    hidden = {c for c in counts if c >= 0}
+    visible = [j for j in range(len(args) - num_inputs) if j not in hidden]
     for i, arg in enumerate(args):
         typ = _memref(arg, f"function argument {i}")
         is_input = i < num_inputs
@@ -197,9 +226,16 @@ def extract_plan(module: ModuleOp) -> Plan:
         name = names[j] if names is not None and j < len(names) else (arg.name_hint or f"{'input' if is_input else 'output'}{j}")
         dtype = dtypes[j] if dtypes is not None and j < len(dtypes) else numpy_dtype(typ.element_type)
         spec = TensorSpec(name, typ.get_shape(), dtype)
-        (inputs if is_input else outputs).append(spec)
         ids[arg] = len(buffers)
-        buffers.append(BufferSpec("input" if is_input else "output", spec.shape, dtype, index=j))
+        if not is_input and j in hidden:  # a row count: not an output of its own
+            buffers.append(BufferSpec("count", spec.shape, dtype, index=counts.index(j)))
+            continue
+        (inputs if is_input else outputs).append(spec)
+        buffers.append(BufferSpec("input" if is_input else "output", spec.shape, dtype,
+                                  index=j if is_input else visible.index(j)))
+    for j, c in enumerate(counts):
+        if c >= 0:
+            outputs[visible.index(j)].count = ids[args[num_inputs + c]]
 
     weights: list[str] = []
     weight_specs: dict[str, TensorSpec] = {}

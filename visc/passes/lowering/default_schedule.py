@@ -48,6 +48,8 @@ from visc.dialects.vision import (
     shape_of,
 )
 from visc.errors import CompileError, ViscError
+from visc.passes.lowering.vision_op_schedules import OPS as VISION_OPS
+from visc.passes.lowering.vision_op_schedules import vision_op_schedule
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,9 @@ def default_schedule(op: VisionOp, device_type: str = "gpu", max_workgroup_size:
                  "unroll_win": 0 if math.prod(get_ints(op, "kernel")) <= 9 else 1}
         if vec > 1:
             sched["vec"] = vec
+    elif isinstance(op, VISION_OPS):
+        sched = vision_op_schedule(op, lambda t: workgroup_size(max(1, t), traits, max_workgroup_size),
+                                   max_workgroup_size)
     else:
         sched = {"wg": workgroup_size(max(1, _threads(op)), traits, max_workgroup_size)}
         if isinstance(op, ReduceOp):

@@ -20,14 +20,19 @@ from xdsl.passes import ModulePass
 from visc.dialects.vision import ReshapeOp, VisionOp
 from visc.errors import CompileError
 from visc.passes.lowering import (
+    arg_reduce,
     conv,
     data_movement,
     elementwise,
     matmul,
+    nms,
     normalize,
     pool,
     reduce,
     resize,
+    roi_align,
+    scan,
+    sort,
 )
 from visc.passes.lowering.common import Lowering, Schedule, describe
 from visc.passes.lowering.loops import FunctionLowering
@@ -41,6 +46,11 @@ LOWERINGS: dict[type[VisionOp], Lowering] = {
     **data_movement.LOWERINGS,
     **reduce.LOWERINGS,
     **resize.LOWERINGS,
+    **sort.LOWERINGS,
+    **scan.LOWERINGS,
+    **arg_reduce.LOWERINGS,
+    **nms.LOWERINGS,
+    **roi_align.LOWERINGS,
 }
 
 

@@ -1,0 +1,470 @@
+"""The CUDA executor: runs a runtime `Plan` with its PTX on an NVIDIA GPU through pycuda,
+and replays the whole plan as one CUDA graph through cuda-python's driver bindings.
+
+Setup happens once: the PTX module is loaded (the driver JIT-compiles it for the GPU),
+every plan buffer gets its device address (one arena allocation with intermediates at
+their planned offsets, one allocation holding all weights, uploaded once, and one per
+graph input/output), and every launch is bound to its kernel and argument pointers.
+
+A run copies the inputs into pinned host buffers and up to the device, launches the plan
+on the executor's stream, copies the outputs back and waits. With ``use_graph`` (the
+default) the launches are recorded once by stream capture into a CUDA graph
+(``cuStreamBeginCapture`` on pycuda's stream, then ``cuGraphInstantiate``), so a run is
+one ``cuGraphLaunch`` between the two copies: at batch 1 the ~60-200 kernel launches of a
+CNN otherwise cost as much host time as the kernels take on the GPU.
+
+The executor uses the device's primary context (the one the CUDA runtime, and so
+PyTorch, uses), made current only while it works, so it coexists with other CUDA users in
+the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from visc.errors import CompileError, DeviceError, InputShapeError, KernelBuildError
+from visc.runtime.plan import Plan
+
+WEIGHT_ALIGN = 256  # bytes; cudaMalloc's own alignment, enough for any vector access
+
+_INSTALL_PYCUDA = ("pycuda is not installed; the CUDA target runs through it: `pip install pycuda` "
+                   "(it builds from source against the CUDA toolkit; or `pip install 'visc[cuda]'`)")
+_INSTALL_CUDA_PYTHON = ("cuda-python is not installed; CUDA graph replay needs its driver bindings: "
+                        "`pip install cuda-python` (or run with use_graph=False)")
+
+
+def _pycuda() -> Any:
+    """pycuda.driver, initialized; DeviceError naming what is missing otherwise."""
+    try:
+        import pycuda.driver as drv
+    except ImportError as e:
+        raise DeviceError(f"{_INSTALL_PYCUDA} ({e})") from e
+    except OSError as e:  # libcuda.so missing: pycuda is there but no driver
+        raise DeviceError(f"the NVIDIA driver library (libcuda.so) could not be loaded: {e}; install the "
+                          "NVIDIA GPU driver") from e
+    try:
+        drv.init()
+    except drv.Error as e:
+        raise DeviceError(f"the CUDA driver did not initialize ({e}): is an NVIDIA GPU and its driver "
+                          "present (see nvidia-smi)?") from e
+    return drv
+
+
+def driver_bindings() -> Any:
+    """cuda-python's driver module (`cuda.bindings.driver`, or `cuda.cuda` before 12.6)."""
+    try:
+        from cuda.bindings import driver
+    except ImportError:
+        try:
+            from cuda import cuda as driver  # type: ignore[no-redef]
+        except ImportError as e:
+            raise DeviceError(f"{_INSTALL_CUDA_PYTHON} ({e})") from e
+    return driver
+
+
+def _check(result: Any, what: str) -> Any:
+    """Unpack a cuda-python result tuple, raising DeviceError on a failed call."""
+    driver = driver_bindings()
+    err, *rest = result if isinstance(result, tuple) else (result,)
+    if err != driver.CUresult.CUDA_SUCCESS:
+        _, name = driver.cuGetErrorName(err)
+        text = name.decode() if isinstance(name, bytes) else str(err)
+        raise DeviceError(f"{what} failed: {text}")
+    if not rest:
+        return None
+    return rest[0] if len(rest) == 1 else tuple(rest)
+
+
+def device_compute_capability(index: int = 0) -> tuple[int, int] | None:
+    """(major, minor) of CUDA device ``index``, or None when there is none."""
+    drv = _pycuda()
+    if drv.Device.count() <= index:
+        return None
+    return tuple(drv.Device(index).compute_capability())  # type: ignore[return-value]
+
+
+def list_cuda_devices() -> list[str]:
+    """Names of the CUDA devices, `index: name (sm_XY)`."""
+    drv = _pycuda()
+    out = []
+    for i in range(drv.Device.count()):
+        dev = drv.Device(i)
+        major, minor = dev.compute_capability()
+        out.append(f"{i}: {dev.name()} (sm_{major}{minor})")
+    return out
+
+
+def _device_index(device: str | int | None) -> int:
+    if device is None or device == "":
+        return 0
+    text = str(device).strip().lower()
+    for prefix in ("cuda:", "gpu:", "cuda", "gpu"):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+            break
+    try:
+        return int(text or 0)
+    except ValueError:
+        raise DeviceError(f"CUDA device '{device}' is not a device index (use 0, 1, ... or cuda:0)") from None
+
+
+@dataclass
+class _BoundLaunch:
+    name: str
+    node: str
+    function: Any
+    grid: tuple[int, int, int]
+    block: tuple[int, int, int]
+    args: tuple[int, ...]
+
+
+class CUDAExecutor:
+    """Runs a `Plan` with its PTX on one CUDA device (see the module docstring)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        ptx: str,
+        weights: Mapping[str, np.ndarray],
+        device: str | int | None = None,
+        use_graph: bool = True,
+    ):
+        drv = _pycuda()
+        self.plan = plan
+        self._drv = drv
+        self._lock = threading.Lock()
+        self.use_graph = use_graph
+        index = _device_index(device)
+        count = drv.Device.count()
+        if index >= count:
+            raise DeviceError(f"CUDA device {index} does not exist ({count} found)")
+        self._device = drv.Device(index)
+        self._context = self._device.retain_primary_context()
+        self._graph: Any = None
+        self._graph_exec: Any = None
+        self._allocations: list[Any] = []
+        with self.active():
+            self._stream = drv.Stream()
+            start = time.perf_counter()
+            self._module = self._load(ptx)
+            self.build_seconds = time.perf_counter() - start
+            self._pointers = self._place_buffers(weights)
+            self._launches = self._bind_launches()
+            self._in_host = [drv.pagelocked_empty(s.shape, np.dtype(s.dtype)) for s in plan.inputs]
+            self._out_host = [drv.pagelocked_empty(s.shape, np.dtype(s.dtype)) for s in plan.outputs]
+
+    # -- description --------------------------------------------------------------------
+
+    @property
+    def device_name(self) -> str:
+        major, minor = self._device.compute_capability()
+        return f"{self._device.name()} (sm_{major}{minor})"
+
+    @property
+    def num_launches(self) -> int:
+        return len(self._launches)
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        """Make the executor's context current on this thread for the duration."""
+        self._context.push()
+        try:
+            yield
+        finally:
+            self._drv.Context.pop()
+
+    # -- setup --------------------------------------------------------------------------
+
+    def _load(self, ptx: str) -> Any:
+        drv = self._drv
+        try:
+            return drv.module_from_buffer(ptx.encode() + b"\0")
+        except drv.Error as e:
+            raise KernelBuildError(f"the CUDA driver could not load the PTX on {self.device_name}: {e}") from e
+
+    def _alloc(self, nbytes: int) -> int:
+        try:
+            allocation = self._drv.mem_alloc(max(1, nbytes))
+        except self._drv.Error as e:
+            free, total = self._drv.mem_get_info()
+            raise DeviceError(f"cannot allocate {nbytes} bytes on {self.device_name} ({free} of {total} bytes "
+                              f"free): {e}") from e
+        self._allocations.append(allocation)
+        return int(allocation)
+
+    def _place_buffers(self, weights: Mapping[str, np.ndarray]) -> list[int]:
+        from visc.backends.opencl import OpenCLExecutor
+
+        plan = self.plan
+        missing = [n for n in plan.weights if n not in weights]
+        if missing:
+            raise CompileError(f"the plan needs weights that were not given: {', '.join(missing)}")
+        arena = self._alloc(plan.arena_size) if plan.arena_size > 0 else 0
+        # all weights in one allocation, each at an aligned offset
+        offsets: dict[str, int] = {}
+        blobs: dict[str, np.ndarray] = {}
+        total = 0
+        for spec in plan.buffers:
+            if spec.kind == "weight" and spec.name is not None and spec.name not in offsets:
+                blob = OpenCLExecutor._weight_bytes(spec.name, weights[spec.name], spec.shape, spec.dtype)
+                offsets[spec.name] = total
+                blobs[spec.name] = blob
+                total += -(-blob.nbytes // WEIGHT_ALIGN) * WEIGHT_ALIGN
+        weight_base = self._alloc(total) if total else 0
+        for name, blob in blobs.items():
+            self._drv.memcpy_htod(weight_base + offsets[name], blob)
+        pointers = [0] * len(plan.buffers)
+        for i, spec in enumerate(plan.buffers):
+            if spec.kind == "view":
+                assert spec.base is not None
+                pointers[i] = pointers[spec.base]
+            elif spec.kind == "weight":
+                assert spec.name is not None
+                pointers[i] = weight_base + offsets[spec.name]
+            elif spec.kind == "arena":
+                pointers[i] = arena + (spec.offset or 0)
+            else:
+                pointers[i] = self._alloc(spec.nbytes)
+        self._inputs = [next(pointers[i] for i, b in enumerate(plan.buffers) if b.kind == "input" and b.index == k)
+                        for k in range(len(plan.inputs))]
+        self._outputs = [next(pointers[i] for i, b in enumerate(plan.buffers) if b.kind == "output" and b.index == k)
+                         for k in range(len(plan.outputs))]
+        self.device_bytes = plan.arena_size + total + sum(s.nbytes for s in (*plan.inputs, *plan.outputs))
+        return pointers
+
+    def _bind_launches(self) -> list[_BoundLaunch]:
+        drv = self._drv
+        functions: dict[str, Any] = {}
+        bound = []
+        for launch in self.plan.launches:
+            if launch.kernel not in functions:
+                try:
+                    fn = self._module.get_function(launch.kernel)
+                except drv.Error as e:
+                    raise KernelBuildError(f"kernel '{launch.kernel}' is not in the PTX module ({e})") from e
+                fn.prepare("P" * len(launch.args))
+                functions[launch.kernel] = fn
+            fn = functions[launch.kernel]
+            limit = fn.get_attribute(drv.function_attribute.MAX_THREADS_PER_BLOCK)
+            threads = int(np.prod(launch.block))
+            if threads > limit:
+                raise KernelBuildError(f"kernel '{launch.kernel}' needs blocks of {threads} threads; "
+                                       f"{self.device_name} runs it with at most {limit}")
+            bound.append(_BoundLaunch(launch.kernel, launch.node, fn, tuple(launch.grid), tuple(launch.block),
+                                      tuple(np.uintp(self._pointers[a]) for a in launch.args)))
+        return bound
+
+    # -- running ------------------------------------------------------------------------
+
+    def _check_inputs(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        specs = self.plan.inputs
+        if len(inputs) != len(specs):
+            raise InputShapeError(f"expected {len(specs)} inputs {[s.name for s in specs]}, got {len(inputs)}")
+        arrays = []
+        for spec, arr in zip(specs, inputs, strict=True):
+            arr = np.asarray(arr)
+            if tuple(arr.shape) != tuple(spec.shape):
+                raise InputShapeError(f"input '{spec.name}' has shape {list(arr.shape)}, expected {list(spec.shape)}")
+            if arr.dtype != np.dtype(spec.dtype):
+                raise InputShapeError(f"input '{spec.name}' has dtype {arr.dtype}, expected {spec.dtype}")
+            arrays.append(arr)
+        return arrays
+
+    def _enqueue_launches(self, events: Sequence[Any] | None = None) -> None:
+        """Queue every launch on the stream; with ``events``, record one before each launch
+        and one after the last."""
+        stream = self._stream
+        for i, launch in enumerate(self._launches):
+            if events is not None:
+                events[i].record(stream)
+            try:
+                launch.function.prepared_async_call(launch.grid, launch.block, stream, *launch.args)
+            except self._drv.Error as e:
+                raise DeviceError(f"launch {i} (kernel '{launch.name}') failed on {self.device_name}: {e}") from e
+        if events is not None:
+            events[len(self._launches)].record(stream)
+
+    def _copy_in(self, arrays: Sequence[np.ndarray]) -> None:
+        for host, arr, ptr in zip(self._in_host, arrays, self._inputs, strict=True):
+            if arr.size:
+                np.copyto(host, arr)
+                self._drv.memcpy_htod_async(ptr, host, self._stream)
+
+    def _copy_out(self) -> list[np.ndarray]:
+        for host, ptr in zip(self._out_host, self._outputs, strict=True):
+            if host.size:
+                self._drv.memcpy_dtoh_async(host, ptr, self._stream)
+        self._synchronize()
+        return [np.array(h, copy=True) for h in self._out_host]
+
+    def _synchronize(self) -> None:
+        try:
+            self._stream.synchronize()
+        except self._drv.Error as e:
+            raise DeviceError(f"a kernel failed on {self.device_name}: {e}") from e
+
+    def run(self, inputs: Sequence[np.ndarray], use_graph: bool | None = None) -> list[np.ndarray]:
+        """One inference: inputs in plan order (exact shapes and dtypes), outputs as numpy.
+        Runs are serialized (they share the arena), so this is safe from several threads."""
+        arrays = self._check_inputs(inputs)
+        graph = self.use_graph if use_graph is None else use_graph
+        with self._lock, self.active():
+            self._copy_in(arrays)
+            self._launch(graph)
+            return self._copy_out()
+
+    def _launch(self, graph: bool) -> None:
+        if graph:
+            self._replay()
+        else:
+            self._enqueue_launches()
+
+    def launch(self, use_graph: bool | None = None, synchronize: bool = True) -> None:
+        """Run the plan on whatever the device buffers hold (no copies): what benchmarks time
+        to compare with frameworks whose inputs already live on the GPU."""
+        graph = self.use_graph if use_graph is None else use_graph
+        with self._lock, self.active():
+            self._launch(graph)
+            if synchronize:
+                self._synchronize()
+
+    def set_inputs(self, inputs: Sequence[np.ndarray]) -> None:
+        """Upload inputs to the device buffers (for `launch`)."""
+        arrays = self._check_inputs(inputs)
+        with self._lock, self.active():
+            self._copy_in(arrays)
+            self._synchronize()
+
+    # -- CUDA graph -----------------------------------------------------------------------
+
+    def _capture(self) -> None:
+        """Record every launch of the plan into a CUDA graph and instantiate it."""
+        driver = driver_bindings()
+        stream = driver.CUstream(self._stream.handle)
+        mode = driver.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
+        _check(driver.cuStreamBeginCapture(stream, mode), "cuStreamBeginCapture")
+        try:
+            self._enqueue_launches()
+        except BaseException:
+            driver.cuStreamEndCapture(stream)
+            raise
+        graph = _check(driver.cuStreamEndCapture(stream), "cuStreamEndCapture")
+        self._graph = graph
+        self._graph_exec = _check(driver.cuGraphInstantiateWithFlags(graph, 0), "cuGraphInstantiate")
+
+    def _replay(self) -> None:
+        if self._graph_exec is None:
+            self._capture()
+        driver = driver_bindings()
+        _check(driver.cuGraphLaunch(self._graph_exec, driver.CUstream(self._stream.handle)), "cuGraphLaunch")
+
+    def graph_nodes(self) -> int:
+        """Number of nodes in the captured graph (one per launch), capturing if needed."""
+        driver = driver_bindings()
+        with self._lock, self.active():
+            if self._graph_exec is None:
+                self._capture()
+            _, count = _check(driver.cuGraphGetNodes(self._graph, 0), "cuGraphGetNodes")
+        return int(count)
+
+    # -- profiling ------------------------------------------------------------------------
+
+    def profile_run(self, inputs: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        """Device time of every launch in plan order, in seconds, from CUDA events recorded
+        between the launches on the stream (`kernel_times` gives gap-free numbers)."""
+        arrays = self._check_inputs(inputs)
+        drv = self._drv
+        with self._lock, self.active():
+            events = [drv.Event() for _ in range(len(self._launches) + 1)]
+            self._copy_in(arrays)
+            self._enqueue_launches(events)
+            self._copy_out()
+            return [(launch.name, events[i + 1].time_since(events[i]) * 1e-3)
+                    for i, launch in enumerate(self._launches)]
+
+    def kernel_times(self, repeat: int = 5) -> list[tuple[str, str, float]]:
+        """(kernel, ONNX node, seconds) per launch, median over ``repeat`` replays of a graph
+        with an event node between launches: the GPU runs the kernels back to back, so
+        the times hold no host or launch gaps."""
+        driver = driver_bindings()
+        flags = driver.CUevent_flags.CU_EVENT_DEFAULT
+        external = driver.CUevent_record_flags.CU_EVENT_RECORD_EXTERNAL
+        with self._lock, self.active():
+            n = len(self._launches)
+            events = [_check(driver.cuEventCreate(flags), "cuEventCreate") for _ in range(n + 1)]
+            stream = driver.CUstream(self._stream.handle)
+            mode = driver.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
+            _check(driver.cuStreamBeginCapture(stream, mode), "cuStreamBeginCapture")
+            try:
+                for i, launch in enumerate(self._launches):
+                    _check(driver.cuEventRecordWithFlags(events[i], stream, external), "cuEventRecordWithFlags")
+                    launch.function.prepared_async_call(launch.grid, launch.block, self._stream, *launch.args)
+                _check(driver.cuEventRecordWithFlags(events[n], stream, external), "cuEventRecordWithFlags")
+            except BaseException:
+                driver.cuStreamEndCapture(stream)
+                raise
+            graph = _check(driver.cuStreamEndCapture(stream), "cuStreamEndCapture")
+            exec_ = _check(driver.cuGraphInstantiateWithFlags(graph, 0), "cuGraphInstantiate")
+            samples = np.zeros((repeat, n))
+            try:
+                for r in range(repeat + 1):
+                    _check(driver.cuGraphLaunch(exec_, stream), "cuGraphLaunch")
+                    self._synchronize()
+                    if r == 0:
+                        continue  # warm-up
+                    for i in range(n):
+                        ms = _check(driver.cuEventElapsedTime(events[i], events[i + 1]), "cuEventElapsedTime")
+                        samples[r - 1, i] = float(ms) * 1e-3
+            finally:
+                driver.cuGraphExecDestroy(exec_)
+                driver.cuGraphDestroy(graph)
+                for ev in events:
+                    driver.cuEventDestroy(ev)
+            medians = np.median(samples, axis=0)
+            return [(launch.name, launch.node, float(t)) for launch, t in zip(self._launches, medians, strict=True)]
+
+    def device_time(self, use_graph: bool | None = None, repeat: int = 20) -> float:
+        """Median GPU time in seconds of one whole plan (events around it on the stream):
+        kernels plus whatever idle gaps the launches leave between them."""
+        drv = self._drv
+        graph = self.use_graph if use_graph is None else use_graph
+        times = []
+        with self._lock, self.active():
+            start, end = drv.Event(), drv.Event()
+            for r in range(repeat + 1):
+                start.record(self._stream)
+                self._launch(graph)
+                end.record(self._stream)
+                end.synchronize()
+                if r:
+                    times.append(end.time_since(start) * 1e-3)
+        return float(np.median(times))
+
+    # -- teardown -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Free device memory and the graph now (otherwise at garbage collection)."""
+        with self._lock:
+            if self._context is None:
+                return
+            with self.active():
+                if self._graph_exec is not None:
+                    driver = driver_bindings()
+                    driver.cuGraphExecDestroy(self._graph_exec)
+                    driver.cuGraphDestroy(self._graph)
+                    self._graph_exec = self._graph = None
+                for allocation in self._allocations:
+                    allocation.free()
+                self._allocations = []
+                self._module = None
+            self._context = None  # type: ignore[assignment]
+
+
+__all__ = ["CUDAExecutor", "device_compute_capability", "list_cuda_devices", "driver_bindings", "WEIGHT_ALIGN"]

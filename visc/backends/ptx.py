@@ -1,0 +1,287 @@
+"""The PTX target: kernels in the llvm dialect -> PTX text through LLVM's NVPTX backend
+(llvmlite), for one GPU architecture (``sm_80``, ``sm_90``, ...) and PTX ISA version.
+
+    emit_ptx(module, arch="sm_90")      # stage-5 or llvm-dialect module -> PTX text
+    visc-opt stage5.mlir -t 'ptx{arch=sm_90}'
+
+A module still holding `gpu.func` kernels is lowered first (`NVVM_PIPELINE`, on a copy).
+Kernels become ``ptx_kernel`` functions with ``.reqntid``; calls of libdevice's ``__nv_*``
+math functions are resolved by linking ``libdevice.10.bc`` from the CUDA toolkit, which
+LLVM then inlines (and ``__nvvm_reflect`` folds), so the PTX is self-contained. The
+module is optimized at -O3 before code generation, like clang's CUDA path.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from typing import IO, Any
+
+from xdsl.context import Context
+from xdsl.dialects import gpu, llvm
+from xdsl.dialects.builtin import DenseArrayBase, ModuleOp
+from xdsl.ir import Operation
+from xdsl.utils.target import Target
+
+from visc.errors import CompileError, KernelBuildError
+
+TRIPLE = "nvptx64-nvidia-cuda"
+DEFAULT_ARCH = "sm_80"
+LIBDEVICE_ENV = "VISC_LIBDEVICE"
+
+# the oldest PTX ISA version each architecture needs, and the floor visc uses (7.8: what
+# CUDA 11.8 drivers and later accept, and ptxas 13 still assembles for sm_80/sm_90)
+_MIN_PTX = {"sm_90a": (8, 0), "sm_100": (8, 6), "sm_100a": (8, 6), "sm_101": (8, 6), "sm_120": (8, 7),
+            "sm_120a": (8, 7)}
+_PTX_FLOOR = (7, 8)
+_ARCH = re.compile(r"^sm_(\d+)([af]?)$")
+
+_llvm_lock = threading.Lock()
+_llvm_ready = False
+
+
+def _binding() -> Any:
+    """llvmlite's binding with the NVPTX target initialized (once per process)."""
+    global _llvm_ready
+    try:
+        import llvmlite.binding as binding
+    except ImportError as e:  # pragma: no cover - llvmlite is a dependency
+        raise CompileError(f"the CUDA target needs llvmlite ({e}); `pip install llvmlite`") from e
+    with _llvm_lock:
+        if not _llvm_ready:
+            binding.initialize_all_targets()
+            binding.initialize_all_asmprinters()
+            _llvm_ready = True
+    return binding
+
+
+def llvm_version() -> tuple[int, ...]:
+    return tuple(_binding().llvm_version_info)
+
+
+def check_arch(arch: str) -> str:
+    if not _ARCH.match(arch):
+        raise CompileError(f"'{arch}' is not a CUDA architecture; use the form sm_80, sm_90, sm_90a")
+    major = int(_ARCH.match(arch).group(1))  # type: ignore[union-attr]
+    if major < 50:
+        raise CompileError(f"{arch} is too old: visc's PTX needs sm_50 or newer")
+    return arch
+
+
+def default_ptx_version(arch: str) -> str:
+    """The PTX ISA version visc targets for ``arch``: the architecture's minimum, at least 7.8."""
+    major, minor = max(_MIN_PTX.get(check_arch(arch), _PTX_FLOOR), _PTX_FLOOR)
+    return f"{major}.{minor}"
+
+
+def detect_arch() -> str | None:
+    """The architecture of CUDA device 0, or None without a driver or GPU."""
+    try:
+        from visc.backends.cuda import device_compute_capability
+
+        cc = device_compute_capability(0)
+    except Exception:  # noqa: BLE001 - any failure means: no usable GPU here
+        return None
+    return f"sm_{cc[0]}{cc[1]}" if cc else None
+
+
+# -- libdevice ------------------------------------------------------------------------------
+
+
+def libdevice_candidates() -> list[str]:
+    """Where libdevice.10.bc is looked for, in order."""
+    paths = []
+    if os.environ.get(LIBDEVICE_ENV):
+        paths.append(os.environ[LIBDEVICE_ENV])
+    for var in ("CUDA_HOME", "CUDA_PATH", "CUDA_ROOT"):
+        if os.environ.get(var):
+            paths.append(os.path.join(os.environ[var], "nvvm", "libdevice", "libdevice.10.bc"))
+    ptxas = shutil.which("ptxas") or shutil.which("nvcc")
+    if ptxas:
+        root = os.path.dirname(os.path.dirname(os.path.realpath(ptxas)))
+        paths.append(os.path.join(root, "nvvm", "libdevice", "libdevice.10.bc"))
+    paths.append("/usr/local/cuda/nvvm/libdevice/libdevice.10.bc")
+    paths.extend(sorted(glob.glob("/usr/local/cuda-*/nvvm/libdevice/libdevice.10.bc"), reverse=True))
+    try:  # the CUDA toolkit's pip wheels (nvidia-cuda-nvcc-cu12 / -cu13)
+        import nvidia
+
+        for root in nvidia.__path__:
+            paths.extend(sorted(glob.glob(os.path.join(root, "**", "libdevice.10.bc"), recursive=True)))
+    except ImportError:
+        pass
+    return paths
+
+
+def find_libdevice() -> str | None:
+    for path in libdevice_candidates():
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+_libdevice_bytes: bytes | None = None
+
+
+def _libdevice() -> bytes:
+    global _libdevice_bytes
+    if _libdevice_bytes is None:
+        path = find_libdevice()
+        if path is None:
+            raise CompileError(
+                "the kernels call CUDA math functions (exp, tanh, erf, pow, ...) that come from NVIDIA's "
+                "libdevice.10.bc, which was not found; install the CUDA toolkit (or `pip install "
+                f"nvidia-cuda-nvcc-cu12`) or set {LIBDEVICE_ENV}=/path/to/libdevice.10.bc")
+        with open(path, "rb") as f:
+            _libdevice_bytes = f.read()
+    return _libdevice_bytes
+
+
+# -- emission -------------------------------------------------------------------------------
+
+
+def _kernel_modules(module: Operation) -> list[gpu.ModuleOp]:
+    return [op for op in module.walk() if isinstance(op, gpu.ModuleOp)]
+
+
+def lower_to_nvvm(module: ModuleOp) -> ModuleOp:
+    """``module`` with its kernels in the llvm dialect (a lowered copy when needed)."""
+    if not any(isinstance(op, gpu.FuncOp) for m in _kernel_modules(module) for op in m.body.block.ops):
+        return module
+    from visc.compiler import run_passes
+    from visc.passes.llvm import NVVM_PIPELINE
+
+    lowered = module.clone()
+    run_passes(lowered, list(NVVM_PIPELINE), None)
+    return lowered
+
+
+def _llvm_ops(module: ModuleOp) -> list[Operation]:
+    kernels = _kernel_modules(module)
+    ops: list[Operation] = []
+    if kernels:
+        for m in kernels:
+            ops.extend(m.body.block.ops)
+    else:  # a bare module of llvm functions
+        ops = list(module.ops)
+    left = sorted({op.name for op in ops if not isinstance(op, llvm.FuncOp | llvm.GlobalOp)}
+                  | {inner.name for op in ops for inner in op.walk() if not inner.name.startswith("llvm.")
+                     and inner is not op})
+    if left:
+        raise CompileError("the PTX target needs kernels in the llvm dialect; left unlowered: " + ", ".join(left))
+    return ops
+
+
+def _annotate(ir_module: Any, ops: list[Operation]) -> list[str]:
+    """Kernel calling convention and launch bounds on the llvmlite module; returns kernel names."""
+    import llvmlite.ir as ir
+
+    kernels = []
+    annotations = None
+    for op in ops:
+        if not isinstance(op, llvm.FuncOp) or "nvvm.kernel" not in op.attributes:
+            continue
+        name = op.sym_name.data
+        kernels.append(name)
+        fn = ir_module.get_global(name)
+        entries: list[tuple[str, int]] = []
+        if llvm_version() >= (20,):
+            fn.calling_convention = "ptx_kernel"
+        else:
+            entries.append(("kernel", 1))
+        reqntid = op.attributes.get("nvvm.reqntid")
+        if isinstance(reqntid, DenseArrayBase):
+            for axis, size in zip("xyz", reqntid.get_values(), strict=False):
+                entries.append((f"reqntid{axis}", int(size)))
+        if entries:
+            if annotations is None:
+                annotations = ir_module.add_named_metadata("nvvm.annotations")
+            for key, value in entries:
+                annotations.add(ir_module.add_metadata([fn, ir.MetaDataString(ir_module, key),
+                                                        ir.Constant(ir.IntType(32), value)]))
+    return kernels
+
+
+def emit_ptx(module: ModuleOp, arch: str = DEFAULT_ARCH, ptx_version: str | None = None,
+             opt_level: int = 3) -> str:
+    """PTX text for every kernel of ``module`` (stage 5, or already in the llvm dialect)."""
+    binding = _binding()
+    check_arch(arch)
+    version = ptx_version or default_ptx_version(arch)
+    if not re.match(r"^\d+\.\d+$", version):
+        raise CompileError(f"PTX version '{version}' should look like 7.8")
+    ops = _llvm_ops(lower_to_nvvm(module))
+    from visc.passes.llvm.translate import translate
+
+    try:
+        target = binding.Target.from_triple(TRIPLE)
+        machine = target.create_target_machine(cpu=arch, features=f"+ptx{version.replace('.', '')}",
+                                               opt=opt_level)
+    except RuntimeError as e:
+        raise CompileError(f"LLVM cannot target {arch} with PTX {version}: {e}") from e
+    ir_module = translate(ops, TRIPLE, str(machine.target_data))
+    kernels = _annotate(ir_module, ops)
+    text = str(ir_module)
+    try:
+        parsed = binding.parse_assembly(text)
+        if any(fn.is_declaration and fn.name.startswith("__nv_") for fn in parsed.functions):
+            parsed.link_in(binding.parse_bitcode(_libdevice()))
+        for fn in parsed.functions:
+            if not fn.is_declaration and fn.name not in kernels:
+                fn.linkage = "internal"
+        parsed.data_layout = str(machine.target_data)
+        parsed.triple = TRIPLE
+        parsed.verify()
+    except RuntimeError as e:
+        raise CompileError(f"LLVM rejected the kernels' IR: {e}") from e
+    if opt_level > 0:
+        tuning = binding.create_pipeline_tuning_options(speed_level=opt_level)
+        builder = binding.create_pass_builder(machine, tuning)
+        builder.getModulePassManager().run(parsed, builder)
+    return str(machine.emit_assembly(parsed))
+
+
+def ptx_kernel_names(ptx: str) -> list[str]:
+    """The ``.entry`` names of a PTX module, in order."""
+    return re.findall(r"^\.visible \.entry (\w+)\(", ptx, re.MULTILINE)
+
+
+def assemble(ptx: str, arch: str, ptxas: str | None = None) -> str:
+    """Assemble ``ptx`` with NVIDIA's ptxas for ``arch`` (a check: the cubin is discarded);
+    returns ptxas's messages. Raises KernelBuildError with its log when it fails."""
+    exe = ptxas or shutil.which("ptxas")
+    if exe is None:
+        raise KernelBuildError("ptxas is not on PATH (it comes with the CUDA toolkit)")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "kernels.ptx")
+        with open(src, "w") as f:
+            f.write(ptx)
+        proc = subprocess.run([exe, f"-arch={arch}", src, "-o", os.path.join(tmp, "kernels.cubin")],
+                              capture_output=True, text=True, check=False)
+    log = (proc.stdout + proc.stderr).strip()
+    if proc.returncode != 0:
+        raise KernelBuildError(f"ptxas -arch={arch} rejected the PTX:\n{log}")
+    return log
+
+
+@dataclass(frozen=True)
+class PTXTarget(Target):
+    """`visc-opt -t 'ptx{arch=sm_90 ptx_version=7.8}'`: print the kernels of a stage-5 (or
+    llvm-dialect) module as PTX."""
+
+    name = "ptx"
+    arch: str = DEFAULT_ARCH
+    ptx_version: str = ""
+    opt_level: int = 3
+
+    def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
+        output.write(emit_ptx(module, self.arch, self.ptx_version or None, self.opt_level))
+
+
+__all__ = ["emit_ptx", "PTXTarget", "assemble", "detect_arch", "default_ptx_version", "find_libdevice",
+           "lower_to_nvvm", "ptx_kernel_names", "DEFAULT_ARCH", "TRIPLE", "check_arch"]
