@@ -172,7 +172,7 @@ def ssd(size: int = 128, classes: int = 5, top_k: int = 200, seed: int = 1) -> o
                               g.slice_last(x2y2, 1, 2), g.slice_last(x2y2, 0, 1)], axis=2)
     foreground = g.slice_last(probs, 1, classes)
     best = g.op("ReduceMax", [foreground], axes=[2], keepdims=0)  # [1, N]
-    _, order = g.op("TopK", [best, g.const(np.array([top_k], np.int64), "k")], n_out=2, axis=1)
+    _, order = g.op("TopK", [best, g.const(np.array([top_k], np.int64), "k")], n_out=2, axis=1)  # node "topk_*"
     flat = g.reshape(order, [top_k])
     g.nodes.append(helper.make_node("Gather", [corners, flat], ["boxes"], name="boxes", axis=1))
     picked = g.op("Gather", [foreground, flat], axis=1)  # [1, top_k, classes - 1]

@@ -57,9 +57,10 @@ def stable_order(x: np.ndarray, axis: int, descending: bool) -> np.ndarray:
 
 @pytest.mark.parametrize("shape,axis,descending,dtype,sched", [
     ((3, 37), 1, True, np.float32, dict(wg=8, local=1)),
-    ((3, 37), 1, False, np.float32, dict(wg=8, local=0)),
+    ((3, 37), 1, False, np.float32, dict(wg=8, local=0, block=8)),  # 5 blocks, 3 global stages
     ((64, 2), 0, True, np.int64, dict(wg=16, local=1)),
-    ((2, 3, 19), 2, False, np.int32, dict(wg=4, local=0)),
+    ((2, 3, 19), 2, False, np.int32, dict(wg=4, local=0)),  # one block: all in local memory
+    ((1, 300), 1, True, np.int64, dict(wg=16, local=0, block=32)),
     ((1, 512), 1, True, np.float32, dict(wg=64, local=1)),
     ((5,), 0, False, np.float16, dict(wg=2, local=1)),
 ])
@@ -74,7 +75,7 @@ def test_sort_is_stable_and_matches_numpy(shape, axis, descending, dtype, sched)
 
 
 @pytest.mark.parametrize("largest,sched", [(1, dict(wg=16, local=1)), (0, dict(wg=32, local=1)),
-                                           (1, dict(wg=8, local=0))])
+                                           (1, dict(wg=8, local=0, block=16))])
 def test_topk_matches_onnxruntime(largest: int, sched: dict[str, int]) -> None:
     x = RNG.standard_normal((4, 50)).astype(np.float32)
     x[:, 10:20] = 0.5  # ties straddling the k-th position
@@ -140,13 +141,14 @@ def random_boxes(batches: int, n: int, center: bool, rng: np.random.Generator) -
     (3, 9, 1, 4, 1, 0.95, 0),  # few or no candidates above the threshold
 ])
 def test_nms_kernels_match_reference_and_onnxruntime(batches, n, classes, per_class, center, threshold, local) -> None:
+    keys = dict(wg=16, local=local, block=16) if local == 0 else dict(wg=16, local=local)
     rng = np.random.default_rng(n)
     boxes = random_boxes(batches, n, bool(center), rng)
     scores = rng.random((batches, classes, n)).astype(np.float32)
     scores[:, :, :5] = 0.75  # equal scores: the lower box index comes first
     rows = batches * classes * per_class
     attrs = (f"center_point_box = {center} : i64, max_output_boxes_per_class = {per_class} : i64, "
-             f"iou_threshold = 4.000000e-01 : f32, {schedule(wg=16, local=local)}")
+             f"iou_threshold = 4.000000e-01 : f32, {schedule(**keys)}")
     if threshold is not None:
         attrs += f", score_threshold = {threshold} : f32"
     selected, count = one_op("nms", {"b": boxes, "s": scores}, {"sel": ((rows, 3), np.int64), "cnt": ((1,), np.int64)},
@@ -229,3 +231,27 @@ def test_nms_without_max_output_boxes_selects_nothing() -> None:
     compiled = visc.compile(model)
     (got,) = compiled.run([random_boxes(1, 40, False, RNG), RNG.random((1, 2, 40)).astype(np.float32)])
     assert got.shape == (0, 3) and got.dtype == np.int64
+
+
+@pytest.mark.parametrize("node,inputs,opset", [
+    (helper.make_node("TopK", ["x"], ["v", "i"], k=3, axis=0), {"x": (5, 4)}, 9),  # k as an attribute
+    (helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=-1), {"x": (2, 3, 6)}, 10),
+    (helper.make_node("ArgMin", ["x"], ["y"], axis=-2, keepdims=0), {"x": (2, 3, 6)}, 11),
+    (helper.make_node("CumSum", ["x", "a"], ["y"], exclusive=1), {"x": (4, 6)}, 11),
+    (helper.make_node("RoiAlign", ["x", "r", "b"], ["y"], output_height=2, output_width=3, sampling_ratio=2),
+     {"x": (1, 2, 9, 9), "r": (4, 4), "b": (4,)}, 10),  # opset 10: output_half_pixel coordinates
+], ids=["topk9", "topk10", "argmin11", "cumsum11", "roialign10"])
+def test_importer_opset_variants_match_onnxruntime(node, inputs: dict[str, tuple[int, ...]], opset: int) -> None:
+    feeds = {n: (RNG.random(s) * 8).astype(np.float32) for n, s in inputs.items()}
+    if "r" in feeds:
+        feeds["r"][:, 2:] += feeds["r"][:, :2]
+        feeds["b"] = np.zeros(4, np.int64)
+    inits = {"k": np.array([2], np.int64), "a": np.array(1, np.int64)}
+    inits = {n: v for n, v in inits.items() if n in node.input}
+    model = make_model([node], {n: (a.shape, a.dtype) for n, a in feeds.items()}, list(node.output), inits,
+                       opset=opset)
+    imported = import_model(model)
+    got = evaluate(imported.module, imported.weights, list(feeds.values()))
+    for g, w in zip(got, run_onnxruntime(model, feeds), strict=True):
+        assert g.dtype == w.dtype
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)

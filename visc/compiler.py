@@ -20,7 +20,7 @@ from xdsl.utils.exceptions import DiagnosticException, PassFailedException, Veri
 
 from visc.dialects import make_context
 from visc.errors import CompileError, ViscError
-from visc.passes import available_passes
+from visc.passes import all_passes
 from visc.weights import WeightStore, use_weights
 
 TARGETS = ("opencl", "cuda")
@@ -66,7 +66,7 @@ def device_type_for(target: str, device: str | None) -> str:
 
 def build_passes(specs: Sequence[str]) -> list[ModulePass]:
     """Instantiate passes from `visc-opt`-style specs such as ``name{opt=1}``."""
-    registry = available_passes()
+    registry = all_passes()
     passes: list[ModulePass] = []
     for text in specs:
         spec = parse_spec(text)

@@ -6,7 +6,7 @@ import importlib.util
 
 from xdsl.universe import Universe
 
-from visc.passes import available_passes
+from visc.passes import PASS_MODULES, available_passes
 
 
 def _vision():
@@ -25,11 +25,20 @@ def _targets():
             return OpenCLTarget
 
         found["opencl"] = opencl
+    if importlib.util.find_spec("visc.backends.ptx") is not None:
+
+        def ptx():
+            from visc.backends.ptx import PTXTarget
+
+            return PTXTarget
+
+        found["ptx"] = ptx
     return found
 
 
 VISC_UNIVERSE = Universe(
     all_dialects={"vision": _vision},
-    all_passes=available_passes(),
+    # upstream xDSL passes that visc's pipelines name (convert-scf-to-cf, ...) are xDSL's own entries
+    all_passes={k: v for k, v in available_passes().items() if not PASS_MODULES[k][0].startswith("xdsl.")},
     all_targets=_targets(),
 )

@@ -2,19 +2,24 @@
 
 // NMS: scratch for the kept boxes, per-class counts and offsets past the arena; a select
 // kernel per (batch, class) -- local sort by score (candidates at or under the threshold get
-// key -inf), then a uniform greedy walk whose kept boxes flag the later ones they overlap,
-// in parallel --, a one-group scan of the counts (the op's count is its total), and a compact
-// kernel that moves kept boxes to their rows and pads the rest with -1.
+// key -inf), the candidates counted (in the class's count slot), the key array reused for
+// suppression flags, then a uniform greedy walk over the candidates whose kept boxes flag
+// the later ones they overlap, in parallel --, a one-group scan of the counts (the op's count
+// is its total), and a compact kernel that moves kept boxes to their rows and pads the rest
+// with -1.
 
 // CHECK:      vision.arena_size = 2056 : i64
 // CHECK:      %[[KEPT:.*]] = vision.buffer offset 0 {onnx_node = "nms", vision.scratch = "lowering"} : memref<2x3xi32>
 // CHECK-NEXT: %[[COUNTS:.*]] = vision.buffer offset 1024 {{.*}} : memref<2xi32>
 // CHECK-NEXT: %[[OFFSETS:.*]] = vision.buffer offset 2048 {{.*}} : memref<2xi32>
-// CHECK:      memref.alloca() : memref<6xf32, 3 : i64>
+// CHECK:      %[[FLAGS:.*]] = memref.alloca() : memref<6xf32, 3 : i64>
 // CHECK:      arith.cmpf ogt, %{{.*}}, %{{.*}} : f32
 // CHECK:      arith.select %{{.*}}, %{{.*}}, %{{.*}} : f32
-// CHECK:      %[[FLAGS:.*]] = memref.alloca() : memref<6xi8, 3 : i64>
-// CHECK:      %{{.*}} = scf.for %[[POS:.*]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[TAKEN:.*]] = %{{.*}}) -> (index) {
+// CHECK:      memref.store %{{.*}}, %[[COUNTS]]
+// CHECK:      %[[M:.*]] = memref.load %[[COUNTS]]
+// CHECK:      %[[CANDIDATES:.*]] = arith.index_cast %[[M]] : i32 to index
+// CHECK:      memref.store %{{.*}}, %[[FLAGS]]
+// CHECK:      %{{.*}} = scf.for %[[POS:.*]] = %{{.*}} to %[[CANDIDATES]] step %{{.*}} iter_args(%[[TAKEN:.*]] = %{{.*}}) -> (index) {
 // CHECK:        memref.load %[[FLAGS]][%[[POS]]]
 // CHECK:        scf.if %{{.*}} -> (index) {
 // CHECK:          memref.store %{{.*}}, %[[KEPT]][%{{.*}}, %[[TAKEN]]] : memref<2x3xi32>

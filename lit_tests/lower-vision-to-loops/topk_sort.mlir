@@ -39,23 +39,27 @@ func.func @topk_local(%x: memref<2x5xf32>, %v: memref<2x3xf32>, %i: memref<2x3xi
   func.return
 }
 
-// local = 0: scratch keys and indices in global memory past the planned arena (which grows),
-// an init kernel, one flat kernel per comparator step (3 stages: 6 steps), an output kernel.
+// local = 0: scratch keys and indices in global memory past the planned arena (which grows).
+// Blocks of `block` = 2 elements sort in local memory (stage 1); stages 2 and 3 run their
+// flip (and stage 3 its distance-2 cleaner) as flat kernels over the scratch copy, and their
+// distance-1 cleaner per block in local memory again; a last kernel writes the results.
 
 // CHECK-LABEL: func.func @sort_global
 // CHECK-SAME:    vision.arena_size = 2120 : i64
-// CHECK:      %{{.*}} = vision.buffer offset 1024 {onnx_node = "srt", vision.scratch = "lowering"} : memref<3x6xi64>
-// CHECK-NEXT: %{{.*}} = vision.buffer offset 2048 {onnx_node = "srt", vision.scratch = "lowering"} : memref<3x6xi32>
-// CHECK:      kernel_name = "sort_srt_init"
+// CHECK:      %[[KEYS:.*]] = vision.buffer offset 1024 {onnx_node = "srt", vision.scratch = "lowering"} : memref<3x6xi64>
+// CHECK-NEXT: %[[IDX:.*]] = vision.buffer offset 2048 {onnx_node = "srt", vision.scratch = "lowering"} : memref<3x6xi32>
+// CHECK:      memref.alloca() : memref<2xi64, 3 : i64>
 // CHECK:      arith.cmpi slt, %{{.*}}, %{{.*}} : i64
-// CHECK:      kernel_name = "sort_srt_s1_flip"
+// CHECK:      memref.store %{{.*}}, %[[KEYS]]
+// CHECK:      kernel_name = "sort_srt_blocks", workgroup_size = 1 : i64
 // CHECK:      kernel_name = "sort_srt_s2_flip"
-// CHECK:      kernel_name = "sort_srt_s2_0"
+// CHECK:      kernel_name = "sort_srt_s2_blocks"
 // CHECK:      kernel_name = "sort_srt_s3_flip"
 // CHECK:      kernel_name = "sort_srt_s3_1"
-// CHECK:      kernel_name = "sort_srt_s3_0"
+// CHECK:      kernel_name = "sort_srt_s3_blocks"
+// CHECK:      memref.load %[[IDX]]
 // CHECK:      kernel_name = "sort_srt_out"
 func.func @sort_global(%x: memref<3x6xi64>, %v: memref<3x6xi64>, %i: memref<3x6xi64>) attributes {vision.num_inputs = 1 : i64, vision.arena_size = 1000 : i64} {
-  vision.sort ins(%x : memref<3x6xi64>) outs(%v, %i : memref<3x6xi64>, memref<3x6xi64>) {axis = 1 : i64, descending = 0 : i64, onnx_node = "srt", schedule = #vision.schedule<{wg = 8 : i64, local = 0 : i64}>}
+  vision.sort ins(%x : memref<3x6xi64>) outs(%v, %i : memref<3x6xi64>, memref<3x6xi64>) {axis = 1 : i64, descending = 0 : i64, onnx_node = "srt", schedule = #vision.schedule<{wg = 1 : i64, local = 0 : i64, block = 2 : i64}>}
   func.return
 }

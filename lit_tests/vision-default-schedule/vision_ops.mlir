@@ -3,11 +3,11 @@
 
 // Cooperative ops get a work-group of one thread per comparator (sort, top-k, NMS) or per
 // 4 elements (scan), a power of two up to the maximum, and sort in local memory when a row
-// fits the portable 32 KiB; a 5000-element row sorts in global scratch memory instead, with
-// the work-group size of a flat kernel. Flat ops (argmax, roi_align) read only `wg`.
+// fits the portable 32 KiB; a 5000-element row sorts in global scratch memory instead, in
+// blocks of 4096 that do fit. Flat ops (argmax, roi_align) read only `wg`.
 
 // CHECK: vision.topk {{.*}}schedule = #vision.schedule<{local = 1 : i64, wg = 128 : i64}>
-// CHECK: vision.topk {{.*}}schedule = #vision.schedule<{local = 0 : i64, wg = 32 : i64}>
+// CHECK: vision.topk {{.*}}schedule = #vision.schedule<{block = 4096 : i64, local = 0 : i64, wg = 256 : i64}>
 // CHECK: vision.nms {{.*}}schedule = #vision.schedule<{local = 1 : i64, wg = 256 : i64}>
 // CHECK: vision.scan {{.*}}schedule = #vision.schedule<{wg = 64 : i64}>
 // CHECK: vision.argmax {{.*}}schedule = #vision.schedule<{wg = 2 : i64}>

@@ -82,6 +82,15 @@ def _check(result: Any, what: str) -> Any:
     return rest[0] if len(rest) == 1 else tuple(rest)
 
 
+def instantiate_graph(graph: Any) -> Any:
+    """`cuGraphInstantiate` across cuda-python versions (12+: (graph, flags); 11.x had a
+    separate `cuGraphInstantiateWithFlags`)."""
+    driver = driver_bindings()
+    if hasattr(driver, "cuGraphInstantiateWithFlags"):
+        return _check(driver.cuGraphInstantiateWithFlags(graph, 0), "cuGraphInstantiateWithFlags")
+    return _check(driver.cuGraphInstantiate(graph, 0), "cuGraphInstantiate")
+
+
 def device_compute_capability(index: int = 0) -> tuple[int, int] | None:
     """(major, minor) of CUDA device ``index``, or None when there is none."""
     drv = _pycuda()
@@ -357,7 +366,7 @@ class CUDAExecutor:
             raise
         graph = _check(driver.cuStreamEndCapture(stream), "cuStreamEndCapture")
         self._graph = graph
-        self._graph_exec = _check(driver.cuGraphInstantiateWithFlags(graph, 0), "cuGraphInstantiate")
+        self._graph_exec = instantiate_graph(graph)
 
     def _replay(self) -> None:
         if self._graph_exec is None:
@@ -411,7 +420,7 @@ class CUDAExecutor:
                 driver.cuStreamEndCapture(stream)
                 raise
             graph = _check(driver.cuStreamEndCapture(stream), "cuStreamEndCapture")
-            exec_ = _check(driver.cuGraphInstantiateWithFlags(graph, 0), "cuGraphInstantiate")
+            exec_ = instantiate_graph(graph)
             samples = np.zeros((repeat, n))
             try:
                 for r in range(repeat + 1):

@@ -167,8 +167,8 @@ def _llvm_ops(module: ModuleOp) -> list[Operation]:
     if kernels:
         for m in kernels:
             ops.extend(m.body.block.ops)
-    else:  # a bare module of llvm functions
-        ops = list(module.ops)
+    else:  # a bare module of llvm functions (or a model whose plan launches no kernel)
+        ops = [op for op in module.ops if isinstance(op, llvm.FuncOp | llvm.GlobalOp)]
     left = sorted({op.name for op in ops if not isinstance(op, llvm.FuncOp | llvm.GlobalOp)}
                   | {inner.name for op in ops for inner in op.walk() if not inner.name.startswith("llvm.")
                      and inner is not op})
@@ -276,11 +276,12 @@ class PTXTarget(Target):
 
     name = "ptx"
     arch: str = DEFAULT_ARCH
-    ptx_version: str = ""
+    ptx_version: str | float = ""  # `ptx_version=8.0` reaches a target spec as a float
     opt_level: int = 3
 
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
-        output.write(emit_ptx(module, self.arch, self.ptx_version or None, self.opt_level))
+        version = f"{self.ptx_version:.1f}" if isinstance(self.ptx_version, float) else self.ptx_version
+        output.write(emit_ptx(module, self.arch, version or None, self.opt_level))
 
 
 __all__ = ["emit_ptx", "PTXTarget", "assemble", "detect_arch", "default_ptx_version", "find_libdevice",

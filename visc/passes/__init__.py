@@ -40,10 +40,18 @@ def _loader(module: str, cls: str) -> Callable[[], type[ModulePass]]:
     return load
 
 
+def all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
+    """visc's passes plus xDSL's own, for pipelines that mix them (the compile driver)."""
+    from xdsl.transforms import get_all_passes
+
+    return {**get_all_passes(), **available_passes()}
+
+
 def available_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Pass name -> factory of its class, for the ones whose module is present."""
     found: dict[str, Callable[[], type[ModulePass]]] = {}
     for name, (module, cls) in PASS_MODULES.items():
-        if importlib.util.find_spec(module) is not None:
+        # Upstream passes listed above are xDSL's to register; the plugin must not clash.
+        if module.startswith("visc.") and importlib.util.find_spec(module) is not None:
             found[name] = _loader(module, cls)
     return found

@@ -140,12 +140,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     shapes = _resolve_first_input(parse_input_shapes(args.input_shape), args.model)
     model = compile_model(args.model, target=args.target, input_shapes=shapes, device=args.device,
-                          print_ir_after=printer)
+                          print_ir_after=printer, arch=args.arch)
     out = args.output or os.path.splitext(os.path.basename(args.model))[0] + ".visc"
     model.metadata["source_model"] = os.path.basename(args.model)
     model.save(out)
     r = model.report
-    print(f"compiled {args.model} for {args.target} in {r.total_seconds:.2f} s: {r.num_kernels} kernels, "
+    built_for = f"{args.target} ({model.metadata['cuda_arch']})" if args.target == "cuda" else args.target
+    print(f"compiled {args.model} for {built_for} in {r.total_seconds:.2f} s: {r.num_kernels} kernels, "
           f"{r.num_launches} launches, arena {r.arena_bytes / 2**20:.1f} MiB -> {out}")
     if args.verbose:
         for stage, secs in r.seconds.items():
@@ -175,7 +176,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def bench_one(model_or_path, device: str | None, repeat: int, threads: int | None, seed: int = 0,
-              input_shapes: dict[str, list[int]] | None = None, name: str | None = None) -> dict[str, float | int | str]:
+              input_shapes: dict[str, list[int]] | None = None, name: str | None = None,
+              target: str = "opencl") -> dict[str, float | int | str]:
     """Compile + run one model and onnxruntime on the same seeded input; one table row."""
     from visc.compiler import compile_model
 
@@ -186,7 +188,7 @@ def bench_one(model_or_path, device: str | None, repeat: int, threads: int | Non
         name = name or model_or_path.graph.name
         ort_model = model_or_path.SerializeToString()
     start = time.perf_counter()
-    model = compile_model(model_or_path, input_shapes=input_shapes, device=device)
+    model = compile_model(model_or_path, target=target, input_shapes=input_shapes, device=device)
     compile_s = time.perf_counter() - start
     inputs = random_inputs(model.plan.inputs, seed)
     outs = model.run(inputs)
@@ -234,7 +236,8 @@ BENCH_COLUMNS = (
 
 def cmd_bench(args: argparse.Namespace) -> int:
     rows = [bench_one(p, args.device, args.repeat, args.threads,
-                      input_shapes=_resolve_first_input(parse_input_shapes(args.input_shape), p))
+                      input_shapes=_resolve_first_input(parse_input_shapes(args.input_shape), p),
+                      target=args.target)
             for p in args.models]
     print(f"device: {rows[0]['device']}")
     print_table(rows, BENCH_COLUMNS)
@@ -306,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("compile", help="compile an ONNX model into one deployable .visc file")
     s.add_argument("model")
-    s.add_argument("--target", default="opencl", choices=["opencl"])
+    s.add_argument("--target", default="opencl", choices=["opencl", "cuda"])
+    s.add_argument("--arch", help="CUDA architecture of the PTX, e.g. sm_90 (default: the GPU found, else sm_80)")
     s.add_argument("-o", "--output")
     s.add_argument("--input-shape", action="append", help=shape_help)
     s.add_argument("--device", help="OpenCL device: 'P:D' indices or a name substring")
@@ -329,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input-shape", action="append", help=shape_help)
     s.add_argument("--repeat", type=int, default=10)
     s.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
+    s.add_argument("--target", default="opencl", choices=["opencl", "cuda"])
     s.set_defaults(fn=cmd_bench)
 
     s = sub.add_parser("devices", help="list OpenCL devices")

@@ -223,7 +223,7 @@ ARITH_HANDLERS: dict[str, Handler] = {
     "arith.andi": _binary(llvm.AndOp), "arith.ori": _binary(llvm.OrOp), "arith.xori": _binary(llvm.XOrOp),
     "arith.shli": _binary(llvm.ShlOp), "arith.shrsi": _binary(llvm.AShrOp), "arith.shrui": _binary(llvm.LShrOp),
     "arith.addf": _binary(llvm.FAddOp), "arith.subf": _binary(llvm.FSubOp), "arith.mulf": _binary(llvm.FMulOp),
-    "arith.divf": _binary(llvm.FDivOp), "arith.remf": _binary(llvm.FRemOp), "arith.negf": _negf,
+    "arith.divf": _binary(llvm.FDivOp), "arith.negf": _negf,
     "arith.maximumf": _intrinsic("maximum"), "arith.minimumf": _intrinsic("minimum"),
     "arith.maxnumf": _intrinsic("maxnum"), "arith.minnumf": _intrinsic("minnum"),
     "arith.maxsi": _intrinsic("smax"), "arith.minsi": _intrinsic("smin"),

@@ -4,9 +4,7 @@ of a math library.
 Ops every LLVM target lowers well (fabs, sqrt, floor, fma, ...) become intrinsics. The
 others (exp, log, tanh, erf, pow, trig) become calls: ``libdevice`` gives NVIDIA's
 ``__nv_expf``-style functions (the PTX backend links libdevice.10.bc and LLVM inlines
-them), ``libm`` the C library's ``expf`` for host code. With libdevice, ``arith.remf`` is
-``__nv_fmodf`` too, because NVPTX lowers ``frem`` to an inexact ``x - trunc(x/y)*y``.
-f16 math runs in f32 and rounds back, as the OpenCL backend does; vector operands are
+them), ``libm`` the C library's ``expf`` for host code. f16 math runs in f32 and rounds back, as the OpenCL backend does; vector operands are
 split into lanes for library calls.
 """
 
@@ -252,7 +250,7 @@ def _ipowi(c: Lowering) -> list[SSAValue]:
 
 
 def math_handlers(library: str) -> dict[str, Handler]:
-    """Handlers for every supported math op (and `arith.remf` with libdevice)."""
+    """Handlers for every supported math op."""
     if library not in LIBRARIES:
         raise CompileError(f"convert-math-to-llvm: unknown library '{library}' (known: {', '.join(LIBRARIES)})")
     handlers: dict[str, Handler] = {name: _intrinsic(base) for name, base in INTRINSICS.items()}
@@ -260,9 +258,7 @@ def math_handlers(library: str) -> dict[str, Handler]:
     handlers.update({name: _int_intrinsic(base, flag) for name, (base, flag) in INT_INTRINSICS.items()})
     handlers["math.fpowi"] = _fpowi(library)
     handlers["math.ipowi"] = _ipowi
-    if library == "libdevice":
-        handlers["arith.remf"] = _library_call(library, "fmod")
-    else:
+    if library == "libm":
         handlers["math.rsqrt"] = _rsqrt_libm
     return handlers
 

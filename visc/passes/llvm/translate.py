@@ -4,7 +4,7 @@ later llvmlite-based target.
 Ops are translated by xDSL's own converter (`xdsl.backend.llvm.convert_op`); this module
 adds what that converter lacks for GPU code: `getelementptr` on pointers outside address
 space 0 (xDSL casts every GEP base to a generic pointer, which LLVM rejects for shared
-memory), globals without initializer (undef, as MLIR translates them), argument
+memory), opaque pointers to globals (llvmlite types them by their contents), globals without initializer (undef, as MLIR translates them), argument
 attributes, and linkage.
 """
 
@@ -54,6 +54,15 @@ def _gep(op: llvm.GEPOp, builder: ir.IRBuilder, values: dict[SSAValue, ir.Value]
                                     source_etype=convert_type(op.elem_type))
 
 
+def _address_of(op: llvm.AddressOfOp, builder: ir.IRBuilder, values: dict[SSAValue, ir.Value]) -> None:
+    # llvmlite types a global as a pointer to its value type; later GEPs and stores expect
+    # the opaque pointer the llvm dialect has
+    var = builder.module.get_global(op.global_name.root_reference.data)
+    cast = ir.instructions.CastInstr(builder.block, "bitcast", var, ir.PointerType(addrspace=var.type.addrspace))
+    builder._insert(cast)  # IRBuilder.bitcast would see equal pointer types and return `var`
+    values[op.result] = cast
+
+
 def _define(fn: llvm.FuncOp, func: ir.Function) -> None:
     blocks: dict[Block, ir.Block] = {}
     values: dict[SSAValue, ir.Value] = {}
@@ -75,6 +84,8 @@ def _define(fn: llvm.FuncOp, func: ir.Function) -> None:
             try:
                 if isinstance(op, llvm.GEPOp):
                     _gep(op, builder, values)
+                elif isinstance(op, llvm.AddressOfOp):
+                    _address_of(op, builder, values)
                 else:
                     convert_op(op, builder, values, blocks)
             except (NotImplementedError, KeyError, TypeError, ValueError) as e:

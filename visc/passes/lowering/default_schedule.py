@@ -226,7 +226,7 @@ def default_schedule(op: VisionOp, device_type: str = "gpu", max_workgroup_size:
             sched["vec"] = vec
     elif isinstance(op, VISION_OPS):
         sched = vision_op_schedule(op, lambda t: workgroup_size(max(1, t), traits, max_workgroup_size),
-                                   max_workgroup_size)
+                                   max_workgroup_size, device_type)
     else:
         sched = {"wg": workgroup_size(max(1, _threads(op)), traits, max_workgroup_size)}
         if isinstance(op, ReduceOp):

@@ -12,7 +12,8 @@
 3. compact, one thread per (batch, class, slot): kept boxes move to their rows as
    (batch, class, box); rows past the total become -1.
 
-Reads ``wg`` and ``local`` (1: sort and suppression flags in local memory).
+Reads ``wg``, ``local`` (1: sort and suppression flags in local memory) and, with local = 0,
+``block`` (see sort.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import math
 from collections.abc import Callable
 
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import i8, i32, i64
+from xdsl.dialects.builtin import i1, i8, i32, i64
 from xdsl.ir import Attribute, SSAValue
 
 from visc.dialects.vision import NmsOp, VisionOp, get_float, get_int, shape_of
@@ -29,8 +30,6 @@ from visc.passes.lowering.common import (
     Lowering,
     Problems,
     Schedule,
-    check_range,
-    check_wg,
     elt,
     kernel_hint,
     node_name,
@@ -39,29 +38,27 @@ from visc.passes.lowering.loops import INDEX, FunctionLowering, Idx, KernelBuild
 from visc.passes.lowering.scan import scan_rows
 from visc.passes.lowering.sort import (
     RowSort,
+    check_sort_schedule,
     index_value,
     load_rows_local,
     sort_global,
     sort_local_bytes,
 )
-from visc.passes.lowering.workgroup import LOCAL_MEMORY_BYTES, GroupBuilder, group_kernel, scratch
+from visc.passes.lowering.workgroup import GroupBuilder, group_kernel, scratch
 
 Corners = tuple[SSAValue, SSAValue, SSAValue, SSAValue]  # x_min, x_max, y_min, y_max
 
 
 def nms_local_bytes(n: int, score_type: Attribute) -> int:
-    """Local memory of the select kernel with ``local`` = 1: the sort plus one flag per box."""
-    return sort_local_bytes(n, score_type) + n
+    """Local memory of the select kernel with ``local`` = 1: the sort's (its key array then
+    holds the suppression flags)."""
+    return sort_local_bytes(n, score_type)
 
 
 def _check(op: VisionOp, sched: Schedule) -> Problems:
     problems: Problems = []
-    check_wg(problems, sched)
     n, typ = shape_of(op.ins[0])[1], elt(op.ins[1])
-    local = check_range(problems, sched, "local", 1, 0, 1)
-    if local == 1 and nms_local_bytes(n, typ) > LOCAL_MEMORY_BYTES:
-        problems.append(f"schedule local=1 needs {nms_local_bytes(n, typ)} bytes of local memory for {n} boxes, "
-                        f"more than the portable {LOCAL_MEMORY_BYTES}; use local=0")
+    check_sort_schedule(problems, sched, n, typ, nms_local_bytes(n, typ))
     if not is_float(typ):
         problems.append("boxes and scores must be floating point")
     return problems
@@ -120,34 +117,58 @@ def _lower(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
             return s
         return k.select(k.fcmp("ogt", s, k.const(threshold, ty)), s, k.const(-math.inf, ty))
 
-    spec = RowSort(f"{hint}_sort", node, (batches, classes), n, ty, True, wg, local)
+    spec = RowSort(f"{hint}_sort", node, (batches, classes), n, ty, True, wg, local, sched.get("block", 0))
 
     def greedy(k: GroupBuilder, row: list[Idx], key_at: Callable[[Idx], SSAValue],
-               box_at: Callable[[Idx], SSAValue]) -> None:
+               box_at: Callable[[Idx], SSAValue], flags: SSAValue | None) -> None:
+        """The greedy walk over one class's sorted candidates. `flags`: a local array to hold
+        the suppression flags (the sorted keys, free once the candidates are counted), or
+        None for the global scratch flags."""
         b = row[0]
         g = k.add(k.mul(b, classes), row[1])
-        if flags_global is None:
-            flag_mem = k.local(n, i8)
-
-            def flag_index(j: Idx) -> list[Idx]:
-                return [j]
-        else:
-            flag_mem = flags_global
+        if flags is None:
+            assert flags_global is not None
+            flag_mem, clear, mark = flags_global, k.const(0, i8), k.const(1, i8)
 
             def flag_index(j: Idx) -> list[Idx]:
                 return [g, j]
+        else:
+            flag_mem, clear, mark = flags, k.const(0.0, ty), k.const(1.0, ty)
 
-        zero8, one8 = k.const(0, i8), k.const(1, i8)
-        k.each(n, lambda j: k.store(zero8, flag_mem, flag_index(j)))
+            def flag_index(j: Idx) -> list[Idx]:
+                return [j]
+
+        def alive(j: Idx) -> SSAValue:
+            v = k.read(flag_mem, flag_index(j))
+            return k.fcmp("oeq", v, clear) if is_float(v.type) else k.cmp("eq", v, clear)  # type: ignore[return-value]
+
+        candidates: Idx = n
+        if threshold is not None:
+            # candidates sort first: their number m bounds the walk and the sweeps
+            lowest = k.const(-math.inf, ty)
+            # the class's count slot holds m until the walk stores the final count
+            k.single(lambda: k.store(k.const(0, i32), counts, [g]))
+            k.barrier()
+
+            def boundary(j: Idx) -> None:
+                """The last candidate (valid, and last or followed by an invalid one) stores m."""
+                (next_valid,) = k.if_(k.cmp("slt", j, n - 1),
+                                      lambda: [k.fcmp("ogt", key_at(k.add(j, 1)), lowest)],
+                                      lambda: [k.const(False, i1)], types=[i1])
+                ends = k.cmp("eq", next_valid, k.const(False, i1))
+                edge = k.and_(k.fcmp("ogt", key_at(j), lowest), ends)
+                k.if_(edge, lambda: (k.store(index_value(k, k.add(j, 1)), counts, [g]), [])[1])
+
+            k.each(n, boundary)
+            k.barrier()
+            candidates = k.int_to_index(k.read(counts, [g]))
+        k.each(n, lambda j: k.store(clear, flag_mem, flag_index(j)))
         k.barrier()
         iou = k.const(iou_threshold, ty)
 
         def visit(pos: Idx, carry: list[SSAValue]) -> list[SSAValue]:
             taken = carry[0]
-            alive = k.cmp("eq", k.read(flag_mem, flag_index(pos)), zero8)
-            conds = [alive, k.cmp("slt", taken, per_class)]
-            if threshold is not None:  # invalid candidates sorted last with key -inf
-                conds.append(k.fcmp("ogt", key_at(pos), k.const(-math.inf, ty)))
+            conds = [alive(pos), k.cmp("slt", taken, per_class)]
 
             def keep() -> list[SSAValue]:
                 box = k.int_to_index(box_at(pos))
@@ -159,24 +180,24 @@ def _lower(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
                     def check() -> list[SSAValue]:
                         other = _corners(k, boxes, b, k.int_to_index(box_at(j)), center)
                         hit = _suppresses(k, mine, mine_area, other, iou)
-                        k.if_(hit, lambda: (k.store(one8, flag_mem, flag_index(j)), [])[1])
+                        k.if_(hit, lambda: (k.store(mark, flag_mem, flag_index(j)), [])[1])
                         return []
 
-                    k.if_(k.cmp("eq", k.read(flag_mem, flag_index(j)), zero8), check)
+                    k.if_(alive(j), check)
 
-                k.each(n, test, start=k.add(pos, 1))
+                k.each(candidates, test, start=k.add(pos, 1))
                 k.barrier()
                 return [k.add(taken, 1)]  # type: ignore[list-item]
 
             return k.if_(k.all_of(conds), keep, lambda: [taken], types=[INDEX])
 
-        (total,) = k.loop(0, n, [k.idx(0)], visit)
+        (total,) = k.loop(0, candidates, [k.idx(0)], visit)
         k.single(lambda: k.store(index_value(k, total), counts, [g]))
 
     if local:
         def select(k: GroupBuilder, row: list[Idx]) -> None:
             keys, idx = load_rows_local(k, spec, row, key)
-            greedy(k, row, lambda p: k.read(keys, [p]), lambda p: k.read(idx, [p]))
+            greedy(k, row, lambda p: k.read(keys, [p]), lambda p: k.read(idx, [p]), keys)
 
         group_kernel(fl, f"{hint}_select", [batches, classes], wg, select)
     else:
@@ -184,7 +205,7 @@ def _lower(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
 
         def select_sorted(k: GroupBuilder, row: list[Idx]) -> None:
             g = k.add(k.mul(row[0], classes), row[1])
-            greedy(k, row, lambda p: k.load(keys_s, [g, p]), lambda p: k.load(idx_s, [g, p]))
+            greedy(k, row, lambda p: k.load(keys_s, [g, p]), lambda p: k.load(idx_s, [g, p]), None)
 
         group_kernel(fl, f"{hint}_select", [batches, classes], wg, select_sorted)
 
@@ -224,5 +245,5 @@ def _lower(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
 
 
 LOWERINGS: dict[type[VisionOp], Lowering] = {
-    NmsOp: Lowering(frozenset({"wg", "local"}), _check, _lower),
+    NmsOp: Lowering(frozenset({"wg", "local", "block"}), _check, _lower),
 }

@@ -1,0 +1,126 @@
+"""Benchmark: the detection models of tests/detection_models.py (YOLO- and SSD-style, NMS and
+TopK inside the graph) compiled by visc against onnxruntime, in one process on one input.
+
+Prints, per model: candidates above the score threshold, selected boxes, and for every visc
+configuration in `CONFIGS` its compile seconds, latency, ratio to onnxruntime, the device
+time of its TopK/NMS kernels, and whether it selects exactly onnxruntime's boxes; saves the
+table as JSON. A configuration is one entry of `CONFIGS` (a name and how to compile a model),
+so a new plan -- e.g. NMS and TopK on a CPU fallback -- is one more entry and its columns.
+
+    python benchmarks/detection.py [--models yolo,ssd] [--size 128] [--repeat 20] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import onnx
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+
+from detection_models import MODELS, image  # noqa: E402
+
+from visc.compiler import compile_model  # noqa: E402
+from visc.tools.visc_cli import print_table  # noqa: E402
+
+# visc configuration name -> compile(model, device); each adds the columns <name>_ms,
+# <name>/ort, <name>_postproc_ms, <name>_same and <name>_compile_s
+CONFIGS: dict[str, Callable[[onnx.ModelProto, str | None], Any]] = {
+    "opencl": lambda model, device: compile_model(model, device=device),
+}
+POSTPROC_NODES = ("nms", "topk")  # launch names of the post-processing kernels
+
+
+def _ort_session(model: onnx.ModelProto, threads: int) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def _median_s(fn: Callable[[], object], warmup: int, repeat: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def bench_model(name: str, size: int, device: str | None, repeat: int, threads: int) -> dict[str, Any]:
+    model = MODELS[name](size=size)
+    x = image(size)
+    sess = _ort_session(model, threads)
+    want = sess.run(None, {"image": x})
+    ort_s = _median_s(lambda: sess.run(None, {"image": x}), 2, repeat)
+    threshold = float(onnx.numpy_helper.to_array(
+        next(t for t in model.graph.initializer if t.name == model.graph.node[-1].input[4]))[0])
+    row: dict[str, Any] = {"model": name, "image": f"{size}x{size}",
+                           "candidates": int((want[1] > threshold).sum()), "selected": len(want[2]),
+                           "ort_ms": ort_s * 1e3}
+    for config, build in CONFIGS.items():
+        start = time.perf_counter()
+        compiled = build(model, device)
+        row[f"{config}_compile_s"] = time.perf_counter() - start
+        got = compiled.run({"image": x})
+        row["device"] = compiled.device_name
+        row[f"{config}_same"] = bool(np.array_equal(got[2], want[2]))
+        seconds = compiled.benchmark({"image": x}, warmup=2, repeat=repeat)["median"]
+        row[f"{config}_ms"] = seconds * 1e3
+        row[f"{config}/ort"] = seconds / ort_s
+        profile = compiled.profile({"image": x})
+        row[f"{config}_postproc_ms"] = 1e3 * sum(
+            t for (_, t), launch in zip(profile, compiled.plan.launches, strict=True)
+            if launch.node.startswith(POSTPROC_NODES))
+    return row
+
+
+def columns() -> list[tuple[str, str, str]]:
+    cols = [("model", "model", ""), ("image", "image", ""), ("candidates", "candidates", "d"),
+            ("selected", "selected", "d"), ("ort_ms", "onnxruntime ms", ".2f")]
+    for config in CONFIGS:
+        cols += [(f"{config}_ms", f"{config} ms", ".2f"), (f"{config}/ort", f"{config}/ort", ".2f"),
+                 (f"{config}_postproc_ms", f"{config} topk+nms ms", ".2f"),
+                 (f"{config}_same", f"{config} same boxes", "")]
+    return cols
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--size", type=int, default=128, help="input image side")
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="onnxruntime intra-op threads")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "detection.json"))
+    args = ap.parse_args(argv)
+    names = args.models.split(",")
+    rows = []
+    for name in names:
+        print(f"[{len(rows) + 1}/{len(names)}] {name} ...", file=sys.stderr, flush=True)
+        rows.append(bench_model(name, args.size, args.device, args.repeat, args.threads))
+    print(f"device: {rows[0]['device']}; onnxruntime threads: {args.threads}; repeat: {args.repeat}")
+    print_table(rows, columns())
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"benchmark": "detection", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node(),
+                   "cpus": os.cpu_count(), "onnxruntime_threads": args.threads, "configs": list(CONFIGS),
+                   "rows": rows}, f, indent=1)
+    print(f"saved {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
