@@ -5,9 +5,9 @@ For each model and batch size, all in this one process on the same input:
 
 * visc CUDA, graph: one CUDA-graph replay of the whole plan (input already on the GPU);
 * visc CUDA, stream: the same launches one by one from Python (pycuda);
-* visc CUDA, kernels: the sum of the kernels' own GPU times (events between back-to-back
-  kernels in a graph), so `stream - kernels` is launch/host time and `graph - kernels`
-  what remains of it with a graph;
+* visc CUDA, kernels: the sum of the kernels' own GPU times (each launch replayed alone in
+  a graph), so `stream - kernels` is launch/host time and `graph - kernels` what remains
+  of it with a graph; "gpu busy" is the GPU time of one whole graph replay (events around it);
 * visc OpenCL: `run` on NVIDIA's OpenCL driver (input and output copies included), and the
   sum of its kernels' profiled times;
 * PyTorch eager and PyTorch CUDA-graph replay of the same model (exported to ONNX for visc).
@@ -58,6 +58,9 @@ OVERHEAD_COLUMNS = (
     ("model", "model", ""),
     ("batch", "batch", "d"),
     ("visc_cuda_kernel_ms", "kernel ms", ".3f"),
+    ("visc_cuda_device_graph_ms", "gpu busy (graph) ms", ".3f"),
+    ("visc_cuda_graph_ms", "graph wall ms", ".3f"),
+    ("visc_cuda_stream_ms", "stream wall ms", ".3f"),
     ("stream_overhead_ms", "stream launch/host ms", ".3f"),
     ("graph_overhead_ms", "graph launch/host ms", ".3f"),
     ("kernel_share_stream", "kernel share (stream)", ".0%"),

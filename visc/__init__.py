@@ -28,12 +28,16 @@ def compile(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     device: str | None = None,
     arch: str | None = None,
+    fallback: Sequence[str] | None = None,
 ) -> CompiledModel:
-    """Compile an ONNX model (path, bytes or ModelProto) for `target` ("opencl" or "cuda";
-    for CUDA, ``arch`` such as "sm_90" picks the GPU architecture of the PTX)."""
+    """Compile an ONNX model (path, bytes or ModelProto) for `target` ("opencl", "cuda" or
+    "cpu"; for CUDA, ``arch`` such as "sm_90" picks the GPU architecture of the PTX).
+    ``fallback``: ONNX op types (e.g. ["NonMaxSuppression", "TopK"]) to run on the CPU
+    backend beside a GPU target (a mixed plan; see `visc import --show-placement`)."""
     from visc.compiler import compile_model
 
-    return compile_model(model, target=target, input_shapes=input_shapes, device=device, arch=arch)
+    return compile_model(model, target=target, input_shapes=input_shapes, device=device, arch=arch,
+                         fallback=fallback)
 
 
 def load(path: str, device: str | None = None) -> CompiledModel:

@@ -23,7 +23,7 @@ from visc.errors import CompileError, ViscError
 from visc.passes import all_passes
 from visc.weights import WeightStore, use_weights
 
-TARGETS = ("opencl", "cuda")
+TARGETS = ("opencl", "cuda", "cpu")
 
 # Passes on the tensor-level graph, then bufferization, loops and GPU mapping.
 GRAPH_PIPELINE = (
@@ -36,18 +36,41 @@ GRAPH_PIPELINE = (
 )
 
 
-def lowering_pipeline(target: str, device_type: str = "gpu") -> tuple[str, ...]:
+def lowering_pipeline(target: str, device_type: str = "gpu", fallback: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Bufferization to stage 5. Target "cpu" outlines every loop into a host function; a GPU
+    target with placement (``fallback``: ONNX op types for the CPU, possibly empty) tags ops
+    first and outlines only the CPU-placed loops before mapping the rest to the GPU."""
+    if target == "cpu":
+        return (
+            "vision-bufferize",
+            f"vision-default-schedule{{target={target} device_type={device_type}}}",
+            "lower-vision-to-loops",
+            "lower-loops-to-cpu",
+        )
+    if fallback is None:
+        return (
+            "vision-bufferize",
+            f"vision-default-schedule{{target={target} device_type={device_type}}}",
+            "lower-vision-to-loops",
+            "map-loops-to-gpu",
+        )
+    from visc.passes.placement import placement_spec
+
     return (
+        placement_spec(target, fallback),
+        "vision-insert-copies",
         "vision-bufferize",
         f"vision-default-schedule{{target={target} device_type={device_type}}}",
         "lower-vision-to-loops",
+        "lower-loops-to-cpu{placed_only=true}",
         "map-loops-to-gpu",
     )
 
 
-def default_pipeline(target: str, device_type: str = "gpu") -> tuple[str, ...]:
-    """The whole pipeline; `device_type` ("gpu" | "cpu") picks the default schedules' family."""
-    stages = (*GRAPH_PIPELINE, *lowering_pipeline(target, device_type))
+def default_pipeline(target: str, device_type: str = "gpu", fallback: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The whole pipeline; `device_type` ("gpu" | "cpu") picks the default schedules' family;
+    ``fallback`` (a GPU target only) turns on placement with these ONNX op types on the CPU."""
+    stages = (*GRAPH_PIPELINE, *lowering_pipeline(target, device_type, fallback))
     if target == "cuda":  # kernels on to the llvm dialect (NVVM) for the PTX emitter
         from visc.passes.llvm import NVVM_PIPELINE
 
@@ -140,9 +163,12 @@ def compile_model(
     pipeline: Sequence[str] | None = None,
     print_ir_after: Callable[[str, ModuleOp], None] | None = None,
     arch: str | None = None,
+    fallback: Sequence[str] | None = None,
 ):
     """Compile an ONNX model for `target`; returns a `visc.CompiledModel`. For "cuda",
-    ``arch`` (e.g. "sm_90") picks the GPU architecture; by default the GPU found, else sm_80."""
+    ``arch`` (e.g. "sm_90") picks the GPU architecture; by default the GPU found, else sm_80.
+    ``fallback`` (GPU targets): ONNX op types to run on the CPU backend (a mixed plan); ops
+    with no GPU lowering go there too. An empty list still places such ops."""
     from visc.backends.opencl import emit_opencl
     from visc.frontend.onnx import import_model
     from visc.model import CompiledModel
@@ -162,7 +188,9 @@ def compile_model(
             print_ir_after(spec, module)
 
     device_type = device_type_for(target, device)
-    specs = list(pipeline) if pipeline is not None else list(default_pipeline(target, device_type))
+    if fallback is not None and target == "cpu":
+        fallback = None  # everything runs on the CPU already
+    specs = list(pipeline) if pipeline is not None else list(default_pipeline(target, device_type, fallback))
     run_passes(imported.module, specs, imported.weights, after)
 
     start = time.perf_counter()
@@ -172,10 +200,24 @@ def compile_model(
         if isinstance(attr, IntegerAttr):
             setattr(report, key, int(attr.value.data))
     metadata: dict[str, object] = {"device_type": device_type, "pipeline": specs}
+    sources: dict[str, str] = {}
+    cpu_kernels = _cpu_kernel_names(imported.module)
+    if cpu_kernels:
+        from visc.backends.cpu import emit_cpu
+
+        sources["cpu"] = emit_cpu(imported.module)
+        _drop_cpu_kernels(imported.module)
+        if target != "cpu":
+            from visc.runtime.mixed import launch_writes
+
+            metadata["cpu_kernels"] = sorted(cpu_kernels)
+            metadata["launch_writes"] = launch_writes(imported.module)
     if target == "cuda":
-        source = _emit_cuda(imported.module, arch, metadata)
-    else:
-        source = emit_opencl(imported.module)
+        sources["cuda"] = _emit_cuda(imported.module, arch, metadata)
+    elif target == "opencl":
+        sources["opencl"] = emit_opencl(imported.module)
+    elif "cpu" not in sources:
+        sources["cpu"] = ""
     plan = extract_plan(imported.module)
     report.num_kernels = len({launch.kernel for launch in plan.launches})
     report.num_launches = len(plan.launches)
@@ -183,7 +225,7 @@ def compile_model(
     report.seconds["emit"] = time.perf_counter() - start
     return CompiledModel(
         plan=plan,
-        sources={target: source},
+        sources=sources,
         weights=weights,
         target=target,
         device=device,
@@ -201,6 +243,27 @@ def _emit_cuda(module: ModuleOp, arch: str | None, metadata: dict[str, object]) 
     version = default_ptx_version(chosen)
     metadata.update({"cuda_arch": chosen, "ptx_version": version})
     return emit_ptx(module, chosen, version)
+
+
+def _cpu_kernel_names(module: ModuleOp) -> set[str]:
+    from xdsl.dialects import gpu
+
+    from visc.passes.cpu import CPU_KERNEL_MODULE
+
+    return {f.sym_name.data for op in module.ops if isinstance(op, gpu.ModuleOp)
+            and op.sym_name.data == CPU_KERNEL_MODULE for f in op.body.block.ops if isinstance(f, gpu.FuncOp)}
+
+
+def _drop_cpu_kernels(module: ModuleOp) -> None:
+    """The host functions are compiled already; the GPU emitters print only their kernels."""
+    from xdsl.dialects import gpu
+
+    from visc.passes.cpu import CPU_KERNEL_MODULE
+
+    for op in list(module.ops):
+        if isinstance(op, gpu.ModuleOp) and op.sym_name.data == CPU_KERNEL_MODULE:
+            op.detach()
+            op.erase()
 
 
 def _schedules(module: ModuleOp) -> dict[str, str]:

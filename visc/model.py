@@ -61,7 +61,13 @@ class CompiledModel:
     def executor(self) -> Any:
         """The device executor, created (program built, weights uploaded) on first use."""
         if self._executor is None:
-            if self.target == "opencl":
+            if self.target != "cpu" and self.metadata.get("cpu_kernels"):  # a mixed plan (placement)
+                from visc.runtime.mixed import MixedExecutor
+
+                self._executor = MixedExecutor(self.plan, self.target, self.sources[self.target], self.sources["cpu"],
+                                               self.weights, set(self.metadata["cpu_kernels"]), device=self.device,
+                                               writes=self.metadata.get("launch_writes"))
+            elif self.target == "opencl":
                 from visc.backends.opencl import OpenCLExecutor
 
                 self._executor = OpenCLExecutor(self.plan, self.sources["opencl"], self.weights, device=self.device)
@@ -69,8 +75,13 @@ class CompiledModel:
                 from visc.backends.cuda import CUDAExecutor
 
                 self._executor = CUDAExecutor(self.plan, self.sources["cuda"], self.weights, device=self.device)
+            elif self.target == "cpu":
+                from visc.backends.cpu import CPUExecutor
+
+                self._executor = CPUExecutor(self.plan, self.sources["cpu"], self.weights)
             else:
                 raise InputShapeError(f"no executor for target '{self.target}'")
+
         return self._executor
 
     @property

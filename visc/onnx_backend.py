@@ -24,7 +24,8 @@ from visc.frontend.specialize import bind_inputs, graph_parameter_inputs
 
 
 class ViscRep(BackendRep):
-    def __init__(self, model: onnx.ModelProto, device: str | None = None):
+    def __init__(self, model: onnx.ModelProto, device: str | None = None, target: str = "opencl"):
+        self.target = target
         self.model = model
         self.device = device
         inits = {i.name for i in model.graph.initializer}
@@ -42,7 +43,7 @@ class ViscRep(BackendRep):
         if key not in self._compiled:
             model = bind_inputs(self.model, {n: a for n, a in named.items() if n in self.parameters})
             shapes = {n: a.shape for n, a in named.items() if n not in self.parameters}
-            self._compiled[key] = compile_model(model, input_shapes=shapes, device=self.device)
+            self._compiled[key] = compile_model(model, target=self.target, input_shapes=shapes, device=self.device)
         return self._compiled[key]
 
     def run(self, inputs: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
@@ -68,7 +69,7 @@ class ViscBackend(Backend):
     @classmethod
     def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> ViscRep:
         super().prepare(model, device, **kwargs)
-        return ViscRep(model, device=kwargs.get("visc_device"))
+        return ViscRep(model, device=kwargs.get("visc_device"), target=kwargs.get("visc_target", "opencl"))
 
     @classmethod
     def run_model(cls, model: onnx.ModelProto, inputs: Any, device: str = "CPU", **kwargs: Any) -> tuple[np.ndarray, ...]:

@@ -168,6 +168,9 @@ class CUDAExecutor:
             self._launches = self._bind_launches()
             self._in_host = [drv.pagelocked_empty(s.shape, np.dtype(s.dtype)) for s in plan.inputs]
             self._out_host = [drv.pagelocked_empty(s.shape, np.dtype(s.dtype)) for s in plan.outputs]
+            # row counts of data-dependent outputs (NonMaxSuppression), read back with the outputs
+            self._count_host = {s.count: drv.pagelocked_empty((1,), np.int64) for s in plan.outputs
+                                if s.count is not None}
 
     # -- description --------------------------------------------------------------------
 
@@ -239,7 +242,7 @@ class CUDAExecutor:
                 pointers[i] = weight_base + offsets[spec.name]
             elif spec.kind == "arena":
                 pointers[i] = arena + (spec.offset or 0)
-            else:
+            else:  # inputs, outputs and output row counts: allocations of their own
                 pointers[i] = self._alloc(spec.nbytes)
         self._inputs = [next(pointers[i] for i, b in enumerate(plan.buffers) if b.kind == "input" and b.index == k)
                         for k in range(len(plan.inputs))]
@@ -310,8 +313,11 @@ class CUDAExecutor:
         for host, ptr in zip(self._out_host, self._outputs, strict=True):
             if host.size:
                 self._drv.memcpy_dtoh_async(host, ptr, self._stream)
+        for buffer, host in self._count_host.items():
+            self._drv.memcpy_dtoh_async(host, self._pointers[buffer], self._stream)
         self._synchronize()
-        return [np.array(h, copy=True) for h in self._out_host]
+        outs = [np.array(h, copy=True) for h in self._out_host]
+        return self.plan.trimmed(outs, lambda b: int(self._count_host[b][0]))
 
     def _synchronize(self) -> None:
         try:
@@ -398,46 +404,46 @@ class CUDAExecutor:
             return [(launch.name, events[i + 1].time_since(events[i]) * 1e-3)
                     for i, launch in enumerate(self._launches)]
 
-    def kernel_times(self, repeat: int = 5) -> list[tuple[str, str, float]]:
-        """(kernel, ONNX node, seconds) per launch, median over ``repeat`` replays of a graph
-        with an event node between launches: the GPU runs the kernels back to back, so
-        the times hold no host or launch gaps."""
+    def kernel_times(self, repeat: int = 5, inner: int = 10) -> list[tuple[str, str, float]]:
+        """(kernel, ONNX node, seconds) per launch: each launch is captured ``inner`` times
+        into a graph whose replays are timed with events around them (median of
+        ``repeat``), so the times are the kernels' own, free of launch gaps and of the
+        cost of events between kernels. Identical launches are measured once."""
         driver = driver_bindings()
-        flags = driver.CUevent_flags.CU_EVENT_DEFAULT
-        external = driver.CUevent_record_flags.CU_EVENT_RECORD_EXTERNAL
+        drv = self._drv
+        measured: dict[tuple[Any, ...], float] = {}
         with self._lock, self.active():
-            n = len(self._launches)
-            events = [_check(driver.cuEventCreate(flags), "cuEventCreate") for _ in range(n + 1)]
             stream = driver.CUstream(self._stream.handle)
             mode = driver.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
-            _check(driver.cuStreamBeginCapture(stream, mode), "cuStreamBeginCapture")
-            try:
-                for i, launch in enumerate(self._launches):
-                    _check(driver.cuEventRecordWithFlags(events[i], stream, external), "cuEventRecordWithFlags")
-                    launch.function.prepared_async_call(launch.grid, launch.block, self._stream, *launch.args)
-                _check(driver.cuEventRecordWithFlags(events[n], stream, external), "cuEventRecordWithFlags")
-            except BaseException:
-                driver.cuStreamEndCapture(stream)
-                raise
-            graph = _check(driver.cuStreamEndCapture(stream), "cuStreamEndCapture")
-            exec_ = instantiate_graph(graph)
-            samples = np.zeros((repeat, n))
-            try:
-                for r in range(repeat + 1):
-                    _check(driver.cuGraphLaunch(exec_, stream), "cuGraphLaunch")
-                    self._synchronize()
-                    if r == 0:
-                        continue  # warm-up
-                    for i in range(n):
-                        ms = _check(driver.cuEventElapsedTime(events[i], events[i + 1]), "cuEventElapsedTime")
-                        samples[r - 1, i] = float(ms) * 1e-3
-            finally:
-                driver.cuGraphExecDestroy(exec_)
-                driver.cuGraphDestroy(graph)
-                for ev in events:
-                    driver.cuEventDestroy(ev)
-            medians = np.median(samples, axis=0)
-            return [(launch.name, launch.node, float(t)) for launch, t in zip(self._launches, medians, strict=True)]
+            start, end = drv.Event(), drv.Event()
+            for launch in self._launches:
+                key = (launch.name, launch.grid, launch.block, launch.args)
+                if key in measured:
+                    continue
+                _check(driver.cuStreamBeginCapture(stream, mode), "cuStreamBeginCapture")
+                try:
+                    for _ in range(inner):
+                        launch.function.prepared_async_call(launch.grid, launch.block, self._stream, *launch.args)
+                except BaseException:
+                    driver.cuStreamEndCapture(stream)
+                    raise
+                graph = _check(driver.cuStreamEndCapture(stream), "cuStreamEndCapture")
+                exec_ = instantiate_graph(graph)
+                samples = []
+                try:
+                    for r in range(repeat + 1):
+                        start.record(self._stream)
+                        _check(driver.cuGraphLaunch(exec_, stream), "cuGraphLaunch")
+                        end.record(self._stream)
+                        end.synchronize()
+                        if r:  # the first replay warms up
+                            samples.append(end.time_since(start) * 1e-3 / inner)
+                finally:
+                    driver.cuGraphExecDestroy(exec_)
+                    driver.cuGraphDestroy(graph)
+                measured[key] = float(np.median(samples))
+        return [(launch.name, launch.node, measured[(launch.name, launch.grid, launch.block, launch.args)])
+                for launch in self._launches]
 
     def device_time(self, use_graph: bool | None = None, repeat: int = 20) -> float:
         """Median GPU time in seconds of one whole plan (events around it on the stream):

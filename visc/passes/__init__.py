@@ -29,6 +29,10 @@ PASS_MODULES: dict[str, tuple[str, str]] = {
     "convert-memref-to-llvm": ("visc.passes.llvm.memref_to_llvm", "ConvertMemRefToLLVMPass"),
     "convert-cf-to-llvm": ("visc.passes.llvm.cf_to_llvm", "ConvertCfToLLVMPass"),
     "convert-gpu-to-nvvm": ("visc.passes.llvm.gpu_to_nvvm", "ConvertGpuToNVVMPass"),
+    # stage 4 -> host functions (CPU backend) and placement (see visc/passes/cpu, placement)
+    "lower-loops-to-cpu": ("visc.passes.cpu.lower_loops_to_cpu", "LowerLoopsToCpuPass"),
+    "vision-placement": ("visc.passes.placement.placement", "VisionPlacementPass"),
+    "vision-insert-copies": ("visc.passes.placement.insert_copies", "VisionInsertCopiesPass"),
     "reconcile-unrealized-casts": ("xdsl.transforms.reconcile_unrealized_casts", "ReconcileUnrealizedCastsPass"),
 }
 

@@ -121,10 +121,20 @@ def cmd_import(args: argparse.Namespace) -> int:
         from visc.compiler import run_passes
 
         run_passes(imported.module, [p for p in args.passes.split(",") if p], imported.weights)
+    if args.show_placement:
+        from visc.passes.placement.report import show_placement
+
+        print(show_placement(imported, args.target, _fallback(args.fallback)))
+        return 0
     print(imported.module)
     if args.save_weights:
         imported.weights.save(args.save_weights)
     return 0
+
+
+def _fallback(text: str | None) -> list[str] | None:
+    """`--fallback NonMaxSuppression,TopK` -> op types; None when placement is off."""
+    return None if text is None else [t for t in text.split(",") if t]
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -140,7 +150,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     shapes = _resolve_first_input(parse_input_shapes(args.input_shape), args.model)
     model = compile_model(args.model, target=args.target, input_shapes=shapes, device=args.device,
-                          print_ir_after=printer, arch=args.arch)
+                          print_ir_after=printer, arch=args.arch, fallback=_fallback(args.fallback))
     out = args.output or os.path.splitext(os.path.basename(args.model))[0] + ".visc"
     model.metadata["source_model"] = os.path.basename(args.model)
     model.save(out)
@@ -305,11 +315,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input-shape", action="append", help=shape_help)
     s.add_argument("-p", "--passes", help="comma-separated passes to run before printing")
     s.add_argument("--save-weights", help="write the weight store (.npz) for use with visc-opt --weights")
+    s.add_argument("--show-placement", action="store_true",
+                   help="print where each op runs (ONNX node, op, device) instead of the IR")
+    s.add_argument("--target", default="opencl", choices=["opencl", "cuda"], help="GPU target for --show-placement")
+    s.add_argument("--fallback", help="comma-separated ONNX op types to run on the CPU (with --show-placement)")
     s.set_defaults(fn=cmd_import)
 
     s = sub.add_parser("compile", help="compile an ONNX model into one deployable .visc file")
     s.add_argument("model")
-    s.add_argument("--target", default="opencl", choices=["opencl", "cuda"])
+    s.add_argument("--target", default="opencl", choices=["opencl", "cuda", "cpu"])
+    s.add_argument("--fallback", help="comma-separated ONNX op types to run on the CPU backend beside the GPU "
+                   "(e.g. NonMaxSuppression,TopK); ops with no GPU lowering go there too")
     s.add_argument("--arch", help="CUDA architecture of the PTX, e.g. sm_90 (default: the GPU found, else sm_80)")
     s.add_argument("-o", "--output")
     s.add_argument("--input-shape", action="append", help=shape_help)
@@ -333,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input-shape", action="append", help=shape_help)
     s.add_argument("--repeat", type=int, default=10)
     s.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
-    s.add_argument("--target", default="opencl", choices=["opencl", "cuda"])
+    s.add_argument("--target", default="opencl", choices=["opencl", "cuda", "cpu"])
     s.set_defaults(fn=cmd_bench)
 
     s = sub.add_parser("devices", help="list OpenCL devices")

@@ -63,6 +63,16 @@ def _address_of(op: llvm.AddressOfOp, builder: ir.IRBuilder, values: dict[SSAVal
     values[op.result] = cast
 
 
+def _alloca(op: llvm.AllocaOp, builder: ir.IRBuilder, values: dict[SSAValue, ir.Value]) -> None:
+    # llvmlite types an alloca by its contents; a store at offset 0 (no GEP) of an array
+    # alloca needs the opaque pointer the llvm dialect has
+    convert_op(op, builder, values, {})
+    alloca = values[op.results[0]]
+    cast = ir.instructions.CastInstr(builder.block, "bitcast", alloca, ir.PointerType(addrspace=alloca.type.addrspace))
+    builder._insert(cast)
+    values[op.results[0]] = cast
+
+
 def _define(fn: llvm.FuncOp, func: ir.Function) -> None:
     blocks: dict[Block, ir.Block] = {}
     values: dict[SSAValue, ir.Value] = {}
@@ -86,6 +96,8 @@ def _define(fn: llvm.FuncOp, func: ir.Function) -> None:
                     _gep(op, builder, values)
                 elif isinstance(op, llvm.AddressOfOp):
                     _address_of(op, builder, values)
+                elif isinstance(op, llvm.AllocaOp):
+                    _alloca(op, builder, values)
                 else:
                     convert_op(op, builder, values, blocks)
             except (NotImplementedError, KeyError, TypeError, ValueError) as e:

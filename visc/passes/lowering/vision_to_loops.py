@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import func
+from xdsl.dialects import func, scf
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
@@ -88,7 +88,13 @@ def lower_function(fn: func.FuncOp, names: set[str] | None = None) -> None:
         sched = Schedule.of(op)
         assert sched is not None and op.parent_block() is fn.body.block
         fl.anchor = op
+        before = set(fn.body.block.ops)
         LOWERINGS[type(op)].lower(op, sched, fl)
+        placement = op.attributes.get("placement")
+        if placement is not None:  # vision-placement's tag travels to the op's kernels
+            for new in fn.body.block.ops:
+                if isinstance(new, scf.ParallelOp) and new not in before:
+                    new.attributes["placement"] = placement
         op.detach()
         op.erase(safe_erase=False)
 

@@ -1,0 +1,57 @@
+"""The CPU backend (llvmlite, all cores) against onnxruntime (CPU, all cores) on the light
+models, in one process run: latency medians, ratios, and the max relative error; saves JSON.
+
+    python benchmarks/cpu_backend.py [--models squeezenet,resnet50] [--repeat 10] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import numpy as np  # noqa: E402
+
+from visc.compiler import compile_model  # noqa: E402
+from visc.tools.model_zoo import LIGHT_MODELS, load_light_model  # noqa: E402
+from visc.tools.visc_cli import _ort_session, _time, print_table, random_inputs, rel_error  # noqa: E402
+
+
+def bench(name: str, repeat: int) -> dict[str, object]:
+    model = load_light_model(name, seed=0)
+    start = time.perf_counter()
+    compiled = compile_model(model, target="cpu")
+    compile_s = time.perf_counter() - start
+    inputs = random_inputs(compiled.plan.inputs, seed=1)
+    sess = _ort_session(model.SerializeToString())
+    feeds = dict(zip(compiled.input_names, inputs, strict=True))
+    want = sess.run(None, feeds)
+    got = compiled.run(inputs)
+    err = max(rel_error(g, w) for g, w in zip(got, want, strict=True))
+    visc_s = compiled.benchmark(inputs, warmup=2, repeat=repeat)["median"]
+    ort_s = _time(lambda: sess.run(None, feeds), 2, repeat)
+    return {"model": name, "compile_s": compile_s, "visc_ms": visc_s * 1e3, "ort_ms": ort_s * 1e3,
+            "visc/ort": visc_s / ort_s, "max_rel_err": err, "threads": os.cpu_count()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--models", default=",".join(LIGHT_MODELS))
+    p.add_argument("--repeat", type=int, default=10)
+    p.add_argument("--json", default="cpu_backend.json")
+    args = p.parse_args(argv)
+    rows = [bench(name, args.repeat) for name in args.models.split(",") if name]
+    print_table(rows, [("model", "model", ""), ("compile_s", "compile s", ".1f"), ("ort_ms", "onnxruntime ms", ".2f"),
+                       ("visc_ms", "visc cpu ms", ".2f"), ("visc/ort", "visc/ort", ".2f"),
+                       ("max_rel_err", "max rel err", ".1e")])
+    with open(args.json, "w") as f:
+        json.dump({"rows": rows, "numpy": np.__version__}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The CPU backend (llvmlite): whole models and ONNX node cases on `--target cpu` match
+onnxruntime / the cases' own outputs, and the artifact reloads (LLVM IR rebuilt at load)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx_node_cases import ORT_REFERENCE, skip_reason, supported_cases
+from test_onnx_node_cases import _array, _compare
+
+import visc
+import visc.onnx_backend as backend
+from visc.tools.model_zoo import LIGHT_MODELS, load_light_model
+from visc.tools.visc_cli import random_inputs, rel_error
+
+SLOW_MODELS = {"vgg19", "zfnet512", "bvlc_alexnet", "densenet121", "inception_v2"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_MODELS else n
+                                  for n in LIGHT_MODELS])
+def test_light_model_on_cpu(name: str) -> None:
+    onnx_model = load_light_model(name, seed=3)
+    model = visc.compile(onnx_model, target="cpu")
+    inputs = random_inputs(model.plan.inputs, seed=7)
+    got = model.run(inputs)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(onnx_model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    want = sess.run(None, dict(zip(model.input_names, inputs, strict=True)))
+    for g, w in zip(got, want, strict=True):
+        assert g.shape == w.shape and np.abs(w).max() > 0
+        assert rel_error(g, w) <= 1e-4, f"{name}: relative error {rel_error(g, w):.2e}"
+
+
+VISION_OPS = ("nonmaxsuppression", "top_k", "argmax", "roialign")
+BROAD = ("conv", "relu", "maxpool", "averagepool", "gemm", "matmul", "softmax", "concat", "transpose", "resize",
+         "reduce_mean", "sigmoid", "add", "mul", "pad", "slice", "gather", "batchnorm", "argmin", "cumsum")
+CASES = [c for c in supported_cases() if any(c.name.startswith(f"test_{p}") for p in VISION_OPS + BROAD)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_node_case_on_cpu(case) -> None:
+    reason = skip_reason(case.name)
+    if reason:
+        pytest.skip(reason)
+    rep = backend.prepare(case.model, visc_target="cpu")
+    for inputs, outputs in case.data_sets:
+        arrays = [_array(v) for v in inputs]
+        got = rep.run(arrays)
+        want = [_array(v) for v in outputs]
+        if case.name in ORT_REFERENCE:
+            sess = ort.InferenceSession(case.model.SerializeToString(), providers=["CPUExecutionProvider"])
+            want = sess.run(None, {vi.name: a for vi, a in zip(case.model.graph.input, arrays, strict=False)})
+        assert len(got) == len(want)
+        for g, w in zip(got, want, strict=True):
+            _compare(g, np.asarray(w), rtol=max(case.rtol, 1e-5), atol=max(case.atol, 1e-6))
+
+
+def test_vision_node_cases_are_covered() -> None:
+    names = {c.name for c in CASES}
+    for op in VISION_OPS:
+        assert any(n.startswith(f"test_{op}") for n in names), op
+
+
+def test_cpu_artifact_round_trip(tmp_path) -> None:
+    onnx_model = load_light_model("squeezenet", seed=1)
+    model = visc.compile(onnx_model, target="cpu")
+    inputs = random_inputs(model.plan.inputs, seed=2)
+    want = model.run(inputs)
+    path = str(tmp_path / "m.visc")
+    model.save(path)
+    loaded = visc.load(path)
+    assert loaded.target == "cpu"
+    for g, w in zip(loaded.run(inputs), want, strict=True):
+        np.testing.assert_array_equal(g, w)
