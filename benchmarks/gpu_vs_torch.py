@@ -6,8 +6,10 @@ For each model and batch size, all in this one process on the same input:
 * visc CUDA, graph: one CUDA-graph replay of the whole plan (input already on the GPU);
 * visc CUDA, stream: the same launches one by one from Python (pycuda);
 * visc CUDA, kernels: the sum of the kernels' own GPU times (each launch replayed alone in
-  a graph), so `stream - kernels` is launch/host time and `graph - kernels` what remains
-  of it with a graph; "gpu busy" is the GPU time of one whole graph replay (events around it);
+  a graph, so caches are warm: a lower bound), and "gpu busy": the GPU time of one whole
+  graph replay (events around it). Host and launch time is then `stream - gpu busy` when
+  launching kernel by kernel and `graph - gpu busy` with a graph; `gpu busy - kernels` is
+  what running the kernels in sequence costs on the GPU (gaps, colder caches);
 * visc OpenCL: `run` on NVIDIA's OpenCL driver (input and output copies included), and the
   sum of its kernels' profiled times;
 * PyTorch eager and PyTorch CUDA-graph replay of the same model (exported to ONNX for visc).
@@ -57,14 +59,15 @@ COLUMNS = (
 OVERHEAD_COLUMNS = (
     ("model", "model", ""),
     ("batch", "batch", "d"),
-    ("visc_cuda_kernel_ms", "kernel ms", ".3f"),
-    ("visc_cuda_device_graph_ms", "gpu busy (graph) ms", ".3f"),
+    ("visc_cuda_kernel_ms", "kernels ms", ".3f"),
+    ("visc_cuda_device_graph_ms", "gpu busy ms", ".3f"),
     ("visc_cuda_graph_ms", "graph wall ms", ".3f"),
     ("visc_cuda_stream_ms", "stream wall ms", ".3f"),
-    ("stream_overhead_ms", "stream launch/host ms", ".3f"),
-    ("graph_overhead_ms", "graph launch/host ms", ".3f"),
-    ("kernel_share_stream", "kernel share (stream)", ".0%"),
-    ("kernel_share_graph", "kernel share (graph)", ".0%"),
+    ("sequence_ms", "busy-kernels", ".3f"),
+    ("stream_overhead_ms", "stream host/launch", ".3f"),
+    ("graph_overhead_ms", "graph host/launch", ".3f"),
+    ("busy_share_stream", "gpu busy/stream", ".0%"),
+    ("busy_share_graph", "gpu busy/graph", ".0%"),
     ("top_kernels", "slowest kernels (ms)", ""),
 )
 
@@ -204,18 +207,34 @@ def bench(name: str, batch: int, args: argparse.Namespace) -> dict[str, Any]:
         except Exception as e:  # noqa: BLE001 - one failing target must not hide the others
             traceback.print_exc()
             row[f"{target}_error"] = f"{type(e).__name__}: {e}"
+    derive(row)
+    return row
+
+
+def derive(row: dict[str, Any]) -> None:
+    """Ratios to PyTorch with graphs, and where visc CUDA's time goes."""
     graph = row["torch_graph_ms"]
     for key, src in (("ratio_cuda_graph", "visc_cuda_graph_ms"), ("ratio_cuda_stream", "visc_cuda_stream_ms"),
                      ("ratio_opencl", "visc_opencl_ms"), ("ratio_torch_eager", "torch_eager_ms")):
         if src in row:
             row[key] = row[src] / graph
-    if "visc_cuda_kernel_ms" in row:
-        k = row["visc_cuda_kernel_ms"]
-        row["stream_overhead_ms"] = max(0.0, row["visc_cuda_stream_ms"] - k)
-        row["graph_overhead_ms"] = max(0.0, row["visc_cuda_graph_ms"] - k)
-        row["kernel_share_stream"] = k / row["visc_cuda_stream_ms"]
-        row["kernel_share_graph"] = k / row["visc_cuda_graph_ms"]
-    return row
+    if "visc_cuda_device_graph_ms" in row:
+        busy = row["visc_cuda_device_graph_ms"]
+        row["sequence_ms"] = busy - row["visc_cuda_kernel_ms"]
+        row["stream_overhead_ms"] = max(0.0, row["visc_cuda_stream_ms"] - busy)
+        row["graph_overhead_ms"] = max(0.0, row["visc_cuda_graph_ms"] - busy)
+        row["busy_share_stream"] = busy / row["visc_cuda_stream_ms"]
+        row["busy_share_graph"] = busy / row["visc_cuda_graph_ms"]
+        for stale in ("kernel_share_stream", "kernel_share_graph"):
+            row.pop(stale, None)
+
+
+def print_tables(rows: list[dict[str, Any]], env: dict[str, Any], repeat: int) -> None:
+    print(f"GPU: {env['gpu']}; torch {env['torch']} (cuDNN {env['cudnn']}, TF32 off); visc {env['visc']}; "
+          f"median of {repeat} runs; ms")
+    print_table(rows, COLUMNS)
+    print("\nwhere the time goes (visc CUDA): kernels, GPU busy time, host/launch time")
+    print_table(rows, OVERHEAD_COLUMNS)
 
 
 def print_table(rows: list[dict[str, Any]], columns: tuple[tuple[str, str, str], ...]) -> None:
@@ -261,8 +280,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "gpu_vs_torch.json"))
+    ap.add_argument("--table", metavar="JSON", help="only print the tables of a saved run (derived columns redone)")
     args = ap.parse_args(argv)
     args.targets = args.targets.split(",")
+    if args.table:
+        with open(args.table) as f:
+            saved = json.load(f)
+        for row in saved["rows"]:
+            derive(row)
+        print_tables(saved["rows"], saved["environment"], saved["repeat"])
+        return 0
 
     import torch
 
@@ -279,11 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{i}/{len(jobs)}] {name} batch {batch} ...", file=sys.stderr, flush=True)
         rows.append(bench(name, batch, args))
     env = environment()
-    print(f"GPU: {env['gpu']}; torch {env['torch']} (cuDNN {env['cudnn']}, TF32 off); visc {env['visc']}; "
-          f"median of {args.repeat} runs; ms")
-    print_table(rows, COLUMNS)
-    print("\nwhere the time goes (visc CUDA): kernels vs launch/host time")
-    print_table(rows, OVERHEAD_COLUMNS)
+    print_tables(rows, env, args.repeat)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"benchmark": "gpu_vs_torch", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "environment": env,

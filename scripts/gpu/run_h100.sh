@@ -4,7 +4,7 @@
 # runs the CUDA test subset, the same light-model and node tests on NVIDIA OpenCL, and the
 # GPU benchmark. Run from anywhere; everything it prints is also saved under $OUT.
 #
-#   scripts/gpu/run_h100.sh [all|tests|bench]        (default: all)
+#   scripts/gpu/run_h100.sh [all|tests|bench|errors]   (default: all)
 #
 # Expects: NVIDIA driver, CUDA toolkit (ptxas, libdevice), python3 with PyTorch, torchvision,
 # onnx, onnxruntime, numpy, pytest. Carried in .whl/: pycuda (a wheel, or its sdist, built
@@ -92,8 +92,14 @@ if [ "$PHASE" = all ] || [ "$PHASE" = tests ]; then
   echo "== NVIDIA OpenCL: light models and ONNX node tests (same IR, the OpenCL interface)"
   $PY -m pytest -q -p no:cacheprovider $XDIST -rs tests/test_light_models.py tests/test_onnx_node_cases.py \
     --junitxml="$OUT/opencl_tests.xml" 2>&1 | tail -n 25 || STATUS=1
+  echo "== light models: max relative error against onnxruntime, CUDA and NVIDIA OpenCL"
+  $PY scripts/gpu/light_errors.py --out "$OUT/light_errors.json" 2>&1 | grep -v "W:onnxruntime" || STATUS=1
   echo "== PTX generation and ptxas (tests/test_ptx_backend.py)"
   $PY -m pytest -q -p no:cacheprovider $XDIST tests/test_ptx_backend.py 2>&1 | tail -n 5 || STATUS=1
+fi
+
+if [ "$PHASE" = errors ]; then
+  $PY scripts/gpu/light_errors.py --out "$OUT/light_errors.json" 2>&1 | grep -v "W:onnxruntime" || STATUS=1
 fi
 
 # -- 5. benchmark --------------------------------------------------------------------------------
