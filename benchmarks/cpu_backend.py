@@ -12,13 +12,11 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from visc.compiler import compile_model  # noqa: E402
-from visc.tools.model_zoo import LIGHT_MODELS, load_light_model  # noqa: E402
-from visc.tools.visc_cli import _ort_session, _time, print_table, random_inputs, rel_error  # noqa: E402
+from visc.compiler import compile_model
+from visc.tools.model_zoo import LIGHT_MODELS, load_light_model
+from visc.tools.visc_cli import _ort_session, _time, print_table, random_inputs, rel_error
 
 
 def bench(name: str, repeat: int) -> dict[str, object]:
@@ -42,14 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--models", default=",".join(LIGHT_MODELS))
     p.add_argument("--repeat", type=int, default=10)
-    p.add_argument("--json", default="cpu_backend.json")
+    p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results", "cpu_backend.json"))
     args = p.parse_args(argv)
     rows = [bench(name, args.repeat) for name in args.models.split(",") if name]
     print_table(rows, [("model", "model", ""), ("compile_s", "compile s", ".1f"), ("ort_ms", "onnxruntime ms", ".2f"),
                        ("visc_ms", "visc cpu ms", ".2f"), ("visc/ort", "visc/ort", ".2f"),
                        ("max_rel_err", "max rel err", ".1e")])
     with open(args.json, "w") as f:
-        json.dump({"rows": rows, "numpy": np.__version__}, f, indent=2)
+        json.dump({"benchmark": "cpu_backend", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": rows,
+                   "numpy": np.__version__}, f, indent=2)
+    print(f"saved {args.json}")
     return 0
 
 

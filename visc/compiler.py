@@ -164,15 +164,15 @@ def compile_model(
     print_ir_after: Callable[[str, ModuleOp], None] | None = None,
     arch: str | None = None,
     fallback: Sequence[str] | None = None,
+    records: str | os.PathLike[str] | None = None,
 ):
     """Compile an ONNX model for `target`; returns a `visc.CompiledModel`. For "cuda",
     ``arch`` (e.g. "sm_90") picks the GPU architecture; by default the GPU found, else sm_80.
     ``fallback`` (GPU targets): ONNX op types to run on the CPU backend (a mixed plan); ops
-    with no GPU lowering go there too. An empty list still places such ops."""
-    from visc.backends.opencl import emit_opencl
+    with no GPU lowering go there too. An empty list still places such ops. ``records``: a
+    tuning database (Optuna storage file or URL, or an exported .json) whose best schedules
+    for this device replace the default ones (see visc.tuner.records)."""
     from visc.frontend.onnx import import_model
-    from visc.model import CompiledModel
-    from visc.runtime.plan import extract_plan
 
     if target not in TARGETS:
         raise CompileError(f"unknown target '{target}' (available: {', '.join(TARGETS)})")
@@ -181,8 +181,18 @@ def compile_model(
     imported = import_model(model, dict(input_shapes) if input_shapes else None)
     report.seconds["import"] = time.perf_counter() - start
 
+    book = None
+    if records is not None:
+        from visc.tuner.records import RecordBook
+
+        book = RecordBook.load(records, target, device)
+
     def after(spec: str, module: ModuleOp, seconds: float) -> None:
         name = spec.split("{")[0]
+        if book is not None and name == "vision-bufferize":  # tuned schedules before the defaults
+            start = time.perf_counter()
+            book.apply(module)
+            seconds += time.perf_counter() - start
         report.seconds[name] = report.seconds.get(name, 0.0) + seconds
         if print_ir_after is not None:
             print_ir_after(spec, module)
@@ -192,44 +202,65 @@ def compile_model(
         fallback = None  # everything runs on the CPU already
     specs = list(pipeline) if pipeline is not None else list(default_pipeline(target, device_type, fallback))
     run_passes(imported.module, specs, imported.weights, after)
+    metadata: dict[str, object] = {"device_type": device_type, "pipeline": specs}
+    if book is not None:
+        metadata["tuned_ops"] = book.applied
+    return finish_module(imported.module, imported.weights, target, device, arch, report, metadata)
 
+
+def finish_module(
+    module: ModuleOp,
+    weights: Mapping[str, object],
+    target: str,
+    device: str | None = None,
+    arch: str | None = None,
+    report: CompileReport | None = None,
+    metadata: dict[str, object] | None = None,
+):
+    """A module after the whole pipeline -> `visc.CompiledModel` (kernel sources, plan and the
+    weights the plan uses). The tuner builds its one-op modules through this too."""
+    from visc.backends.opencl import emit_opencl
+    from visc.model import CompiledModel
+    from visc.runtime.plan import extract_plan
+
+    report = report if report is not None else CompileReport()
+    metadata = metadata if metadata is not None else {}
     start = time.perf_counter()
-    main = _entry(imported.module)
+    main = _entry(module)
     for key, attr_name in (("arena_bytes", "vision.arena_size"), ("arena_naive_bytes", "vision.arena_naive_size")):
         attr = main.attributes.get(attr_name)
         if isinstance(attr, IntegerAttr):
             setattr(report, key, int(attr.value.data))
-    metadata: dict[str, object] = {"device_type": device_type, "pipeline": specs}
     sources: dict[str, str] = {}
-    cpu_kernels = _cpu_kernel_names(imported.module)
+    cpu_kernels = _cpu_kernel_names(module)
     if cpu_kernels:
         from visc.backends.cpu import emit_cpu
 
-        sources["cpu"] = emit_cpu(imported.module)
-        _drop_cpu_kernels(imported.module)
+        sources["cpu"] = emit_cpu(module)
+        _drop_cpu_kernels(module)
         if target != "cpu":
             from visc.runtime.mixed import launch_writes
 
             metadata["cpu_kernels"] = sorted(cpu_kernels)
-            metadata["launch_writes"] = launch_writes(imported.module)
+            metadata["launch_writes"] = launch_writes(module)
     if target == "cuda":
-        sources["cuda"] = _emit_cuda(imported.module, arch, metadata)
+        sources["cuda"] = _emit_cuda(module, arch, metadata)
     elif target == "opencl":
-        sources["opencl"] = emit_opencl(imported.module)
+        sources["opencl"] = emit_opencl(module)
     elif "cpu" not in sources:
         sources["cpu"] = ""
-    plan = extract_plan(imported.module)
+    plan = extract_plan(module)
     report.num_kernels = len({launch.kernel for launch in plan.launches})
     report.num_launches = len(plan.launches)
-    weights = {name: imported.weights[name] for name in plan.weights}
+    used = {name: weights[name] for name in plan.weights}
     report.seconds["emit"] = time.perf_counter() - start
     return CompiledModel(
         plan=plan,
         sources=sources,
-        weights=weights,
+        weights=used,
         target=target,
         device=device,
-        schedules=_schedules(imported.module),
+        schedules=_schedules(module),
         report=report,
         metadata=metadata,
     )

@@ -6,6 +6,8 @@
     visc bench model.onnx                       latency against onnxruntime
     visc devices                                list OpenCL devices
     visc demo                                   ResNet-50 end to end, checked against onnxruntime
+    visc tune model.onnx --trials 64            search kernel schedules (records: tuning.db)
+    visc records best|export|import             inspect and share tuning records
 
 Errors print as one paragraph (`visc: error: ...`) with exit status 1; `--debug` shows
 the traceback for bug reports.
@@ -150,7 +152,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     shapes = _resolve_first_input(parse_input_shapes(args.input_shape), args.model)
     model = compile_model(args.model, target=args.target, input_shapes=shapes, device=args.device,
-                          print_ir_after=printer, arch=args.arch, fallback=_fallback(args.fallback))
+                          print_ir_after=printer, arch=args.arch, fallback=_fallback(args.fallback),
+                          records=args.records)
     out = args.output or os.path.splitext(os.path.basename(args.model))[0] + ".visc"
     model.metadata["source_model"] = os.path.basename(args.model)
     model.save(out)
@@ -332,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="OpenCL device: 'P:D' indices or a name substring")
     s.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass (stderr)")
     s.add_argument("-v", "--verbose", action="store_true", help="print time per stage")
+    s.add_argument("--records", help="tuning records (from `visc tune`) whose schedules replace the defaults")
     s.set_defaults(fn=cmd_compile)
 
     s = sub.add_parser("run", help="run a compiled .visc model")
@@ -363,6 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--original-weights", action="store_true",
                    help="keep the zoo file's constant placeholder weights (every class ties)")
     s.set_defaults(fn=cmd_demo)
+
+    from visc.tuner.cli import add_parsers as add_tuner_parsers
+
+    add_tuner_parsers(sub, shape_help)
     return p
 
 

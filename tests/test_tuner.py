@@ -1,0 +1,258 @@
+"""The schedule tuner: workload keys, spaces, measurement, Optuna search and records, on tiny
+conv/pool workloads on the OpenCL (PoCL) device; compiled results against onnxruntime."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+pytest.importorskip("optuna")
+
+from visc.compiler import GRAPH_PIPELINE, compile_model, run_passes  # noqa: E402
+from visc.dialects.vision import Conv2dOp, VisionOp  # noqa: E402
+from visc.errors import ViscError  # noqa: E402
+from visc.frontend.onnx import import_model  # noqa: E402
+from visc.tuner.measure import IsolatedMeasurer, Measurer, device_identity  # noqa: E402
+from visc.tuner.records import RecordBook, best_records, export_records, import_records  # noqa: E402
+from visc.tuner.search import open_storage, tune_task  # noqa: E402
+from visc.tuner.workload import Workload, extract_tasks, model_tasks, workload_key  # noqa: E402
+
+
+def tiny_model(c: int = 4, o: int = 8, hw: int = 8) -> onnx.ModelProto:
+    """conv+bias+relu, two identical convs, a 1x1 conv and a max pool."""
+    rng = np.random.default_rng(7)
+
+    def init(name: str, *shape: int) -> onnx.TensorProto:
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["y1"], pads=[1, 1, 1, 1], name="c1"),
+             helper.make_node("Relu", ["y1"], ["r1"], name="r1"),
+             helper.make_node("Conv", ["r1", "w2"], ["y2"], pads=[1, 1, 1, 1], name="c2"),
+             helper.make_node("Conv", ["y2", "w3"], ["y3"], pads=[1, 1, 1, 1], name="c3"),
+             helper.make_node("Conv", ["y3", "w4"], ["y4"], name="c4"),
+             helper.make_node("MaxPool", ["y4"], ["p"], kernel_shape=[2, 2], strides=[2, 2], name="pool")]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, hw, hw])],
+                              [helper.make_tensor_value_info("p", TensorProto.FLOAT, None)],
+                              [init("w1", o, c, 3, 3), init("b1", o), init("w2", o, o, 3, 3), init("w3", o, o, 3, 3),
+                               init("w4", o, o, 1, 1)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = str(tmp_path_factory.mktemp("tuner") / "tiny.onnx")
+    onnx.save(tiny_model(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tasks(model_path: str):
+    return model_tasks(model_path)
+
+
+def _conv_task(tasks, node: str):
+    return next(t for t in tasks if node in t.nodes)
+
+
+# ------------------------------------------------------------------------------ workloads
+
+
+def test_tasks_dedupe_identical_convs(tasks) -> None:
+    kinds = [t.workload.kind for t in tasks]
+    assert kinds == ["vision.conv2d", "vision.conv2d", "vision.conv2d", "vision.pool2d"]
+    shared = _conv_task(tasks, "c2")
+    assert shared.nodes == ["c2", "c3"] and shared.weight == 2
+    assert _conv_task(tasks, "c1+r1").workload.body  # the fused relu is part of the workload
+    assert len({t.key for t in tasks}) == len(tasks)
+
+
+def test_key_ignores_names_and_survives_bufferization(model_path: str) -> None:
+    imported = import_model(model_path)
+    run_passes(imported.module, list(GRAPH_PIPELINE), imported.weights)
+    before = [workload_key(op) for op in imported.module.walk() if isinstance(op, Conv2dOp)]
+    run_passes(imported.module, ["vision-bufferize"], imported.weights)
+    after = [workload_key(op) for op in imported.module.walk() if isinstance(op, Conv2dOp)]
+    assert before == after and before[1] == before[2]
+
+
+def test_key_changes_with_attributes_and_version(tasks) -> None:
+    work = _conv_task(tasks, "c2").workload
+    strided = Workload(work.kind, work.ins, work.fuse, work.outs,
+                       tuple((k, "array<i64: 2, 2>" if k == "strides" else v) for k, v in work.attrs), work.body)
+    newer = Workload(work.kind, work.ins, work.fuse, work.outs, work.attrs, work.body, work.version + 1)
+    assert len({work.key, strided.key, newer.key}) == 3
+
+
+def test_extract_tasks_all_kinds(model_path: str) -> None:
+    imported = import_model(model_path)
+    run_passes(imported.module, list(GRAPH_PIPELINE), imported.weights)
+    every = extract_tasks(imported.module, kinds=None)
+    assert {t.workload.kind for t in every} >= {"vision.conv2d", "vision.pool2d"}
+
+
+# ------------------------------------------------------------------------------ spaces and measurement
+
+
+@pytest.fixture(scope="module")
+def conv_measurer(tasks) -> Measurer:
+    return Measurer(_conv_task(tasks, "c2").module_text, "opencl", repeat=2)
+
+
+def test_space_choices_follow_shapes(conv_measurer: Measurer, tasks) -> None:
+    space = conv_measurer.space()
+    assert space.choices["tile_oc"] == [1, 2, 4, 8]  # divisors of the 8 output channels
+    assert max(space.choices["wg"]) <= space.limits.max_workgroup_size
+    assert space.choices["flat"] == [0]  # a 3x3 conv cannot flatten
+    one_by_one = Measurer(_conv_task(tasks, "c4").module_text, "opencl", repeat=1).space()
+    assert one_by_one.choices["flat"] == [0, 1]
+
+
+def test_space_rejects_invalid_combinations(conv_measurer: Measurer) -> None:
+    space = conv_measurer.space()
+    base = {"wg": 8, "tile_oc": 2, "tile_ow": 1, "vec": 4, "flat": 0, "unroll_k": 1, "unroll_win": 1}
+    assert space.problems(base) == []
+    assert any("column groups" in p for p in space.problems({**base, "tile_ow": 3}))  # 8 cols / vec 4 = 2 groups
+    assert any("larger than" in p for p in space.problems({**base, "wg": 1024}))
+    assert space.problems({**base, "tile_oc": 3})  # not in the space, and not a divisor
+
+
+def test_random_legal_proposals_compile_and_match(conv_measurer: Measurer) -> None:
+    space = conv_measurer.space()
+    rng = np.random.default_rng(3)
+    ok = 0
+    while ok < 4:
+        sched = {k: int(rng.choice(v)) for k, v in space.choices.items()}
+        if space.problems(sched):
+            continue
+        result = conv_measurer.measure(sched)
+        assert result.ok, (sched, result.error)
+        assert result.seconds > 0 and len(result.times) == 2
+        ok += 1
+
+
+def test_failures_are_recorded_not_fast(conv_measurer: Measurer) -> None:
+    sched = dict(conv_measurer.default_schedule)
+    bad_build = conv_measurer.measure({**sched, "tile_oc": 3})
+    assert not bad_build.ok and bad_build.seconds is None and "build" in bad_build.error
+    saved = conv_measurer.reference
+    conv_measurer.reference = [r + 1.0 for r in saved]
+    try:
+        wrong = conv_measurer.measure(sched)
+    finally:
+        conv_measurer.reference = saved
+    assert not wrong.ok and "wrong result" in wrong.error
+
+
+def test_isolated_measurer(tasks) -> None:
+    with IsolatedMeasurer(_conv_task(tasks, "pool").module_text, "opencl", repeat=1) as m:
+        assert m.measure(m.default_schedule).ok
+        assert not m.measure({**m.default_schedule, "vec": 5}).ok
+
+
+# ------------------------------------------------------------------------------ search and records
+
+
+def test_tpe_and_random_studies_resume(tmp_path, tasks, conv_measurer: Measurer) -> None:
+    db = str(tmp_path / "t.db")
+    task = _conv_task(tasks, "c2")
+    device = device_identity("opencl")
+    seen: list[int] = []
+    r = tune_task(task, conv_measurer, db, device, trials=6, sampler="tpe", seed=1,
+                  on_trial=lambda n, best: seen.append(n))
+    assert r.measured == 6 and r.best_seconds is not None and r.default_seconds is not None
+    assert seen[-1] == 6
+    with pytest.raises(ViscError, match="--resume"):
+        tune_task(task, conv_measurer, db, device, trials=6)
+    again = tune_task(task, conv_measurer, db, device, trials=8, seed=2, resume=True)
+    assert again.measured == 8 and again.best_seconds <= r.best_seconds
+    rnd = tune_task(task, conv_measurer, db, device, trials=3, sampler="random", seed=1)
+    assert rnd.measured == 3
+    (best,) = best_records(db)
+    assert best.key == task.key and best.seconds == min(again.best_seconds, rnd.best_seconds)
+    assert conv_measurer.space().problems(best.schedule) == []
+
+
+def test_records_apply_in_compile(tmp_path, model_path: str, tasks) -> None:
+    db = str(tmp_path / "r.db")
+    device = device_identity("opencl")
+    for task in tasks:
+        measurer = Measurer(task.module_text, "opencl", repeat=1)
+        tune_task(task, measurer, db, device, trials=3, sampler="random", seed=0)
+    exported = str(tmp_path / "r.json")
+    assert export_records(db, exported) == len(tasks)
+    db2 = str(tmp_path / "r2.db")
+    assert import_records(db2, exported) == len(tasks)
+    assert import_records(db2, exported) == 0  # idempotent
+    assert {r.key: r.schedule for r in best_records(db2)} == {r.key: r.schedule for r in best_records(db)}
+
+    x = np.random.default_rng(0).standard_normal((1, 4, 8, 8)).astype(np.float32)
+    want = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    for records in (db, exported):
+        model = compile_model(model_path, records=records)
+        assert model.metadata["tuned_ops"] == 5  # c1+r1, c2, c3, c4, pool
+        got = model.run([x])[0]
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
+def test_record_book_skips_illegal_records(model_path: str, tasks) -> None:
+    imported = import_model(model_path)
+    run_passes(imported.module, [*GRAPH_PIPELINE, "vision-bufferize"], imported.weights)
+    key = _conv_task(tasks, "c2").key
+    book = RecordBook("dev", {key: {"wg": 8, "tile_oc": 3}})  # 3 does not divide 8 channels
+    assert book.apply(imported.module) == 0
+    book = RecordBook("dev", {key: {"wg": 16, "tile_oc": 2, "tile_ow": 1, "unroll_k": 1, "unroll_win": 1}})
+    assert book.apply(imported.module) == 2
+    assert sum("schedule" in op.attributes for op in imported.module.walk() if isinstance(op, VisionOp)) == 2
+
+
+def test_sigkill_keeps_finished_trials(tmp_path, model_path: str, tasks) -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    db = str(tmp_path / "k.db")
+    cmd = [sys.executable, "-m", "visc.tools.visc_cli", "tune", model_path, "--trials", "500", "--records", db,
+           "--repeat", "1", "--no-isolation", "--ops", "conv2d"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    storage = None
+    done: list = []
+    deadline = time.time() + 90
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            if os.path.exists(db):
+                try:
+                    storage = storage or open_storage(db)
+                    studies = optuna.get_all_study_summaries(storage)
+                    if studies:
+                        study = optuna.load_study(study_name=studies[0].study_name, storage=storage)
+                        done = study.get_trials(states=(TrialState.COMPLETE,))
+                except Exception:  # the schema may be half created
+                    continue
+                if len(done) >= 4:
+                    break
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert len(done) >= 4, "the tuning subprocess did not finish 4 trials in time"
+    storage = open_storage(db)
+    name = optuna.get_all_study_summaries(storage)[0].study_name
+    study = optuna.load_study(study_name=name, storage=storage)
+    after = {t.number: t.value for t in study.get_trials(states=(TrialState.COMPLETE,))}
+    assert all(after[t.number] == t.value for t in done)
+    task = next(t for t in tasks if study.user_attrs["key"] == t.key)
+    measured = sum(1 for t in study.get_trials() if t.state in (TrialState.COMPLETE, TrialState.FAIL))
+    result = tune_task(task, Measurer(task.module_text, "opencl", repeat=1), storage,
+                       study.user_attrs["device"], trials=measured + 2, resume=True)
+    assert result.measured == measured + 2
+    resumed = {t.number: t.value for t in optuna.load_study(study_name=name, storage=storage).get_trials(
+        states=(TrialState.COMPLETE,))}
+    assert all(resumed[n] == v for n, v in after.items())

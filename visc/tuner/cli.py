@@ -1,0 +1,110 @@
+"""`visc tune` and `visc records`: the tuner's commands (registered by visc.tools.visc_cli).
+
+    visc tune model.onnx --target opencl --trials 64 [--records tuning.db] [--resume] [--sampler tpe|random]
+    visc records best [--records tuning.db] [--device-id ID]
+    visc records export out.json | visc records import in.json
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+DEFAULT_RECORDS = "tuning.db"
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from visc.tools.visc_cli import _resolve_first_input, parse_input_shapes, print_table
+    from visc.tuner.measure import IsolatedMeasurer, Measurer, device_identity
+    from visc.tuner.search import open_storage, tune_task
+    from visc.tuner.workload import model_tasks
+
+    shapes = _resolve_first_input(parse_input_shapes(args.input_shape), args.model)
+    kinds = None if args.all_ops else tuple(f"vision.{k}" for k in args.ops.split(","))
+    tasks = model_tasks(args.model, shapes, kinds)
+    device_id = device_identity(args.target, args.device)
+    storage = open_storage(args.records)
+    print(f"{len(tasks)} tasks on {device_id}; records: {args.records}")
+    rows = []
+    for i, task in enumerate(tasks):
+        factory: Any = Measurer if args.no_isolation else IsolatedMeasurer
+        measurer = factory(task.module_text, args.target, args.device, warmup=args.warmup, repeat=args.repeat,
+                           timeout=args.timeout, seed=args.seed)
+        bar = tqdm(total=args.trials, desc=f"[{i + 1}/{len(tasks)}] {task.describe()[:48]}", unit="trial",
+                   leave=True, dynamic_ncols=True)
+
+        def progress(measured: int, best: float | None, bar: Any = bar) -> None:
+            bar.n = min(measured, bar.total)
+            bar.set_postfix_str(f"best {best * 1e6:.1f} us" if best is not None else "best -", refresh=True)
+
+        try:
+            result = tune_task(task, measurer, storage, device_id, args.trials, args.sampler, args.seed,
+                               args.resume, progress)
+        finally:
+            bar.close()
+            if hasattr(measurer, "close"):
+                measurer.close()
+        rows.append({"task": task.describe()[:60], "ops": task.weight,
+                     "default_us": (result.default_seconds or 0.0) * 1e6,
+                     "best_us": (result.best_seconds or 0.0) * 1e6, "speedup": result.speedup or 0.0,
+                     "trials": result.measured, "failed": result.failed})
+    print_table(rows, (("task", "task", ""), ("ops", "ops", "d"), ("default_us", "default us", ".1f"),
+                       ("best_us", "best us", ".1f"), ("speedup", "speedup", ".2f"), ("trials", "trials", "d"),
+                       ("failed", "failed", "d")))
+    return 0
+
+
+def cmd_records(args: argparse.Namespace) -> int:
+    from visc.errors import ViscError
+    from visc.tools.visc_cli import print_table
+    from visc.tuner.records import best_records, export_records, import_records, record_rows
+
+    if args.action != "best" and not args.file:
+        raise ViscError(f"visc records {args.action}: give the .json file")
+    if args.action == "best":
+        rows = record_rows(best_records(args.records, args.device_id))
+        if not rows:
+            print(f"no records in {args.records}")
+            return 0
+        print_table(rows, (("device", "device", ""), ("workload", "workload", ""), ("best_us", "best us", ".1f"),
+                           ("default_us", "default us", ".1f"), ("speedup", "speedup", ".2f"),
+                           ("trials", "trials", "d"), ("schedule", "schedule", "")))
+    elif args.action == "export":
+        n = export_records(args.records, args.file, args.device_id)
+        print(f"exported {n} records to {args.file}")
+    else:
+        n = import_records(args.records, args.file)
+        print(f"imported {n} records into {args.records}")
+    return 0
+
+
+def add_parsers(sub: Any, shape_help: str) -> None:
+    s = sub.add_parser("tune", help="search schedules for a model's kernels on the device (Optuna)")
+    s.add_argument("model")
+    s.add_argument("--target", default="opencl", choices=["opencl", "cuda", "cpu"])
+    s.add_argument("--device", help="OpenCL device: 'P:D' indices or a name substring")
+    s.add_argument("--input-shape", action="append", help=shape_help)
+    s.add_argument("--trials", type=int, default=32, help="measured trials per task")
+    s.add_argument("--records", default=DEFAULT_RECORDS, help="Optuna storage: a SQLite file or an SQL URL")
+    s.add_argument("--resume", action="store_true", help="continue the studies already in the records")
+    s.add_argument("--sampler", default="tpe", choices=["tpe", "random"])
+    s.add_argument("--ops", default="conv2d,matmul,pool2d", help="op kinds to tune (comma-separated)")
+    s.add_argument("--all-ops", action="store_true", help="tune every kernel-producing op")
+    s.add_argument("--warmup", type=int, default=1)
+    s.add_argument("--repeat", type=int, default=5, help="timed runs per trial (median)")
+    s.add_argument("--timeout", type=float, default=20.0, help="seconds of timed runs before a trial fails")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--no-isolation", action="store_true", help="measure in this process (no worker)")
+    s.set_defaults(fn=cmd_tune)
+
+    s = sub.add_parser("records", help="inspect and share tuning records")
+    s.add_argument("action", choices=["best", "export", "import"])
+    s.add_argument("file", nargs="?", help="the .json file to export to or import from")
+    s.add_argument("--records", default=DEFAULT_RECORDS, help="Optuna storage: a SQLite file or an SQL URL")
+    s.add_argument("--device-id", help="only this device's records (as `visc records best` lists them)")
+    s.set_defaults(fn=cmd_records)
+
+
+__all__ = ["add_parsers", "cmd_tune", "cmd_records"]

@@ -1,0 +1,249 @@
+"""Measurement: build a task's one-op module with a proposed schedule and time it on the device.
+
+A proposal is compiled through the same pipeline as a model (its schedule set on the op, so
+`vision-default-schedule` leaves it alone), run on seeded random inputs (never zeros) and
+checked against the output of the default schedule. The time is the median over `repeat`
+runs, after `warmup` runs, of the kernels' device time (profiling events on OpenCL, the
+host clock around each launch on the CPU backend). A schedule that fails to build or launch,
+computes a different result, or runs past `timeout` gets a `Measurement` with an `error`
+and no time: it is recorded as failed, never as fast.
+
+`IsolatedMeasurer` runs a `Measurer` in a worker process, so a kernel that hangs (timeout) or
+crashes the driver costs one trial and a worker restart, not the tuning run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.parser import Parser
+
+from visc.dialects import make_context
+from visc.dialects.vision import ScheduleAttr
+from visc.errors import ViscError
+from visc.tuner.space import DeviceLimits, SearchSpace, task_op, task_space
+
+
+@dataclass
+class Measurement:
+    """One proposal's outcome: `seconds` (median) when it ran and matched, else `error`."""
+
+    seconds: float | None
+    error: str | None = None
+    times: list[float] = field(default_factory=list)
+    build_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.seconds is not None
+
+
+def device_identity(target: str, device: str | None = None) -> str:
+    """The name records are keyed by: target, platform and device model."""
+    if target == "opencl":
+        from visc.runtime.devices import select_device
+
+        dev = select_device(device)
+        return f"opencl:{str(dev.platform.name).strip()}:{str(dev.name).strip()}"
+    if target == "cuda":
+        from visc.backends.cuda import list_cuda_devices
+
+        names = list_cuda_devices()
+        index = int(device) if device and device.isdigit() else 0
+        return f"cuda:{names[index] if index < len(names) else 'unknown'}"
+    import platform
+
+    import llvmlite.binding as llvm
+
+    return f"cpu:{platform.machine()}:{llvm.get_host_cpu_name()}"
+
+
+def _random_inputs(specs: Any, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for spec in specs:
+        dtype = np.dtype(spec.dtype)
+        if dtype.kind == "f":
+            arrays.append(rng.standard_normal(spec.shape).astype(dtype))
+        elif dtype.kind == "b":
+            arrays.append(rng.integers(0, 2, spec.shape).astype(dtype))
+        else:
+            arrays.append(rng.integers(1, 8, spec.shape).astype(dtype))
+    return arrays
+
+
+def build(module: ModuleOp, schedule: dict[str, int] | None, target: str, device: str | None,
+          device_type: str) -> Any:
+    """`module` (a task module) compiled for `target` with `schedule` on its op (None: the
+    default heuristic's); returns a `visc.CompiledModel`."""
+    from visc.compiler import finish_module, lowering_pipeline, run_passes
+
+    module = module.clone()
+    if schedule is not None:
+        task_op(module).attributes["schedule"] = ScheduleAttr(schedule)
+    specs = list(lowering_pipeline(target, device_type))
+    if target == "cuda":
+        from visc.passes.llvm import NVVM_PIPELINE
+
+        specs += list(NVVM_PIPELINE)
+    run_passes(module, specs, None)
+    return finish_module(module, {}, target, device)
+
+
+def default_schedule_of(module: ModuleOp, device_type: str) -> dict[str, int]:
+    """The schedule `vision-default-schedule` (with its default options) gives a task's op."""
+    from visc.passes.lowering.default_schedule import default_schedule
+
+    return default_schedule(task_op(module), device_type)
+
+
+def _kernel_seconds(model: Any, inputs: list[np.ndarray]) -> float:
+    return float(sum(t for _, t in model.profile(inputs)))
+
+
+def _close(got: np.ndarray, want: np.ndarray, rtol: float) -> bool:
+    if got.shape != want.shape:
+        return False
+    if want.dtype.kind != "f":
+        return bool(np.array_equal(got, want))
+    scale = max(float(np.abs(want).max()) if want.size else 0.0, 1e-30)
+    return bool(np.all(np.isfinite(got)) and float(np.abs(got.astype(np.float64) - want).max()) <= rtol * scale)
+
+
+class Measurer:
+    """Times schedules of one task in this process (see the module docstring)."""
+
+    def __init__(self, module_text: str, target: str = "opencl", device: str | None = None,
+                 warmup: int = 1, repeat: int = 5, timeout: float = 20.0, seed: int = 0, rtol: float = 1e-4):
+        self.module = Parser(make_context(), module_text).parse_module()
+        self.target, self.device = target, device
+        self.warmup, self.repeat, self.timeout, self.rtol = warmup, repeat, timeout, rtol
+        self.limits = DeviceLimits.for_target(target, device)
+        self.default_schedule = default_schedule_of(self.module, self.limits.device_type)
+        default = build(self.module, self.default_schedule, target, device, self.limits.device_type)
+        self.inputs = _random_inputs(default.plan.inputs, seed)
+        self.reference = default.run(self.inputs)
+
+    def space(self) -> SearchSpace:
+        return task_space(self.module, self.limits)
+
+    def measure(self, schedule: dict[str, int] | None) -> Measurement:
+        """Build, check and time one schedule (None: the default)."""
+        start = time.perf_counter()
+        try:
+            model = build(self.module, schedule, self.target, self.device, self.limits.device_type)
+            outs = model.run(self.inputs)  # also builds the program
+        except (ViscError, ValueError, RuntimeError) as e:
+            return Measurement(None, f"build or launch failed: {e}")
+        except Exception as e:  # driver errors (pyopencl.Error, ...) have no common base
+            return Measurement(None, f"build or launch failed: {type(e).__name__}: {e}")
+        build_s = time.perf_counter() - start
+        bad = [i for i, (o, r) in enumerate(zip(outs, self.reference, strict=True)) if not _close(o, r, self.rtol)]
+        if bad:
+            return Measurement(None, f"wrong result: output {bad[0]} differs from the default schedule's", [], build_s)
+        times: list[float] = []
+        deadline = time.perf_counter() + self.timeout
+        try:
+            for i in range(self.warmup + self.repeat):
+                t = _kernel_seconds(model, self.inputs)
+                if i >= self.warmup:
+                    times.append(t)
+                if time.perf_counter() > deadline:
+                    return Measurement(None, f"timeout: over {self.timeout:g} s", times, build_s)
+        except Exception as e:
+            return Measurement(None, f"launch failed: {type(e).__name__}: {e}", times, build_s)
+        return Measurement(float(np.median(times)), None, times, build_s)
+
+
+# -- isolation ------------------------------------------------------------------------------
+
+
+def _worker(conn: Any, args: tuple[Any, ...]) -> None:
+    try:
+        measurer = Measurer(*args)
+        conn.send(("ready", measurer.default_schedule))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        conn.send(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"))
+        return
+    while True:
+        try:
+            schedule = conn.recv()
+        except EOFError:
+            return
+        if schedule == "stop":
+            return
+        conn.send(measurer.measure(schedule))
+
+
+class IsolatedMeasurer:
+    """A `Measurer` in a worker process; a hang past ``timeout`` (plus build time) or a crash
+    is a failed measurement and the worker restarts."""
+
+    def __init__(self, module_text: str, target: str = "opencl", device: str | None = None,
+                 warmup: int = 1, repeat: int = 5, timeout: float = 20.0, seed: int = 0, rtol: float = 1e-4,
+                 build_timeout: float = 120.0):
+        self._args = (module_text, target, device, warmup, repeat, timeout, seed, rtol)
+        self.timeout = timeout + build_timeout
+        self.module = Parser(make_context(), module_text).parse_module()
+        self.limits = DeviceLimits.for_target(target, device)
+        self._proc: Any = None
+        self._conn: Any = None
+        self.default_schedule = self._start()
+
+    def _start(self) -> dict[str, int]:
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_worker, args=(child, self._args), daemon=True)
+        self._proc.start()
+        child.close()
+        self._conn = parent
+        if not parent.poll(self.timeout):
+            self.close()
+            raise ViscError("the measurement worker did not start in time")
+        kind, payload = parent.recv()
+        if kind != "ready":
+            self.close()
+            raise ViscError(f"the measurement worker failed to start: {payload}")
+        return payload
+
+    def space(self) -> SearchSpace:
+        return task_space(self.module, self.limits)
+
+    def measure(self, schedule: dict[str, int] | None) -> Measurement:
+        try:
+            self._conn.send(schedule)
+            if self._conn.poll(self.timeout):
+                return self._conn.recv()
+            error = f"timeout: no result in {self.timeout:g} s"
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            error = f"the measurement worker died (exit code {self._proc.exitcode})"
+        self.close()
+        self._start()
+        return Measurement(None, error)
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            try:
+                self._conn.send("stop")
+            except (BrokenPipeError, OSError):
+                pass
+            self._proc.join(1.0)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join()
+        self._proc = None
+
+    def __enter__(self) -> IsolatedMeasurer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Measurement", "Measurer", "IsolatedMeasurer", "build", "device_identity"]

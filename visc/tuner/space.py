@@ -1,0 +1,243 @@
+"""Search spaces: the legal values of each schedule key of one workload on one device.
+
+Each key gets a fixed list of candidate values derived from the op's shapes and the device's
+limits (divisors, powers of two, vector widths the device handles, work-group sizes up to its
+maximum), so Optuna sees the same categorical distribution in every trial. Keys whose values
+depend on each other (``tile_ow`` on ``vec``, the register budget on both tiles, the work-group
+size on the thread count) are checked by `SearchSpace.problems`, which also runs the lowering's
+own legality check: a proposal with problems is never built (the search records it as pruned).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from xdsl.dialects.builtin import AnyFloat, ModuleOp
+
+from visc.dialects.vision import (
+    Conv2dOp,
+    MatmulOp,
+    Pool2dOp,
+    VisionOp,
+    element_type_of,
+    get_int,
+    shape_of,
+)
+
+_WIDTHS = (1, 2, 4, 8, 16)  # vector widths worth searching (3 is legal but never faster)
+
+
+@dataclass(frozen=True)
+class DeviceLimits:
+    """What a space needs to know about the device a workload is tuned on."""
+
+    device_type: str = "cpu"  # "cpu" | "gpu": which heuristic family the default comes from
+    max_workgroup_size: int = 256
+    local_memory_bytes: int = 32 * 1024
+    vector_bits: int = 256  # widest vector register (PoCL miscompiles 512-bit vectors on AVX2)
+    max_accumulators: int = 32  # register-tile budget per thread (scalars or vectors)
+
+    @staticmethod
+    def of_opencl(device: Any) -> DeviceLimits:
+        """Limits of a `pyopencl.Device`."""
+        import pyopencl as cl
+
+        is_cpu = bool(device.type & cl.device_type.CPU)
+        return DeviceLimits("cpu" if is_cpu else "gpu", int(device.max_work_group_size),
+                            int(device.local_mem_size), 256 if is_cpu else 128)
+
+    @staticmethod
+    def for_target(target: str, device: str | None = None) -> DeviceLimits:
+        if target == "opencl":
+            from visc.runtime.devices import select_device
+
+            return DeviceLimits.of_opencl(select_device(device))
+        if target == "cuda":
+            return DeviceLimits("gpu", 1024, 48 * 1024, 128)
+        return DeviceLimits("cpu", 1024, 1 << 20, 256)
+
+
+def _pow2_upto(hi: int, lo: int = 1) -> list[int]:
+    out, v = [], lo
+    while v <= hi:
+        out.append(v)
+        v *= 2
+    return out or [lo]
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _lanes(op: VisionOp, limits: DeviceLimits) -> int:
+    elt = element_type_of(op.dests[0])
+    bits = elt.bitwidth if isinstance(elt, AnyFloat) else 0
+    return max(1, limits.vector_bits // bits) if bits >= 32 else 1
+
+
+@dataclass
+class SearchSpace:
+    """Candidate values per key (`choices`), for `op` (the tensor-level op of a task)."""
+
+    op: VisionOp
+    limits: DeviceLimits
+    choices: dict[str, list[int]] = field(default_factory=dict)
+    checked: VisionOp | None = None  # the bufferized op the lowering's check reads (default: op)
+    module: ModuleOp | None = None
+
+    @property
+    def size(self) -> int:
+        return math.prod(len(v) for v in self.choices.values())
+
+    def problems(self, sched: dict[str, int]) -> list[str]:
+        """Why `sched` cannot or should not be built (empty when it can)."""
+        from visc.passes.lowering.common import Schedule
+        from visc.passes.lowering.vision_to_loops import LOWERINGS
+
+        problems = [f"{k}={v} is not in the space {self.choices[k]}" for k, v in sched.items()
+                    if k in self.choices and v not in self.choices[k]]
+        problems += _constraints(self.op, self.limits, sched)
+        lowering = LOWERINGS.get(type(self.op))
+        if lowering is not None and not problems:
+            problems += lowering.check(self.checked or self.op, Schedule(dict(sched)))
+        return problems
+
+
+def _wg_choices(limits: DeviceLimits) -> list[int]:
+    lo = 8 if limits.device_type == "gpu" else 1
+    return _pow2_upto(min(limits.max_workgroup_size, 1024), lo)
+
+
+def _conv2d(op: VisionOp, limits: DeviceLimits) -> dict[str, list[int]]:
+    from visc.passes.lowering.conv import flattenable
+
+    _, _, oh, ow = shape_of(op.dests[0])
+    og = shape_of(op.ins[1])[0] // get_int(op, "groups", 1)
+    cg = shape_of(op.ins[1])[1]
+    flat = flattenable(op)
+    width = oh * ow if flat else ow
+    lanes = _lanes(op, limits)
+    unroll_k = [1, 2, 4, 8] + ([0] if cg <= 16 else [])
+    return {
+        "wg": _wg_choices(limits),
+        "tile_oc": [d for d in (1, 2, 4, 8, 16) if og % d == 0],
+        "tile_ow": list(range(1, min(8, width) + 1)),
+        "vec": [v for v in _WIDTHS if v <= min(lanes, width)],
+        "flat": [0, 1] if flat else [0],
+        "unroll_k": [u for u in unroll_k if u == 0 or u <= cg],
+        "unroll_win": [0, 1],
+    }
+
+
+def _matmul(op: VisionOp, limits: DeviceLimits) -> dict[str, list[int]]:
+    out = shape_of(op.dests[0])
+    m, n = out[-2], out[-1]
+    a = shape_of(op.ins[0])
+    k = a[-2] if get_int(op, "transpose_a", 0) else a[-1]
+    along = k if get_int(op, "transpose_b", 0) else n
+    return {
+        "wg": _wg_choices(limits),
+        "tile_m": [t for t in (1, 2, 4, 8) if t <= m],
+        "tile_n": list(range(1, min(8, n) + 1)),
+        "vec": [v for v in _WIDTHS if v <= min(_lanes(op, limits), along)],
+        "unroll_k": [1, 2, 4, 8] + ([0] if k <= 16 else []),
+    }
+
+
+def _pool2d(op: VisionOp, limits: DeviceLimits) -> dict[str, list[int]]:
+    width = shape_of(op.dests[0])[-1]
+    return {
+        "wg": _wg_choices(limits),
+        "vec": [v for v in _WIDTHS if v <= min(_lanes(op, limits), width)],
+        "unroll_win": [0, 1],
+    }
+
+
+def _threads(op: VisionOp, sched: dict[str, int]) -> int:
+    """Threads the op's kernel launches under `sched` (0: unknown)."""
+    if isinstance(op, Conv2dOp):
+        n, o, oh, ow = shape_of(op.dests[0])
+        if sched.get("flat", 0):
+            oh, ow = 1, oh * ow
+        groups = _cdiv(ow, sched.get("vec", 1))
+        return n * (o // sched.get("tile_oc", 1)) * oh * _cdiv(groups, sched.get("tile_ow", 1))
+    if isinstance(op, MatmulOp):
+        out = shape_of(op.dests[0])
+        batch, m, n = math.prod(out[:-2]), out[-2], out[-1]
+        vec = 1 if get_int(op, "transpose_b", 0) else sched.get("vec", 1)
+        return batch * _cdiv(m, sched.get("tile_m", 1)) * _cdiv(_cdiv(n, vec), sched.get("tile_n", 1))
+    if isinstance(op, Pool2dOp):
+        out = shape_of(op.dests[0])
+        return math.prod(out[:-1]) * _cdiv(out[-1], sched.get("vec", 1))
+    return 0
+
+
+def _constraints(op: VisionOp, limits: DeviceLimits, sched: dict[str, int]) -> list[str]:
+    problems = []
+    wg = sched.get("wg", 1)
+    if wg > limits.max_workgroup_size:
+        problems.append(f"wg={wg} exceeds the device's {limits.max_workgroup_size} work-items")
+    threads = _threads(op, sched)
+    if threads and wg > max(_next_pow2(threads), 8 if limits.device_type == "gpu" else 1):
+        problems.append(f"wg={wg} is larger than the {threads} threads need")
+    rows = sched.get("tile_oc", sched.get("tile_m", 1))
+    cols = sched.get("tile_ow", sched.get("tile_n", 1))
+    if rows * cols > limits.max_accumulators:
+        problems.append(f"register tile {rows}x{cols} exceeds {limits.max_accumulators} accumulators")
+    vec = sched.get("vec", 1)
+    width = None
+    if isinstance(op, Conv2dOp):
+        _, _, oh, ow = shape_of(op.dests[0])
+        width = oh * ow if sched.get("flat", 0) else ow
+    elif isinstance(op, MatmulOp) and not get_int(op, "transpose_b", 0):
+        width = shape_of(op.dests[0])[-1]
+    if width is not None and cols > _cdiv(width, vec):
+        problems.append(f"{cols} column groups per thread, but only {_cdiv(width, vec)} groups of {vec}")
+    if vec * element_type_of(op.dests[0]).bitwidth > max(limits.vector_bits, 32):  # type: ignore[attr-defined]
+        problems.append(f"vec={vec} is wider than the device's {limits.vector_bits}-bit vectors")
+    return problems
+
+
+def search_space(op: VisionOp, limits: DeviceLimits, checked: VisionOp | None = None) -> SearchSpace:
+    """The space of `op` (only the keys its lowering reads; others keep their neutral value);
+    `checked`: the same op bufferized, for the lowering's legality check."""
+    from visc.passes.lowering.vision_to_loops import schedule_keys
+
+    if isinstance(op, Conv2dOp):
+        choices = _conv2d(op, limits)
+    elif isinstance(op, MatmulOp):
+        choices = _matmul(op, limits)
+    elif isinstance(op, Pool2dOp):
+        choices = _pool2d(op, limits)
+    else:
+        choices = {"wg": _wg_choices(limits)}
+    keys = schedule_keys(op)
+    return SearchSpace(op, limits, {k: v for k, v in choices.items() if k in keys}, checked)
+
+
+def task_op(module: ModuleOp) -> VisionOp:
+    """The one compute op of a task's module."""
+    ops = [op for op in module.walk() if isinstance(op, VisionOp)]
+    if len(ops) != 1:
+        raise ValueError(f"a task module holds one vision op, found {len(ops)}")
+    return ops[0]
+
+
+def task_space(module: ModuleOp, limits: DeviceLimits) -> SearchSpace:
+    """The space of a task module's op, checked on its bufferized form."""
+    from visc.compiler import run_passes
+
+    bufferized = module.clone()
+    run_passes(bufferized, ["vision-bufferize"], None)
+    space = search_space(task_op(module), limits, task_op(bufferized))
+    space.module = bufferized  # keeps the checked op's module alive
+    return space
+
+
+__all__ = ["DeviceLimits", "SearchSpace", "search_space", "task_space", "task_op"]
