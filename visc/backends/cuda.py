@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from visc.errors import CompileError, DeviceError, InputShapeError, KernelBuildError
+from visc.errors import CompileError, DeviceError, KernelBuildError
 from visc.runtime.plan import Plan
 
 WEIGHT_ALIGN = 256  # bytes; cudaMalloc's own alignment, enough for any vector access
@@ -275,20 +275,6 @@ class CUDAExecutor:
 
     # -- running ------------------------------------------------------------------------
 
-    def _check_inputs(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        specs = self.plan.inputs
-        if len(inputs) != len(specs):
-            raise InputShapeError(f"expected {len(specs)} inputs {[s.name for s in specs]}, got {len(inputs)}")
-        arrays = []
-        for spec, arr in zip(specs, inputs, strict=True):
-            arr = np.asarray(arr)
-            if tuple(arr.shape) != tuple(spec.shape):
-                raise InputShapeError(f"input '{spec.name}' has shape {list(arr.shape)}, expected {list(spec.shape)}")
-            if arr.dtype != np.dtype(spec.dtype):
-                raise InputShapeError(f"input '{spec.name}' has dtype {arr.dtype}, expected {spec.dtype}")
-            arrays.append(arr)
-        return arrays
-
     def _enqueue_launches(self, events: Sequence[Any] | None = None) -> None:
         """Queue every launch on the stream; with ``events``, record one before each launch
         and one after the last."""
@@ -328,7 +314,7 @@ class CUDAExecutor:
     def run(self, inputs: Sequence[np.ndarray], use_graph: bool | None = None) -> list[np.ndarray]:
         """One inference: inputs in plan order (exact shapes and dtypes), outputs as numpy.
         Runs are serialized (they share the arena), so this is safe from several threads."""
-        arrays = self._check_inputs(inputs)
+        arrays = self.plan.check_inputs(inputs)
         graph = self.use_graph if use_graph is None else use_graph
         with self._lock, self.active():
             self._copy_in(arrays)
@@ -352,7 +338,7 @@ class CUDAExecutor:
 
     def set_inputs(self, inputs: Sequence[np.ndarray]) -> None:
         """Upload inputs to the device buffers (for `launch`)."""
-        arrays = self._check_inputs(inputs)
+        arrays = self.plan.check_inputs(inputs)
         with self._lock, self.active():
             self._copy_in(arrays)
             self._synchronize()
@@ -394,7 +380,7 @@ class CUDAExecutor:
     def profile_run(self, inputs: Sequence[np.ndarray]) -> list[tuple[str, float]]:
         """Device time of every launch in plan order, in seconds, from CUDA events recorded
         between the launches on the stream (`kernel_times` gives gap-free numbers)."""
-        arrays = self._check_inputs(inputs)
+        arrays = self.plan.check_inputs(inputs)
         drv = self._drv
         with self._lock, self.active():
             events = [drv.Event() for _ in range(len(self._launches) + 1)]

@@ -31,7 +31,7 @@ from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.utils.target import Target
 
 from visc.backends.c_emitter import MATH_FUNCTIONS, CEmitter
-from visc.errors import CompileError, DeviceError, InputShapeError, KernelBuildError
+from visc.errors import CompileError, DeviceError, KernelBuildError
 from visc.runtime.plan import Plan
 
 # -- emission -------------------------------------------------------------------------------
@@ -375,20 +375,6 @@ class OpenCLExecutor:
 
     # -- running ------------------------------------------------------------------------
 
-    def _check_inputs(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        specs = self.plan.inputs
-        if len(inputs) != len(specs):
-            raise InputShapeError(f"expected {len(specs)} inputs {[s.name for s in specs]}, got {len(inputs)}")
-        arrays = []
-        for spec, arr in zip(specs, inputs, strict=True):
-            arr = np.asarray(arr)
-            if tuple(arr.shape) != tuple(spec.shape):
-                raise InputShapeError(f"input '{spec.name}' has shape {list(arr.shape)}, expected {list(spec.shape)}")
-            if arr.dtype != np.dtype(spec.dtype):
-                raise InputShapeError(f"input '{spec.name}' has dtype {arr.dtype}, expected {spec.dtype}")
-            arrays.append(np.ascontiguousarray(arr))
-        return arrays
-
     def _enqueue(self, queue: Any, arrays: list[np.ndarray]) -> tuple[list[np.ndarray], list[Any]]:
         cl = self._cl
         for buf, arr in zip(self._inputs, arrays, strict=True):
@@ -415,14 +401,14 @@ class OpenCLExecutor:
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One inference: inputs in plan order (exact shapes and dtypes), outputs as numpy.
         Safe to call from several threads (runs are serialized: they share buffers)."""
-        arrays = self._check_inputs(inputs)
+        arrays = self.plan.check_inputs(inputs)
         with self._lock:
             outs, _ = self._enqueue(self._queue, arrays)
         return outs
 
     def profile_run(self, inputs: Sequence[np.ndarray]) -> list[tuple[str, float]]:
         """Device time of every launch in plan order, in seconds, from profiling events."""
-        arrays = self._check_inputs(inputs)
+        arrays = self.plan.check_inputs(inputs)
         cl = self._cl
         with self._lock:
             if self._profile_queue is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -32,7 +32,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, SSAValue
 
 from visc.dialects.vision import BufferOp, ReshapeOp, WeightOp
-from visc.errors import CompileError
+from visc.errors import CompileError, InputShapeError
 
 PLAN_VERSION = 1
 
@@ -124,6 +124,21 @@ class Plan:
             assert base is not None
             buffer = base
         return buffer
+
+    def check_inputs(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The inputs as C-contiguous arrays, after checking count, shapes and dtypes against the
+        plan: every executor validates the same way before touching a device."""
+        if len(inputs) != len(self.inputs):
+            raise InputShapeError(f"expected {len(self.inputs)} inputs {[s.name for s in self.inputs]}, got {len(inputs)}")
+        arrays = []
+        for spec, arr in zip(self.inputs, inputs, strict=True):
+            arr = np.asarray(arr)
+            if tuple(arr.shape) != tuple(spec.shape):
+                raise InputShapeError(f"input '{spec.name}' has shape {list(arr.shape)}, expected {list(spec.shape)}")
+            if arr.dtype != np.dtype(spec.dtype):
+                raise InputShapeError(f"input '{spec.name}' has dtype {arr.dtype}, expected {spec.dtype}")
+            arrays.append(np.ascontiguousarray(arr))
+        return arrays
 
     def trimmed(self, outputs: list[np.ndarray], count_of: Callable[[int], int]) -> list[np.ndarray]:
         """`outputs` with every counted output cut to its row count; `count_of(buffer)` reads

@@ -100,7 +100,7 @@ class Workload:
         for name in ("strides", "groups", "kernel", "kind"):
             if name in attrs:
                 text = attrs[name].replace("array<i64: ", "").replace(">", "").replace(" : i64", "")
-                extra.append(f"{name}={text.strip(chr(34))}")
+                extra.append(f"{name}={text.strip(chr(34)).replace(', ', 'x')}")
         epi = " +epilogue" if self.body else ""
         return f"{kind} {shapes} -> {' '.join(s.split(':')[0] for s in self.outs)} {' '.join(extra)}{epi}".strip()
 
