@@ -256,3 +256,34 @@ def test_sigkill_keeps_finished_trials(tmp_path, model_path: str, tasks) -> None
     resumed = {t.number: t.value for t in optuna.load_study(study_name=name, storage=storage).get_trials(
         states=(TrialState.COMPLETE,))}
     assert all(resumed[n] == v for n, v in after.items())
+
+
+# ------------------------------------------------------------------------------ plots
+
+
+def test_tune_plot_png(tmp_path, model_path: str, capsys) -> None:
+    pytest.importorskip("matplotlib")
+    from visc.tools.visc_cli import main
+    from visc.tuner.plot import read_curves
+
+    db, png = str(tmp_path / "p.db"), tmp_path / "p.png"
+    common = [model_path, "--ops", "pool2d", "--trials", "3", "--repeat", "1", "--records", db, "--no-isolation"]
+    assert main(["tune", *common, "--sampler", "tpe"]) == 0
+    assert main(["tune", *common, "--sampler", "random", "--plot", str(png)]) == 0
+    assert "plot of 1 tasks" in capsys.readouterr().out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    (task,) = read_curves(db)
+    assert sorted(task.curves) == ["random", "tpe"] and task.default_seconds
+    for curve in task.curves.values():
+        assert len(curve.times) == 3
+        best = curve.best_so_far()
+        assert all(a is None or (b is not None and b <= a) for a, b in zip(best, best[1:], strict=False))
+        assert curve.trials_to_reach(curve.best) <= 3
+
+
+def test_plot_without_matplotlib_says_how_to_install(tmp_path, monkeypatch) -> None:
+    from visc.tuner.plot import Curve, TaskCurves, plot_curves
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ViscError, match="pip install matplotlib"):
+        plot_curves([TaskCurves("d", "k", "w", 1.0, {"tpe": Curve("tpe", [1.0])})], tmp_path / "x.png")

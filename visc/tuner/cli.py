@@ -1,6 +1,7 @@
 """`visc tune` and `visc records`: the tuner's commands (registered by visc.tools.visc_cli).
 
     visc tune model.onnx --target opencl --trials 64 [--records tuning.db] [--resume] [--sampler tpe|random]
+                         [--plot curves.png]
     visc records best [--records tuning.db] [--device-id ID]
     visc records export out.json | visc records import in.json
 """
@@ -21,6 +22,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from visc.tuner.search import open_storage, tune_task
     from visc.tuner.workload import model_tasks
 
+    if args.plot:
+        from visc.tuner.plot import _pyplot
+
+        _pyplot()  # no matplotlib: say so before tuning, not after
     shapes = _resolve_first_input(parse_input_shapes(args.input_shape), args.model)
     kinds = None if args.all_ops else tuple(f"vision.{k}" for k in args.ops.split(","))
     tasks = model_tasks(args.model, shapes, kinds)
@@ -53,6 +58,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print_table(rows, (("task", "task", ""), ("ops", "ops", "d"), ("default_us", "default us", ".1f"),
                        ("best_us", "best us", ".1f"), ("speedup", "speedup", ".2f"), ("trials", "trials", "d"),
                        ("failed", "failed", "d")))
+    if args.plot:
+        from visc.tuner.plot import plot_records
+
+        n = plot_records(args.records, args.plot, device_id, [t.key for t in tasks])
+        print(f"plot of {n} tasks (every sampler in the records): {args.plot}")
     return 0
 
 
@@ -97,6 +107,8 @@ def add_parsers(sub: Any, shape_help: str) -> None:
     s.add_argument("--timeout", type=float, default=20.0, help="seconds of timed runs before a trial fails")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-isolation", action="store_true", help="measure in this process (no worker)")
+    s.add_argument("--plot", metavar="PNG", help="write best time versus trial per task (TPE and random side by "
+                   "side when both are in the records); needs matplotlib")
     s.set_defaults(fn=cmd_tune)
 
     s = sub.add_parser("records", help="inspect and share tuning records")
