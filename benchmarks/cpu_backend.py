@@ -15,8 +15,9 @@ import time
 import numpy as np
 
 from visc.compiler import compile_model
+from visc.runtime.bench import median_seconds, random_inputs
 from visc.tools.model_zoo import LIGHT_MODELS, load_light_model
-from visc.tools.visc_cli import _ort_session, _time, print_table, random_inputs, rel_error
+from visc.tools.visc_cli import _ort_session, print_table, rel_error
 
 
 def bench(name: str, repeat: int) -> dict[str, object]:
@@ -31,7 +32,7 @@ def bench(name: str, repeat: int) -> dict[str, object]:
     got = compiled.run(inputs)
     err = max(rel_error(g, w) for g, w in zip(got, want, strict=True))
     visc_s = compiled.benchmark(inputs, warmup=2, repeat=repeat)["median"]
-    ort_s = _time(lambda: sess.run(None, feeds), 2, repeat)
+    ort_s = median_seconds(lambda: sess.run(None, feeds), 2, repeat)
     return {"model": name, "compile_s": compile_s, "visc_ms": visc_s * 1e3, "ort_ms": ort_s * 1e3,
             "visc/ort": visc_s / ort_s, "max_rel_err": err, "threads": os.cpu_count()}
 

@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from detection_models import MODELS, image  # noqa: E402
 
 from visc.compiler import compile_model  # noqa: E402
+from visc.runtime.bench import median_seconds  # noqa: E402
 from visc.tools.visc_cli import print_table  # noqa: E402
 
 # visc configuration name -> compile(model, device); each adds the columns <name>_ms,
@@ -50,23 +51,12 @@ def _ort_session(model: onnx.ModelProto, threads: int) -> Any:
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def _median_s(fn: Callable[[], object], warmup: int, repeat: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def bench_model(name: str, size: int, device: str | None, repeat: int, threads: int) -> dict[str, Any]:
     model = MODELS[name](size=size)
     x = image(size)
     sess = _ort_session(model, threads)
     want = sess.run(None, {"image": x})
-    ort_s = _median_s(lambda: sess.run(None, {"image": x}), 2, repeat)
+    ort_s = median_seconds(lambda: sess.run(None, {"image": x}), 2, repeat)
     threshold = float(onnx.numpy_helper.to_array(
         next(t for t in model.graph.initializer if t.name == model.graph.node[-1].input[4]))[0])
     row: dict[str, Any] = {"model": name, "image": f"{size}x{size}",

@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from visc.runtime.bench import median_seconds
+
 MODELS = ("resnet50", "resnet18", "mobilenet_v2", "squeezenet1_1")
 
 COLUMNS = (
@@ -73,14 +75,7 @@ OVERHEAD_COLUMNS = (
 
 
 def median_ms(fn: Callable[[], Any], warmup: int, repeat: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
+    return median_seconds(fn, warmup, repeat) * 1e3
 
 
 def rel_error(got: np.ndarray, want: np.ndarray) -> float:

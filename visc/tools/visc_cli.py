@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from visc.errors import InputShapeError, ViscError
+from visc.runtime.bench import median_seconds, random_inputs
 
 
 def parse_input_shapes(items: Sequence[str] | None) -> dict[str, list[int]] | None:
@@ -52,21 +53,6 @@ def _resolve_first_input(shapes: dict[str, list[int]] | None, model_path: str) -
     return shapes
 
 
-def random_inputs(specs, seed: int = 0) -> list[np.ndarray]:
-    """Seeded inputs in a realistic range (never all zeros)."""
-    rng = np.random.default_rng(seed)
-    arrays = []
-    for spec in specs:
-        dtype = np.dtype(spec.dtype)
-        if dtype.kind == "f":
-            arrays.append(rng.standard_normal(spec.shape).astype(dtype))
-        elif dtype.kind == "b":
-            arrays.append(rng.integers(0, 2, spec.shape).astype(dtype))
-        else:
-            arrays.append(rng.integers(0, 10, spec.shape).astype(dtype))
-    return arrays
-
-
 def _load_inputs(model, items: Sequence[str] | None, seed: int) -> list[np.ndarray]:
     if not items:
         return random_inputs(model.plan.inputs, seed)
@@ -92,17 +78,6 @@ def _ort_session(model: str | bytes, threads: int | None = None):
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-
-
-def _time(fn, warmup: int, repeat: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def rel_error(got: np.ndarray, want: np.ndarray) -> float:
@@ -209,7 +184,7 @@ def bench_one(model_or_path, device: str | None, repeat: int, threads: int | Non
     sess = _ort_session(ort_model, threads)
     feed = dict(zip(model.input_names, inputs, strict=True))
     ref = sess.run(None, feed)
-    ort_s = _time(lambda: sess.run(None, feed), 2, repeat)
+    ort_s = median_seconds(lambda: sess.run(None, feed), 2, repeat)
     return {
         "model": name,
         "device": model.device_name,
@@ -288,7 +263,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     sess = _ort_session(onnx_model.SerializeToString())
     feed = dict(zip(model.input_names, inputs, strict=True))
     ref = sess.run(None, feed)
-    ort_s = _time(lambda: sess.run(None, feed), 1, args.repeat)
+    ort_s = median_seconds(lambda: sess.run(None, feed), 1, args.repeat)
     ort_top = np.argsort(-ref[0].reshape(ref[0].shape[0], -1)[0], kind="stable")[:5]
     print(f"onnxruntime top-5: {', '.join(str(int(c)) for c in ort_top)}; latency {ort_s * 1e3:.2f} ms")
     diff = max(float(np.abs(o.astype(np.float64) - r).max()) for o, r in zip(outputs, ref, strict=True))

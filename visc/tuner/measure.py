@@ -27,6 +27,7 @@ from xdsl.parser import Parser
 from visc.dialects import make_context
 from visc.dialects.vision import ScheduleAttr
 from visc.errors import ViscError
+from visc.runtime.bench import random_inputs
 from visc.tuner.space import DeviceLimits, SearchSpace, task_op, task_space
 
 
@@ -62,20 +63,6 @@ def device_identity(target: str, device: str | None = None) -> str:
     import llvmlite.binding as llvm
 
     return f"cpu:{platform.machine()}:{llvm.get_host_cpu_name()}"
-
-
-def _random_inputs(specs: Any, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    arrays = []
-    for spec in specs:
-        dtype = np.dtype(spec.dtype)
-        if dtype.kind == "f":
-            arrays.append(rng.standard_normal(spec.shape).astype(dtype))
-        elif dtype.kind == "b":
-            arrays.append(rng.integers(0, 2, spec.shape).astype(dtype))
-        else:
-            arrays.append(rng.integers(1, 8, spec.shape).astype(dtype))
-    return arrays
 
 
 def build(module: ModuleOp, schedule: dict[str, int] | None, target: str, device: str | None,
@@ -127,7 +114,7 @@ class Measurer:
         self.limits = DeviceLimits.for_target(target, device)
         self.default_schedule = default_schedule_of(self.module, self.limits.device_type)
         default = build(self.module, self.default_schedule, target, device, self.limits.device_type)
-        self.inputs = _random_inputs(default.plan.inputs, seed)
+        self.inputs = random_inputs(default.plan.inputs, seed)
         self.reference = default.run(self.inputs)
 
     def space(self) -> SearchSpace:
