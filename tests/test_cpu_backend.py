@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
-from onnx_node_cases import ORT_REFERENCE, skip_reason, supported_cases
-from test_onnx_node_cases import _array, _compare
+from onnx_node_cases import supported_cases
+from test_onnx_node_cases import check_node_case
 
 import visc
-import visc.onnx_backend as backend
 from visc.tools.model_zoo import LIGHT_MODELS, load_light_model
 from visc.tools.visc_cli import random_inputs, rel_error
 
@@ -41,20 +40,7 @@ CASES = [c for c in supported_cases() if any(c.name.startswith(f"test_{p}") for 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_node_case_on_cpu(case) -> None:
-    reason = skip_reason(case.name)
-    if reason:
-        pytest.skip(reason)
-    rep = backend.prepare(case.model, visc_target="cpu")
-    for inputs, outputs in case.data_sets:
-        arrays = [_array(v) for v in inputs]
-        got = rep.run(arrays)
-        want = [_array(v) for v in outputs]
-        if case.name in ORT_REFERENCE:
-            sess = ort.InferenceSession(case.model.SerializeToString(), providers=["CPUExecutionProvider"])
-            want = sess.run(None, {vi.name: a for vi, a in zip(case.model.graph.input, arrays, strict=False)})
-        assert len(got) == len(want)
-        for g, w in zip(got, want, strict=True):
-            _compare(g, np.asarray(w), rtol=max(case.rtol, 1e-5), atol=max(case.atol, 1e-6))
+    check_node_case(case, visc_target="cpu")
 
 
 def test_vision_node_cases_are_covered() -> None:

@@ -31,12 +31,12 @@ def _array(value: object) -> np.ndarray:
     return numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else np.asarray(value)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_node_case(case) -> None:
+def check_node_case(case, **prepare_options) -> None:
+    """Run one node case through the ONNX backend and compare every output of every data set."""
     reason = skip_reason(case.name)
     if reason:
         pytest.skip(reason)
-    rep = backend.prepare(case.model)
+    rep = backend.prepare(case.model, **prepare_options)
     for inputs, outputs in case.data_sets:
         arrays = [_array(v) for v in inputs]
         got = rep.run(arrays)
@@ -47,3 +47,8 @@ def test_node_case(case) -> None:
         assert len(got) == len(want)
         for g, w in zip(got, want, strict=True):
             _compare(g, np.asarray(w), rtol=max(case.rtol, 1e-5), atol=max(case.atol, 1e-6))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_node_case(case) -> None:
+    check_node_case(case)

@@ -37,6 +37,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from visc.errors import CompileError
 from visc.passes.cpu import CPU_KERNEL_MODULE
 from visc.passes.gpu.iteration_space import constant_index, describe_loop
+from visc.passes.gpu.map_loops_to_gpu import kernel_module
 
 INDEX = IndexType()
 
@@ -195,19 +196,6 @@ def _identifier(name: str) -> str:
     return ident if ident and not ident[0].isdigit() else f"k_{ident}"
 
 
-def _cpu_module(module: ModuleOp) -> gpu.ModuleOp:
-    for op in module.ops:
-        if isinstance(op, gpu.ModuleOp) and op.sym_name.data == CPU_KERNEL_MODULE:
-            return op
-    kernels = gpu.ModuleOp(StringAttr(CPU_KERNEL_MODULE), Region(Block()))  # type: ignore[arg-type]
-    first = module.body.block.first_op
-    if first is None:
-        module.body.block.add_op(kernels)
-    else:
-        module.body.block.insert_op_before(kernels, first)
-    return kernels
-
-
 def _placement(op: Operation) -> str | None:
     attr = op.attributes.get("placement")
     return attr.data if isinstance(attr, StringAttr) else None
@@ -231,7 +219,7 @@ class LowerLoopsToCpuPass(ModulePass):
                      and (not self.placed_only or _placement(o) == "cpu")]
             for loop in loops:
                 if kernels is None:
-                    kernels = _cpu_module(op)
+                    kernels = kernel_module(op, CPU_KERNEL_MODULE)
                     names = {f.sym_name.data for f in kernels.body.block.ops if isinstance(f, gpu.FuncOp)}
                 kernel_name = loop.attributes.get("kernel_name")
                 base = name = "cpu_" + _identifier(kernel_name.data if isinstance(kernel_name, StringAttr)

@@ -273,11 +273,12 @@ class _KernelTable:
         return name
 
 
-def _kernel_module(module: ModuleOp) -> gpu.ModuleOp:
+def kernel_module(module: ModuleOp, name: str = KERNEL_MODULE) -> gpu.ModuleOp:
+    """The `gpu.module @name` holding outlined kernels, created at the top of `module` if absent."""
     for op in module.ops:
-        if isinstance(op, gpu.ModuleOp) and op.sym_name.data == KERNEL_MODULE:
+        if isinstance(op, gpu.ModuleOp) and op.sym_name.data == name:
             return op
-    kernels = gpu.ModuleOp(StringAttr(KERNEL_MODULE), Region(Block()))  # type: ignore[arg-type]
+    kernels = gpu.ModuleOp(StringAttr(name), Region(Block()))  # type: ignore[arg-type]
     first = module.body.block.first_op
     if first is None:
         module.body.block.add_op(kernels)
@@ -338,7 +339,7 @@ class MapLoopsToGpuPass(ModulePass):
             if not loops:
                 continue
             if table is None:
-                table = _KernelTable(_kernel_module(op))
+                table = _KernelTable(kernel_module(op))
             consts = _HostConstants()
             for loop in loops:
                 name = _kernel_identifier(_str_attr(loop, "kernel_name") or "kernel")
@@ -378,4 +379,4 @@ def _drop_dead_constants(block: Block) -> None:
             parent.erase_op(op)
 
 
-__all__ = ["MapLoopsToGpuPass", "outline_kernel", "KERNEL_MODULE", "constant_index"]
+__all__ = ["MapLoopsToGpuPass", "outline_kernel", "kernel_module", "KERNEL_MODULE", "constant_index"]
