@@ -55,6 +55,9 @@ def test_detectors_with_cpu_fallback_match_onnxruntime() -> None:
         np.testing.assert_allclose(boxes, want_boxes, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(scores, want_scores, rtol=1e-4, atol=1e-5)
         np.testing.assert_array_equal(sel, want_sel)
+        profile = compiled.profile({"image": x})
+        assert [k for k, _ in profile] == [launch.kernel for launch in compiled.plan.launches]
+        assert all(t > 0 for _, t in profile) and any(k.startswith("cpu_nms") for k, _ in profile)
         # copies only where placement changes: the pass's count plus the image upload
         imported = import_model(model)
         run_passes(imported.module, [*GRAPH_PIPELINE, "vision-placement{fallback=NonMaxSuppression,TopK}",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -121,6 +122,16 @@ class MixedExecutor:
         return [self.plan.root(a) for a in args]
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return self._execute(inputs, None)
+
+    def profile_run(self, inputs: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        """Per launch, in plan order: the kernel and its wall time including the copies it
+        waited for. Each launch is synchronized, so the sum exceeds a normal run's latency."""
+        timings: list[tuple[str, float]] = []
+        self._execute(inputs, timings)
+        return timings
+
+    def _execute(self, inputs: Sequence[np.ndarray], timings: list[tuple[str, float]] | None) -> list[np.ndarray]:
         plan = self.plan
         if len(inputs) != len(plan.inputs):
             raise InputShapeError(f"the plan takes {len(plan.inputs)} inputs, got {len(inputs)}")
@@ -137,6 +148,7 @@ class MixedExecutor:
             copies = 0
             k_gpu = k_cpu = 0
             for launch, on_cpu, writes in zip(plan.launches, self.on_cpu, self.writes, strict=True):
+                start = time.perf_counter()
                 side = "cpu" if on_cpu else "gpu"
                 roots = self._roots(launch.args)
                 for r in dict.fromkeys(roots):
@@ -155,6 +167,9 @@ class MixedExecutor:
                 else:
                     self.gpu.launch(k_gpu)
                     k_gpu += 1
+                if timings is not None:
+                    self.gpu.finish()
+                    timings.append((launch.kernel, time.perf_counter() - start))
                 for j in writes:
                     if plan.buffers[roots[j]].kind != "weight":
                         valid[roots[j]] = {side}
@@ -166,9 +181,6 @@ class MixedExecutor:
             outputs = [host[i].copy() for i in sorted(
                 (i for i, s in enumerate(plan.buffers) if s.kind == "output"), key=lambda i: plan.buffers[i].index)]
             return plan.trimmed(outputs, lambda b: int(host[b].reshape(-1)[0]))
-
-    def profile_run(self, inputs: Sequence[np.ndarray]) -> list[tuple[str, float]]:
-        raise NotImplementedError("profiling a mixed plan is not supported; profile each device's plan instead")
 
 
 __all__ = ["MixedExecutor", "DeviceSide", "OpenCLSide", "launch_writes"]
