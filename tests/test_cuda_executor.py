@@ -161,3 +161,20 @@ def test_close_releases_the_executor() -> None:
     model.run(random_inputs(model.plan.inputs, seed=1))
     ex.close()
     ex.close()  # idempotent
+
+
+@pytest.mark.parametrize("fallback", [None, ["NonMaxSuppression", "TopK"]], ids=["all-cuda", "nms-topk-on-cpu"])
+@pytest.mark.parametrize("name", ["yolo", "ssd"])
+def test_detection_models_on_cuda(name: str, fallback: list[str] | None) -> None:
+    from detection_models import MODELS, image
+
+    model, x = MODELS[name](), image()
+    want = _ort(model, {"image": x})
+    compiled = visc.compile(model, target="cuda", fallback=fallback)
+    got = compiled.run({"image": x})
+    if fallback:
+        ex = compiled.executor()
+        assert any(ex.on_cpu) and not all(ex.on_cpu)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(got[2], want[2])

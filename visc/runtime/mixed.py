@@ -62,13 +62,48 @@ class OpenCLSide:
         self.ex._queue.finish()
 
 
+class CUDASide:
+    """`DeviceSide` over a `CUDAExecutor` (its device pointers, stream and bound launches).
+    Copies are synchronous and kernels run on the executor's stream, which orders them."""
+
+    def __init__(self, executor: Any):
+        self.ex = executor
+
+    def upload(self, buffer: int, host: np.ndarray) -> None:
+        if host.nbytes:
+            with self.ex.active():
+                self.ex._stream.synchronize()
+                self.ex._drv.memcpy_htod(self.ex._pointers[buffer], np.ascontiguousarray(host))
+
+    def download(self, buffer: int, host: np.ndarray) -> None:
+        if host.nbytes:
+            with self.ex.active():
+                self.ex._stream.synchronize()
+                flat = np.empty(host.shape, host.dtype)
+                self.ex._drv.memcpy_dtoh(flat, self.ex._pointers[buffer])
+                np.copyto(host, flat)
+
+    def launch(self, k: int) -> None:
+        launch = self.ex._launches[k]
+        with self.ex.active():
+            launch.function.prepared_async_call(launch.grid, launch.block, self.ex._stream, *launch.args)
+
+    def finish(self) -> None:
+        with self.ex.active():
+            self.ex._stream.synchronize()
+
+
 def gpu_side(target: str, plan: Plan, source: str, weights: Mapping[str, np.ndarray],
              device: str | None) -> DeviceSide:
     if target == "opencl":
         from visc.backends.opencl import OpenCLExecutor
 
         return OpenCLSide(OpenCLExecutor(plan, source, weights, device=device))
-    raise InputShapeError(f"mixed CPU plans are not supported with target '{target}' yet")
+    if target == "cuda":
+        from visc.backends.cuda import CUDAExecutor
+
+        return CUDASide(CUDAExecutor(plan, source, weights, device=device, use_graph=False))
+    raise InputShapeError(f"mixed CPU plans are not supported with target '{target}'")
 
 
 _READS = ("memref.load", "vector.load")
@@ -183,4 +218,4 @@ class MixedExecutor:
             return plan.trimmed(outputs, lambda b: int(host[b].reshape(-1)[0]))
 
 
-__all__ = ["MixedExecutor", "DeviceSide", "OpenCLSide", "launch_writes"]
+__all__ = ["MixedExecutor", "DeviceSide", "OpenCLSide", "CUDASide", "launch_writes"]
