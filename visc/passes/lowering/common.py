@@ -14,6 +14,7 @@ from xdsl.ir import Attribute, SSAValue
 
 from visc.dialects.vision import ScheduleAttr, VisionOp, element_type_of, shape_of
 from visc.passes.lowering.loops import (
+    Cond,
     FunctionLowering,
     Idx,
     KernelBuilder,
@@ -22,6 +23,19 @@ from visc.passes.lowering.loops import (
 )
 
 Problems = list[str]
+
+
+@dataclass(frozen=True)
+class ColumnGroup:
+    """One register column group of a thread (conv2d output columns, matmul N columns): its
+    first column, whether the group exists for this thread, the static range of its first
+    column, and whether it is the shifted last group that ends at the last column."""
+
+    col: Idx
+    ok: Cond
+    lo: int
+    hi: int
+    last: Cond = False
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from xdsl.ir import SSAValue
 
 from visc.dialects.vision import Conv2dOp, Conv2dTransposeOp, VisionOp, get_int, get_ints, shape_of
 from visc.passes.lowering.common import (
+    ColumnGroup,
     Lowering,
     Problems,
     Schedule,
@@ -138,19 +139,6 @@ def check_conv2d(op: VisionOp, sched: Schedule) -> Problems:
     return problems
 
 
-@dataclass(frozen=True)
-class _Cols:
-    """One register column group of a thread: first output column, whether the group exists
-    for this thread, the static range of its first column, and whether it is the shifted
-    last group (see `_Plan.thread_coords`)."""
-
-    col: Idx
-    ok: Cond
-    lo: int
-    hi: int
-    last: Cond = False
-
-
 @dataclass
 class _Plan:
     """One conv2d's thread mapping and register tile (see the module docstring)."""
@@ -187,7 +175,7 @@ class _Plan:
         s, groups, vec, ow = self.col_threads, _ceil_div(self.g.ow, self.vec), self.vec, self.g.ow
         oc0 = k.mul(ot, self.toc)
         ocs = [k.add(oc0, i) for i in range(self.toc)]
-        cols: list[_Cols] = []
+        cols: list[ColumnGroup] = []
         for j in range(self.tow):
             lo, hi = j * s, j * s + s - 1
             grp = k.add(t, j * s)
@@ -199,14 +187,14 @@ class _Plan:
             if groups * vec > ow and hi == groups - 1:
                 last = k.cmp("eq", grp, groups - 1) if lo < groups - 1 else True
                 col = k.min(col, ow - vec)
-            cols.append(_Cols(col, ok, min(lo * vec, ow - vec), min(hi * vec, ow - vec), last))
+            cols.append(ColumnGroup(col, ok, min(lo * vec, ow - vec), min(hi * vec, ow - vec), last))
         return n, ocs, oh, cols
 
     def _zero(self, k: KernelBuilder) -> SSAValue:
         zero = k.const(0.0, elt(self.out))
         return zero if self.vec == 1 else k.vbroadcast(zero, self.vec)
 
-    def reduce(self, k: KernelBuilder, n: Idx, ocs: list[Idx], oh: Idx, cols: list[_Cols]) -> list[SSAValue]:
+    def reduce(self, k: KernelBuilder, n: Idx, ocs: list[Idx], oh: Idx, cols: list[ColumnGroup]) -> list[SSAValue]:
         """Accumulate the tile over kh, kw (outer) and input channels (inner)."""
         g, toc, tow, vec = self.g, self.toc, self.tow, self.vec
         x, w = self.x, self.w
@@ -273,7 +261,7 @@ class _Plan:
 
         return k.loop(0, g.kh, [self._zero(k)] * (toc * tow), over_kh, unroll=self.unroll_win)
 
-    def store(self, k: KernelBuilder, n: Idx, ocs: list[Idx], oh: Idx, cols: list[_Cols],
+    def store(self, k: KernelBuilder, n: Idx, ocs: list[Idx], oh: Idx, cols: list[ColumnGroup],
               accs: Sequence[SSAValue]) -> None:
         """Bias, epilogue and store of the tile (the shifted last group stores only the
         lanes its neighbour does not)."""
@@ -282,7 +270,7 @@ class _Plan:
         overlap = _ceil_div(ow, vec) * vec - ow  # lanes the shifted last group shares
         for j, cg in enumerate(cols):
 
-            def group(j: int = j, cg: _Cols = cg) -> list[SSAValue]:
+            def group(j: int = j, cg: ColumnGroup = cg) -> list[SSAValue]:
                 for i, oc in enumerate(ocs):
                     acc = accs[i * self.tow + j]
                     if vec == 1:

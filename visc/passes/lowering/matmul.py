@@ -31,6 +31,7 @@ from xdsl.ir import SSAValue
 
 from visc.dialects.vision import MatmulOp, VisionOp, get_float, get_int, shape_of
 from visc.passes.lowering.common import (
+    ColumnGroup,
     Lowering,
     Problems,
     Schedule,
@@ -79,18 +80,6 @@ def check_matmul(op: VisionOp, sched: Schedule) -> Problems:
     return problems
 
 
-@dataclass(frozen=True)
-class _Group:
-    """A register column group: first column, whether it exists for this thread, the static
-    range of its first column, and whether it is the shifted last group (see `_Plan.coords`)."""
-
-    col: Idx
-    ok: Cond
-    lo: int
-    hi: int
-    last: Cond = False
-
-
 @dataclass
 class _Plan:
     op: VisionOp
@@ -133,7 +122,7 @@ class _Plan:
             if (m_threads - 1) * self.tm + i >= self.m:
                 ok, r = k.cmp("slt", r, self.m), k.min(r, self.m - 1)
             rows.append((r, ok))
-        cols: list[_Group] = []
+        cols: list[ColumnGroup] = []
         vn = self.vec_n
         s, groups = self.col_threads(), _ceil_div(self.n, vn)
         for j in range(self.tn):
@@ -149,7 +138,7 @@ class _Plan:
                 # neighbour, whose lanes it then does not store): every load stays in bounds
                 last = k.cmp("eq", grp, groups - 1) if lo < groups - 1 else True
                 col = k.min(col, self.n - vn)
-            cols.append(_Group(col, ok, min(lo * vn, self.n - vn), min(hi * vn, self.n - vn), last))
+            cols.append(ColumnGroup(col, ok, min(lo * vn, self.n - vn), min(hi * vn, self.n - vn), last))
         return bidx, rows, cols
 
     def _operands(self, bidx: list[Idx]):
@@ -166,7 +155,7 @@ class _Plan:
 
         return a, b, a_at, b_at, ta
 
-    def reduce(self, k: KernelBuilder, bidx: list[Idx], rows, cols: list[_Group]) -> list[SSAValue]:
+    def reduce(self, k: KernelBuilder, bidx: list[Idx], rows, cols: list[ColumnGroup]) -> list[SSAValue]:
         """The tile's dot products: tm x tn accumulators (scalars, or vectors of output
         columns when vec_n > 1); with vec_k > 1 each is already summed over its lanes."""
         a, b, a_at, b_at, ta = self._operands(bidx)
@@ -210,7 +199,7 @@ class _Plan:
             out.append(total)
         return out
 
-    def store(self, k: KernelBuilder, bidx: list[Idx], rows, cols: list[_Group], accs: Sequence[SSAValue]) -> None:
+    def store(self, k: KernelBuilder, bidx: list[Idx], rows, cols: list[ColumnGroup], accs: Sequence[SSAValue]) -> None:
         op, out = self.op, self.op.outs[0]
         ty = elt(out)
         alpha, beta = get_float(op, "alpha", 1.0), get_float(op, "beta", 1.0)
@@ -228,7 +217,7 @@ class _Plan:
         for i, (r, rok) in enumerate(rows):
             for j, g in enumerate(cols):
 
-                def element(i: int = i, j: int = j, r: Idx = r, g: _Group = g) -> list[SSAValue]:
+                def element(i: int = i, j: int = j, r: Idx = r, g: ColumnGroup = g) -> list[SSAValue]:
                     acc = accs[i * self.tn + j]
                     if vn == 1:
                         idx = [*bidx, r, g.col]

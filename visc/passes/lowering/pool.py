@@ -76,19 +76,22 @@ def _nest(k: KernelBuilder, extents: Sequence[int], inits: list[SSAValue], unrol
                   lambda i, c: _nest(k, extents, c, unroll, body, [*at, i]), unroll=unroll)
 
 
-def lower_pool2d(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
+def _pool_params(op: VisionOp, sched: Schedule) -> tuple:
+    """pool2d's operands, shapes and attributes with their defaults, read the same way by the
+    scalar and the vector lowering: (x, out, x shape, out shape, kind, kernel, rank, strides,
+    dilations, pads, count_include_pad, p, element type, unroll_win)."""
     x, out = op.ins[0], op.outs[0]
-    xs, os_ = shape_of(x), shape_of(out)
-    kind = get_str(op, "kind")
     kernel = get_ints(op, "kernel")
     r = len(kernel)
     strides = get_ints(op, "strides") if "strides" in op.attributes else (1,) * r
     dil = get_ints(op, "dilations") if "dilations" in op.attributes else (1,) * r
     pads = get_ints(op, "pads") if "pads" in op.attributes else (0,) * (2 * r)
-    include_pad = bool(get_int(op, "count_include_pad", 0))
-    p = get_int(op, "p", 2)
-    ty = elt(out)
-    unroll = sched.get("unroll_win", 1)
+    return (x, out, shape_of(x), shape_of(out), get_str(op, "kind"), kernel, r, strides, dil, pads,
+            bool(get_int(op, "count_include_pad", 0)), get_int(op, "p", 2), elt(out), sched.get("unroll_win", 1))
+
+
+def lower_pool2d(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
+    x, out, xs, os_, kind, kernel, r, strides, dil, pads, include_pad, p, ty, unroll = _pool_params(op, sched)
     if sched.get("vec", 1) > 1:
         _lower_pool2d_vec(op, sched, fl)
         return
@@ -169,18 +172,7 @@ def _lower_pool2d_vec(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> No
     of a CPU OpenCL driver (which does not vectorize across threads with loops) is shared by
     ``vec`` outputs. The last column group is shifted left to end at the last column (like
     conv2d's) and stores only the lanes its neighbour does not."""
-    x, out = op.ins[0], op.outs[0]
-    xs, os_ = shape_of(x), shape_of(out)
-    kind = get_str(op, "kind")
-    kernel = get_ints(op, "kernel")
-    r = len(kernel)
-    strides = get_ints(op, "strides") if "strides" in op.attributes else (1,) * r
-    dil = get_ints(op, "dilations") if "dilations" in op.attributes else (1,) * r
-    pads = get_ints(op, "pads") if "pads" in op.attributes else (0,) * (2 * r)
-    include_pad = bool(get_int(op, "count_include_pad", 0))
-    p = get_int(op, "p", 2)
-    ty = elt(out)
-    unroll = sched.get("unroll_win", 1)
+    x, out, xs, os_, kind, kernel, r, strides, dil, pads, include_pad, p, ty, unroll = _pool_params(op, sched)
     vec = sched.get("vec", 1)
     ow = os_[-1]
     groups = -(-ow // vec)
