@@ -38,7 +38,7 @@ func.func @main(%x: memref<1x4x6x6xf32>, %out: memref<1x8x6x6xf32>) {
 // CHECK-NEXT:         arith.select
 // CHECK-NEXT:         memref.load %w[%[[OC0]], %[[CI]], %[[KH]], %[[KW]]] : memref<8x4x3x3xf32>
 // CHECK-NEXT:         memref.load %w[%[[OC1]], %[[CI]], %[[KH]], %[[KW]]] : memref<8x4x3x3xf32>
-// CHECK-COUNT-4:      arith.mulf
+// CHECK-COUNT-4:      math.fma
 // CHECK:              scf.yield
 // CHECK-NEXT:       } {vision.unroll = 4 : i64}
 // CHECK:        memref.load %b[%[[OC0]]] : memref<8xf32>

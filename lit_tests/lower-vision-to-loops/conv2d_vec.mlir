@@ -31,7 +31,7 @@ func.func @main(%x: memref<1x3x4x16xf32>, %out: memref<1x4x4x16xf32>) {
 // CHECK:              }
 // CHECK:              %[[W0:.*]] = memref.load %w
 // CHECK:              %[[B0:.*]] = vector.broadcast %[[W0]] : f32 to vector<8xf32>
-// CHECK:              arith.mulf %[[X]], %[[B0]] : vector<8xf32>
+// CHECK:              vector.fma %[[X]], %[[B0]], %{{.*}} : vector<8xf32>
 // CHECK:        arith.maximumf %{{.*}}, %{{.*}} : vector<8xf32>
 // CHECK-NEXT:   vector.store %{{.*}}, %out[{{.*}}] : memref<1x4x4x16xf32>, vector<8xf32>
 // CHECK:        arith.maximumf %{{.*}}, %{{.*}} : vector<8xf32>

@@ -16,7 +16,7 @@ func.func @main(%a: memref<2x4x5xf32>, %out: memref<2x4x6xf32>) {
 // CHECK-COUNT-2: memref.load %a[%[[B]], %{{.*}}, %[[K]]] : memref<2x4x5xf32>
 // CHECK:          memref.load %b[%[[T]], %[[K]]] : memref<6x5xf32>
 // CHECK-COUNT-3:  memref.load %b[%{{.*}}, %[[K]]] : memref<6x5xf32>
-// CHECK-COUNT-8:  arith.mulf
+// CHECK-COUNT-8:  math.fma
 // CHECK:        } {vision.unroll = 0 : i64}
 // CHECK:        %[[ALPHA:.*]] = arith.mulf %{{.*}}, %{{.*}} : f32
 // CHECK-NEXT:   %[[CV:.*]] = memref.load %c[%[[T]]] : memref<6xf32>
