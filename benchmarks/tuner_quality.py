@@ -1,171 +1,285 @@
-"""Benchmark: tuner quality, TPE against random search on six ResNet-50 conv workloads.
+"""Benchmark: tuner quality, TPE against random search on ResNet-50 and MobileNetV2 convolutions.
 
-The six workloads are conv kinds of ResNet-50 (light, seed 0): the 7x7 stem, a 3x3, a strided
-3x3, a 1x1 that reduces channels, one that expands them, and a strided 1x1 (the most frequent
-of each kind). Each runs a TPE study and a random-search study with the same budget of
-measured trials, both through one measurement worker on the same device and inputs, into one
-records database. Per workload it prints the default schedule's time, the best time of each
-method, the measured trials each method needs to reach 95% of the best speed either found
-(the first trial of both is the default schedule; '>N' = not reached), and the speedup of the
-best tuned schedule over the default; then the medians (an unreached count enters as
-budget + 1). Saves the table as JSON.
+Workloads (the most frequent task of each kind; seeded random weights): ResNet-50's 7x7/2
+stem, a 3x3, a strided 3x3 and a 1x1; MobileNetV2's 1x1 expansion, 3x3 depthwise, strided
+3x3 depthwise and 1x1 projection (`--workloads` picks a subset, `--list` shows them).
 
-    python benchmarks/tuner_quality.py [--trials 16] [--records tq.db] [--plot tq.png]
+Each workload runs, for every seed, a TPE study of `--trials` measured trials and a random
+study of `--random-trials` (by default 3x as many, so random's count is measured rather than
+censored), all through `tune_task` and one measurement worker on the same device and inputs;
+a schedule measured once is not measured again (a cache shared by the studies, so noise and
+build time are the same for both methods). Per workload:
+
+* every study's first trial is the untuned naive schedule (below; `--start heuristic`: the
+  heuristic default's, which is often within 5% of the best already, so that both methods
+  need one trial and the comparison says nothing);
+* target: 95% of the best speed any study found (time <= best / 0.95);
+* "to 95%": measured trials a study needs to reach the target (its first trial included),
+  median over seeds. A study that never reaches it counts as its
+  budget + 1 for random (in random's favour) and as infinite for TPE (against TPE);
+* ratio = TPE's median / random's median; the summary gives the median ratio over workloads
+  (issue 5 wants <= 0.5) and the ratio of the medians;
+* "tuned/heuristic": the heuristic default schedule's time (`vision-default-schedule`) over
+  the best time the studies found (below 1: the search did not beat the heuristic);
+  "tuned/naive": the same against the untuned naive schedule, the
+  neutral value of every key the lowering reads (tile 1x1, vec 1, no flat, no unroll,
+  unstaged) with the heuristic's work-group size (issue 5 wants >= 3).
+
+Prints the table and saves JSON (per-seed counts and curves included).
+
+    python benchmarks/tuner_quality.py [--trials 16] [--random-trials 48] [--seeds 3]
+        [--workloads "R 3x3,M dw 3x3"] [--records-dir DIR] [--plot tq.png]
+
+Run time: about (trials + random-trials) x seeds x workloads x ~2 s on a 2-core PoCL CPU
+(8 workloads, defaults: ~1 h); a smoke run: --trials 4 --random-trials 6 --seeds 1
+--workloads "M dw 3x3".
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from visc.tools.model_zoo import load_light_model
+from visc.tools.model_zoo import load_model
 from visc.tools.visc_cli import print_table
-from visc.tuner.measure import IsolatedMeasurer, device_identity
-from visc.tuner.plot import plot_curves, read_curves
+from visc.tuner.measure import IsolatedMeasurer, Measurement, device_identity
+from visc.tuner.plot import Curve, plot_curves, read_curves
 from visc.tuner.search import tune_task
-from visc.tuner.workload import Task, model_tasks
+from visc.tuner.space import SearchSpace
+from visc.tuner.workload import Task, Workload, model_tasks
 
-KINDS = (  # (label, kernel, stride, channel relation)
-    ("stem 7x7/2", 7, 2, None),
-    ("3x3", 3, 1, None),
-    ("3x3/2", 3, 2, None),
-    ("1x1 reduce", 1, 1, "reduce"),
-    ("1x1 expand", 1, 1, "expand"),
-    ("1x1/2", 1, 2, None),
-)
+# The untuned lowering: each key's neutral value (what the lowering does without the key).
+NAIVE = {"tile_oc": 1, "tile_ow": 1, "vec": 1, "flat": 0, "unroll_k": 1, "unroll_win": 1, "stage": 0}
+
+
+@dataclass(frozen=True)
+class Conv:
+    """What classifies a conv workload."""
+
+    oc: int
+    ic: int  # input channels (the whole tensor's)
+    k: int
+    stride: int
+    groups: int
+
+    @staticmethod
+    def of(work: Workload) -> Conv:
+        x, w = (tuple(int(d) for d in s.split(":")[0].split("x")) for s in work.ins[:2])
+        attrs = dict(work.attrs)
+        stride = int(attrs.get("strides", "1").replace("array<i64: ", "").split(",")[0].strip(" >"))
+        groups = int(attrs.get("groups", "1").split(":")[0].strip())
+        return Conv(w[0], x[1], w[2], stride, groups)
+
+
+KINDS: dict[str, tuple[str, Callable[[Conv], bool]]] = {  # label -> (model, which convs)
+    "R stem 7x7/2": ("resnet50", lambda c: c.k == 7 and c.stride == 2),
+    "R 3x3": ("resnet50", lambda c: c.k == 3 and c.stride == 1 and c.groups == 1),
+    "R 3x3/2": ("resnet50", lambda c: c.k == 3 and c.stride == 2 and c.groups == 1),
+    "R 1x1": ("resnet50", lambda c: c.k == 1 and c.stride == 1),
+    "M 1x1 expand": ("mobilenet_v2", lambda c: c.k == 1 and c.oc > c.ic),
+    "M dw 3x3": ("mobilenet_v2", lambda c: c.k == 3 and c.stride == 1 and c.groups == c.ic > 1),
+    "M dw 3x3/2": ("mobilenet_v2", lambda c: c.k == 3 and c.stride == 2 and c.groups == c.ic > 1),
+    "M 1x1 project": ("mobilenet_v2", lambda c: c.k == 1 and c.oc < c.ic and c.groups == 1),
+}
 
 COLUMNS = (
     ("kind", "kind", ""),
     ("workload", "workload", ""),
-    ("default_us", "default us", ".0f"),
-    ("tpe_us", "best TPE us", ".0f"),
-    ("random_us", "best random us", ".0f"),
+    ("naive_us", "naive us", ".0f"),
+    ("default_us", "heuristic us", ".0f"),
+    ("best_us", "best us", ".0f"),
     ("tpe_to95", "TPE to 95%", ""),
     ("random_to95", "random to 95%", ""),
-    ("speedup", "tuned/default", ".2f"),
+    ("ratio", "TPE/random", ".2f"),
+    ("vs_default", "tuned/heuristic", ".2f"),
+    ("vs_naive", "tuned/naive", ".2f"),
 )
 
 
-def _shape(task: Task) -> tuple[int, int, int, int, int]:
-    """(out channels, in channels, kernel h, kernel w, stride h) from the workload line."""
-    text = task.describe()
-    oc, ic, kh, kw = (int(v) for v in text.split()[2].split("x"))
-    stride = re.search(r"strides=(\d+)", text)
-    return oc, ic, kh, kw, int(stride.group(1)) if stride else 1
-
-
-def pick_workloads(tasks: list[Task]) -> list[tuple[str, Task]]:
-    """The most frequent task of each kind in `KINDS` (first occurrence on ties)."""
+def pick_workloads(labels: list[str], seed: int) -> list[tuple[str, Task]]:
+    """The most frequent conv task of each kind (first occurrence on ties)."""
+    tasks: dict[str, list[Task]] = {}
     picked = []
-    for label, k, stride, rel in KINDS:
-        matches = []
-        for t in tasks:
-            oc, ic, kh, kw, s = _shape(t)
-            if (kh, kw, s) != (k, k, stride):
-                continue
-            if (rel == "reduce" and not ic > oc) or (rel == "expand" and not oc > ic):
-                continue
-            matches.append(t)
+    for label in labels:
+        model, match = KINDS[label]
+        if model not in tasks:
+            tasks[model] = model_tasks(load_model(model, seed=seed), kinds=("vision.conv2d",))
+        matches = [t for t in tasks[model] if match(Conv.of(t.workload))]
         if not matches:
-            raise SystemExit(f"ResNet-50 has no {label} conv")
+            raise SystemExit(f"{model} has no conv of kind '{label}'")
         picked.append((label, max(matches, key=lambda t: t.weight)))
     return picked
+
+
+class CachedMeasurer:
+    """One measurement per distinct schedule, shared by every study of a workload;
+    `start` is the schedule every study measures first (its "default")."""
+
+    def __init__(self, inner: IsolatedMeasurer, start: dict[str, int]):
+        self.inner = inner
+        self.default_schedule = start
+        self.cache: dict[str, Measurement] = {}
+        self._space: SearchSpace | None = None
+
+    def space(self) -> SearchSpace:
+        if self._space is None:
+            self._space = self.inner.space()
+        return self._space
+
+    def measure(self, schedule: dict[str, int] | None) -> Measurement:
+        key = json.dumps(schedule, sort_keys=True)
+        if key not in self.cache:
+            self.cache[key] = self.inner.measure(schedule)
+        return self.cache[key]
+
+
+def naive_schedule(default: dict[str, int]) -> dict[str, int]:
+    return {k: NAIVE.get(k, v) for k, v in default.items()}
 
 
 def _short(describe: str) -> str:
     return describe.removeprefix("conv2d ").replace(" groups=1", "").replace(" +epilogue", "+")
 
 
-def _count(n: int | None, budget: int) -> str:
-    return str(n) if n is not None else f">{budget}"
+def _count(n: float) -> str:
+    return "inf" if math.isinf(n) else f"{n:g}"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=16, help="measured trials per method and workload")
+    ap.add_argument("--trials", type=int, default=16, help="measured trials of each TPE study")
+    ap.add_argument("--random-trials", type=int, default=None,
+                    help="measured trials of each random study (default: 3x --trials)")
+    ap.add_argument("--seeds", type=int, default=3, help="studies per method and workload (seeds 0..N-1)")
+    ap.add_argument("--start", choices=["naive", "heuristic"], default="naive",
+                    help="the first trial of every study: the untuned naive schedule (default), or the "
+                    "heuristic's (which is often within 5%% of the best: both methods then need 1 trial)")
+    ap.add_argument("--workloads", default=",".join(KINDS), help="comma-separated kinds (see --list)")
+    ap.add_argument("--list", action="store_true", help="list the workload kinds and exit")
     ap.add_argument("--device", default=None, help="OpenCL device ('P:D' or a name substring)")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per trial (median)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timeout", type=float, default=10.0, help="seconds of timed runs before a trial fails")
     ap.add_argument("--build-timeout", type=float, default=30.0,
                     help="seconds a trial's build may take before it fails (a slow compile is a failure)")
-    ap.add_argument("--records", default=None, help="keep the studies in this database (default: a temp file)")
-    ap.add_argument("--plot", default=None, help="also write the best-time-versus-trial PNG here")
+    ap.add_argument("--weights-seed", type=int, default=0, help="seed of the models' random weights")
+    ap.add_argument("--records-dir", default=None, help="keep the studies here, one database per seed "
+                    "(default: a temporary directory)")
+    ap.add_argument("--plot", default=None, help="also write seed 0's best-time-versus-trial PNG here")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "tuner_quality.json"))
     args = ap.parse_args(argv)
+    if args.list:
+        for label, (model, _) in KINDS.items():
+            print(f"{label:15s} {model}")
+        return 0
+    labels = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = [w for w in labels if w not in KINDS]
+    if unknown:
+        raise SystemExit(f"unknown workload kinds {unknown} (known: {', '.join(KINDS)})")
+    random_trials = args.random_trials or 3 * args.trials
+    seeds = list(range(args.seeds))
 
     tmp = None
-    if args.records is None:
+    if args.records_dir is None:
         tmp = tempfile.TemporaryDirectory()
-        args.records = os.path.join(tmp.name, "tuner_quality.db")
+        args.records_dir = tmp.name
+    os.makedirs(args.records_dir, exist_ok=True)
+    dbs = {s: os.path.join(args.records_dir, f"tuner_quality_seed{s}.db") for s in seeds}
     device_id = device_identity("opencl", args.device)
-    tasks = model_tasks(load_light_model("resnet50", seed=0), kinds=("vision.conv2d",))
-    picked = pick_workloads(tasks)
-    print(f"{len(picked)} ResNet-50 conv workloads on {device_id}; {args.trials} trials per method", flush=True)
+    picked = pick_workloads(labels, args.weights_seed)
+    print(f"{len(picked)} conv workloads on {device_id}; per seed ({len(seeds)}): TPE {args.trials} trials, "
+          f"random {random_trials}; every study starts from the {args.start} schedule", flush=True)
 
     start = time.perf_counter()
+    rows = []
+    curves_out: dict[str, Any] = {}
     for label, task in picked:
         t0 = time.perf_counter()
         with IsolatedMeasurer(task.module_text, "opencl", args.device, warmup=1, repeat=args.repeat,
-                              timeout=10.0, seed=args.seed,
-                              build_timeout=args.build_timeout) as measurer:
-            for sampler in ("tpe", "random"):
-                tune_task(task, measurer, args.records, device_id, args.trials, sampler, args.seed, resume=True)
-        print(f"  {label:11s} {task.describe()}: {time.perf_counter() - t0:.0f} s", flush=True)
-
-    curves = {c.key: c for c in read_curves(args.records, device_id, [t.key for _, t in picked])}
-    rows = []
-    for label, task in picked:
-        c = curves[task.key]
-        tpe, rnd = c.curves["tpe"], c.curves["random"]
-        best = min(b for b in (tpe.best, rnd.best) if b is not None)
-        # the default's lowest time of its four measurements (each study's own, and its first
-        # trial): noise then lowers, never inflates, the speedup
-        default = min(t for t in (tpe.default_seconds, rnd.default_seconds, tpe.times[0], rnd.times[0])
-                      if t is not None)
+                              timeout=args.timeout, seed=0, build_timeout=args.build_timeout) as inner:
+            heuristic = dict(inner.default_schedule)
+            naive_sched = naive_schedule(heuristic)
+            measurer = CachedMeasurer(inner, naive_sched if args.start == "naive" else heuristic)
+            default = measurer.measure(heuristic)
+            naive = measurer.measure(naive_sched)
+            for s in seeds:
+                tune_task(task, measurer, dbs[s], device_id, args.trials, "tpe", s, resume=True)
+                tune_task(task, measurer, dbs[s], device_id, random_trials, "random", s, resume=True)
+        per_seed: dict[str, list[Curve]] = {"tpe": [], "random": []}
+        for s in seeds:
+            (tc,) = read_curves(dbs[s], device_id, [task.key])
+            for method in per_seed:
+                per_seed[method].append(tc.curves[method])
+        best = min(c.best for cs in per_seed.values() for c in cs if c.best is not None)
         target = best / 0.95
-        rows.append({
-            "kind": label, "workload": _short(task.describe()), "key": task.key, "occurrences": task.weight,
-            "default_us": default * 1e6, "tpe_us": tpe.best * 1e6, "random_us": rnd.best * 1e6,
-            "tpe_to95_n": tpe.trials_to_reach(target), "random_to95_n": rnd.trials_to_reach(target),
-            "tpe_measured": len(tpe.times), "random_measured": len(rnd.times),
-            "tpe_failed": sum(t is None for t in tpe.times), "random_failed": sum(t is None for t in rnd.times),
-            "speedup": default / best,
-        })
-    for r in rows:
-        r["tpe_to95"] = _count(r["tpe_to95_n"], args.trials)
-        r["random_to95"] = _count(r["random_to95_n"], args.trials)
+        counts = {m: [c.trials_to_reach(target) for c in cs] for m, cs in per_seed.items()}
+        censored = {"tpe": math.inf, "random": random_trials + 1}
+        med = {m: statistics.median(n if n is not None else censored[m] for n in ns) for m, ns in counts.items()}
+        row = {
+            "kind": label, "model": KINDS[label][0], "workload": _short(task.describe()), "key": task.key,
+            "occurrences": task.weight, "naive_us": naive.seconds * 1e6 if naive.ok else None,
+            "naive_error": naive.error, "naive_schedule": naive_sched,
+            "default_us": default.seconds * 1e6 if default.ok else None,
+            "default_schedule": heuristic, "best_us": best * 1e6,
+            "tpe_counts": counts["tpe"], "random_counts": counts["random"],
+            "tpe_median": med["tpe"], "random_median": med["random"],
+            "tpe_to95": _count(med["tpe"]), "random_to95": _count(med["random"]),
+            "ratio": med["tpe"] / med["random"],
+            "vs_default": default.seconds / best if default.ok else None,
+            "vs_naive": naive.seconds / best if naive.ok else None,
+            "measured_distinct": len(measurer.cache),
+            "failed": {m: [sum(t is None for t in c.times) for c in cs] for m, cs in per_seed.items()},
+        }
+        rows.append(row)
+        curves_out[task.key] = {m: [c.times for c in cs] for m, cs in per_seed.items()}
+        print(f"  {label:14s} {_short(task.describe())}: TPE {row['tpe_to95']} {counts['tpe']}, random "
+              f"{row['random_to95']} {counts['random']}; {time.perf_counter() - t0:.0f} s", flush=True)
 
-    def med(key: str) -> float:
-        return statistics.median(r[key] if r[key] is not None else args.trials + 1 for r in rows)
+    def median_of(key: str) -> float | None:
+        values = [r[key] for r in rows if r[key] is not None]
+        return statistics.median(values) if values else None
 
-    median = {"kind": "median", "workload": "", "default_us": med("default_us"), "tpe_us": med("tpe_us"),
-              "random_us": med("random_us"), "tpe_to95": f"{med('tpe_to95_n'):g}",
-              "random_to95": f"{med('random_to95_n'):g}", "speedup": med("speedup")}
+    summary = {
+        "median_ratio": median_of("ratio"),
+        "ratio_of_medians": median_of("tpe_median") / median_of("random_median"),
+        "tpe_median": median_of("tpe_median"), "random_median": median_of("random_median"),
+        "vs_default": median_of("vs_default"), "vs_naive": median_of("vs_naive"),
+        "min_vs_naive": min((r["vs_naive"] for r in rows if r["vs_naive"] is not None), default=None),
+    }
+    table = rows + [{"kind": "median", "workload": "", "naive_us": median_of("naive_us"),
+                     "default_us": median_of("default_us"), "best_us": median_of("best_us"),
+                     "tpe_to95": _count(summary["tpe_median"]), "random_to95": _count(summary["random_median"]),
+                     "ratio": summary["median_ratio"], "vs_default": summary["vs_default"],
+                     "vs_naive": summary["vs_naive"]}]
     print()
-    print_table(rows + [median], COLUMNS)
-    ratio = med("tpe_to95_n") / med("random_to95_n")
-    print(f"\nmedian trials to 95%: TPE {med('tpe_to95_n'):g}, random {med('random_to95_n'):g} "
-          f"(TPE/random {ratio:.2f}; target <= 0.5); median tuned/default {med('speedup'):.2f}x (target >= 3); "
-          f"{time.perf_counter() - start:.0f} s")
+    print_table([{k: (v if v is not None else float("nan")) for k, v in r.items()} for r in table], COLUMNS)
+    print(f"\nmedian over workloads of TPE/random trials to 95% of the best: {summary['median_ratio']:.2f} "
+          f"(ratio of medians {summary['ratio_of_medians']:.2f}; target <= 0.5). TPE {args.trials} trials, "
+          f"random {random_trials}, {len(seeds)} seeds. Tuned vs heuristic: median {summary['vs_default']:.2f}x; "
+          f"tuned vs naive: median {summary['vs_naive']:.2f}x, lowest {summary['min_vs_naive']:.2f}x "
+          f"(target >= 3). {time.perf_counter() - start:.0f} s")
 
     if args.plot:
-        plot_curves([curves[t.key] for _, t in picked], args.plot, title=f"ResNet-50 convs on {device_id}")
+        first = {c.key: c for c in read_curves(dbs[seeds[0]], device_id, [t.key for _, t in picked])}
+        plot_curves([first[t.key] for _, t in picked], args.plot,
+                    title=f"ResNet-50 / MobileNetV2 convs on {device_id} (seed {seeds[0]})")
         print(f"plot: {args.plot}")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump({"device": device_id, "trials": args.trials, "repeat": args.repeat, "seed": args.seed,
-                   "python": sys.version.split()[0], "machine": platform.machine(), "cpus": os.cpu_count(),
-                   "rows": rows, "median": {"tpe_to95": med("tpe_to95_n"), "random_to95": med("random_to95_n"),
-                                            "tpe_over_random": ratio, "speedup": med("speedup")},
-                   "curves": {t.key: {s: curves[t.key].curves[s].times for s in ("tpe", "random")}
-                              for _, t in picked}}, f, indent=1)
+        json.dump({"device": device_id, "trials": args.trials, "random_trials": random_trials, "seeds": seeds,
+                   "start": args.start,
+                   "repeat": args.repeat, "weights_seed": args.weights_seed, "python": sys.version.split()[0],
+                   "machine": platform.machine(), "cpus": os.cpu_count(), "naive": NAIVE,
+                   "rows": rows, "summary": summary, "curves": curves_out}, f, indent=1)
     print(f"saved {args.out}")
     if tmp is not None:
         tmp.cleanup()

@@ -23,6 +23,7 @@ from visc.dialects import make_context
 from visc.dialects.vision import conv_out_size
 from visc.errors import CompileError
 from visc.passes.lowering.default_schedule import DefaultSchedulePass, default_schedule
+from visc.passes.lowering.pack_weights import VisionPackWeightsPass
 from visc.passes.lowering.vision_to_loops import LowerVisionToLoopsPass
 
 RNG = np.random.default_rng(20240601)
@@ -163,7 +164,31 @@ def test_conv2d_shapes(case: dict[str, Any]) -> None:
     conv_case(**case)
 
 
+@pytest.mark.parametrize("case", [
+    # packed weights (conv_packed.py): vectors of output channels, ragged and shifted column tiles
+    dict(x_shape=(2, 5, 9, 10), o=16, k=(3, 3), pads=(1, 1, 1, 1),
+         schedule={"wg": 8, "pack": 8, "tile_oc": 16, "tile_ow": 3}),
+    dict(x_shape=(1, 8, 7, 11), o=16, k=(3, 2), strides=(2, 2), pads=(2, 0, 1, 3), dilations=(2, 1), groups=2,
+         schedule={"wg": 4, "pack": 4, "tile_oc": 8, "tile_ow": 4, "unroll_k": 2, "unroll_win": 0}),
+    dict(x_shape=(2, 16, 5, 7), o=16, k=(1, 1), schedule={"wg": 8, "pack": 8, "tile_oc": 8, "tile_ow": 6, "flat": 1}),
+    dict(x_shape=(1, 3, 13, 13), o=16, k=(7, 7), strides=(2, 2), pads=(3, 3, 3, 3), bias=False,
+         schedule={"wg": 2, "pack": 16, "tile_oc": 16, "tile_ow": 7}),
+    dict(x_shape=(1, 4, 3, 3), o=8, k=(3, 3), pads=(1, 1, 1, 1), schedule={"wg": 1, "pack": 8, "tile_oc": 8, "tile_ow": 3}),
+])
+def test_conv2d_packed_weights(case: dict[str, Any]) -> None:
+    conv_case(**case)
+
+
+def test_conv2d_pack_is_checked() -> None:
+    with pytest.raises(CompileError, match="pack=8 must divide the 4 output channels"):
+        conv_case((1, 4, 5, 5), 4, (3, 3), schedule={"wg": 8, "pack": 8, "tile_oc": 8})
+    with pytest.raises(CompileError, match="vec must be 1"):
+        conv_case((1, 4, 5, 5), 8, (3, 3), schedule={"wg": 8, "pack": 8, "tile_oc": 8, "vec": 4})
+
+
 @pytest.mark.parametrize("width,schedule", [
+    (7, {"wg": 4, "pack": 8, "tile_oc": 8, "tile_ow": 3}),  # packed: channel vectors, gathered residual
+    (7, {"wg": 4, "pack": 4, "tile_oc": 8, "tile_ow": 5, "flat": 1}),
     (7, {"wg": 16, "tile_oc": 2, "tile_ow": 3}),
     (7, {"wg": 16, "tile_oc": 4, "vec": 8, "flat": 1}),  # a 1x1 conv over flattened rows
     (8, {"wg": 16, "tile_oc": 2, "tile_ow": 2, "vec": 4}),  # vector epilogue
@@ -187,7 +212,8 @@ def test_conv2d_epilogue_with_fused_residual_and_broadcast(width: int, schedule:
     close(got, np.maximum(conv * scale + skip, 0), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("schedule", [{"wg": 8, "tile_oc": 2, "vec": 4}, {"wg": 8, "tile_oc": 2, "tile_ow": 2}])
+@pytest.mark.parametrize("schedule", [{"wg": 8, "tile_oc": 2, "vec": 4}, {"wg": 8, "tile_oc": 2, "tile_ow": 2},
+                                      {"wg": 2, "pack": 4, "tile_oc": 4, "tile_ow": 4}])
 def test_conv2d_epilogue_with_compare_and_select(schedule: dict[str, int]) -> None:
     """A body that is not plain arithmetic (leaky relu via cmpf/select) runs lane by lane."""
     x, w = randn(1, 3, 5, 7), randn(4, 3, 3, 3)
@@ -716,8 +742,9 @@ def test_default_schedule_keeps_existing_and_resnet_like_tiles() -> None:
     conv = next(op for op in big.walk() if op.name == "vision.conv2d")
     gpu = default_schedule(conv, "gpu")
     assert gpu["tile_oc"] * gpu["tile_ow"] >= 8 and 32 <= gpu["wg"] <= 256 and "vec" not in gpu
-    cpu = default_schedule(conv, "cpu")
-    assert cpu["vec"] == 8 and cpu["tile_oc"] * cpu["tile_ow"] >= 4
+    cpu = default_schedule(conv, "cpu")  # packed weights: vectors of output channels
+    assert cpu["pack"] == 8 and cpu["tile_oc"] % 8 == 0 and (cpu["tile_oc"] // 8) * cpu["tile_ow"] >= 8
+    assert "vec" not in cpu
 
 
 def test_unknown_target_or_device_type_is_an_error() -> None:
@@ -772,6 +799,7 @@ def test_lowering_is_fast_enough_for_a_network() -> None:
     ctx = make_context()
     start = time.perf_counter()
     DefaultSchedulePass().apply(ctx, module)
+    VisionPackWeightsPass().apply(ctx, module)  # the CPU default (PoCL here) packs weights
     LowerVisionToLoopsPass().apply(ctx, module)
     elapsed = time.perf_counter() - start
     kernels = sum(1 for op in module.walk() if op.name == "scf.parallel")

@@ -23,7 +23,14 @@ from visc.errors import ViscError  # noqa: E402
 from visc.frontend.onnx import import_model  # noqa: E402
 from visc.tuner.measure import IsolatedMeasurer, Measurer, device_identity  # noqa: E402
 from visc.tuner.records import RecordBook, best_records, export_records, import_records  # noqa: E402
-from visc.tuner.search import open_storage, tune_task  # noqa: E402
+from visc.tuner.search import (  # noqa: E402
+    is_measured,
+    open_storage,
+    ordered_choices,
+    startup_trials,
+    trial_schedule,
+    tune_task,
+)
 from visc.tuner.workload import Workload, extract_tasks, model_tasks, workload_key  # noqa: E402
 
 
@@ -249,13 +256,96 @@ def test_sigkill_keeps_finished_trials(tmp_path, model_path: str, tasks) -> None
     after = {t.number: t.value for t in study.get_trials(states=(TrialState.COMPLETE,))}
     assert all(after[t.number] == t.value for t in done)
     task = next(t for t in tasks if study.user_attrs["key"] == t.key)
-    measured = sum(1 for t in study.get_trials() if t.state in (TrialState.COMPLETE, TrialState.FAIL))
+    in_flight = {t.number for t in study.get_trials(states=(TrialState.RUNNING,))}
+    assert len(in_flight) <= 1  # at most the trial in flight is lost
+    measured = sum(1 for t in study.get_trials() if is_measured(t))
     result = tune_task(task, Measurer(task.module_text, "opencl", repeat=1), storage,
                        study.user_attrs["device"], trials=measured + 2, resume=True)
-    assert result.measured == measured + 2
-    resumed = {t.number: t.value for t in optuna.load_study(study_name=name, storage=storage).get_trials(
-        states=(TrialState.COMPLETE,))}
+    assert result.measured == measured + 2 and result.interrupted == len(in_flight)
+    resumed_study = optuna.load_study(study_name=name, storage=storage)
+    resumed = {t.number: t.value for t in resumed_study.get_trials(states=(TrialState.COMPLETE,))}
     assert all(resumed[n] == v for n, v in after.items())
+    assert not resumed_study.get_trials(states=(TrialState.RUNNING,))  # the dead run's trial was reaped
+    for t in resumed_study.get_trials():
+        if t.number in in_flight:
+            assert t.state == TrialState.FAIL and "interrupted" in t.user_attrs and not is_measured(t)
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_running_trials_do_not_block_resume(tmp_path, tasks, conv_measurer: Measurer) -> None:
+    """RUNNING trials of dead runs (this host: dead pid; another host: old heartbeat) are
+    reaped FAIL/interrupted and cost nothing; a live run's trial is left alone; an
+    interrupted default trial is measured again."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from visc.tuner.search import HEARTBEAT_GRACE
+
+    db = str(tmp_path / "s.db")
+    task = _conv_task(tasks, "c2")
+    device = device_identity("opencl")
+    tune_task(task, conv_measurer, db, device, trials=0, sampler="random", seed=0)  # queues the default
+    storage = open_storage(db)
+    study = optuna.load_study(study_name=f"{device}|{task.key}|random", storage=storage)
+    dists = {k: optuna.distributions.IntDistribution(0, len(v) - 1) for k, v in conv_measurer.space().choices.items()}
+    host = __import__("socket").gethostname()
+    stale = []
+    for owner, beat in (({"host": host, "pid": _dead_pid(), "start": ""}, time.time()),
+                        ({"host": "elsewhere", "pid": 1, "start": ""}, time.time() - 2 * HEARTBEAT_GRACE),
+                        ({"host": "elsewhere", "pid": 1, "start": ""}, time.time())):
+        t = study.ask(dists)  # the first is the queued default trial, "in flight" when its run died
+        t.set_user_attr("owner", owner)
+        t.set_user_attr("alive_at", beat)
+        stale.append(t.number)
+    assert study.trials[stale[0]].user_attrs.get("default")
+    r = tune_task(task, conv_measurer, storage, device, trials=3, sampler="random", seed=0, resume=True)
+    assert r.measured == 3 and r.interrupted == 2
+    states = {t.number: t for t in study.get_trials()}
+    assert states[stale[0]].state == states[stale[1]].state == TrialState.FAIL
+    assert "interrupted" in states[stale[0]].user_attrs and "interrupted" in states[stale[1]].user_attrs
+    assert states[stale[2]].state == TrialState.RUNNING  # a live worker elsewhere: not touched
+    again = [t for t in study.get_trials() if t.user_attrs.get("default") and is_measured(t)]
+    default = conv_measurer.default_schedule
+    assert len(again) == 1 and {k: trial_schedule(again[0])[k] for k in default} == default
+
+
+def test_tpe_startup_and_encoding(tmp_path, tasks, conv_measurer: Measurer) -> None:
+    """Params are indices into ordered candidates; TPE's random startup is legal schedules
+    only (the default first); rejected proposals are pruned, infeasible and free."""
+    import optuna
+    from optuna.trial import TrialState
+
+    assert ordered_choices("unroll_k", [1, 2, 4, 8, 0]) == [1, 2, 4, 8, 0]
+    assert ordered_choices("unroll_win", [0, 1]) == [1, 0]
+    assert ordered_choices("wg", [64, 8, 16]) == [8, 16, 64]
+    assert startup_trials(16) == 4 and startup_trials(64) == 8
+    db = str(tmp_path / "e.db")
+    task = _conv_task(tasks, "c2")
+    device = device_identity("opencl")
+    r = tune_task(task, conv_measurer, db, device, trials=10, sampler="tpe", seed=3)
+    assert r.measured == 10
+    study = optuna.load_study(study_name=f"{device}|{task.key}|tpe", storage=open_storage(db))
+    trials = study.get_trials()
+    space = conv_measurer.space()
+    measured = [t for t in trials if is_measured(t)]
+    default = conv_measurer.default_schedule
+    assert measured[0].user_attrs.get("default")
+    assert {k: trial_schedule(measured[0])[k] for k in default} == default
+    assert all(t.user_attrs.get("startup") for t in measured[1:startup_trials(10)])
+    for t in trials:
+        sched = trial_schedule(t)
+        assert {k: ordered_choices(k, space.choices[k])[i] for k, i in t.params.items()} == sched
+        if t.state == TrialState.PRUNED:
+            assert space.problems(sched) and "invalid" in t.user_attrs
+        else:
+            assert not space.problems(sched)
+    best = min((t for t in measured if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    assert r.best_schedule == trial_schedule(best)
 
 
 # ------------------------------------------------------------------------------ plots
@@ -287,3 +377,79 @@ def test_plot_without_matplotlib_says_how_to_install(tmp_path, monkeypatch) -> N
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ViscError, match="pip install matplotlib"):
         plot_curves([TaskCurves("d", "k", "w", 1.0, {"tpe": Curve("tpe", [1.0])})], tmp_path / "x.png")
+
+
+# ------------------------------------------------------------------------------ shipped records
+
+
+def _ship(directory, device: str, key: str, schedule: dict[str, int], name: str = "dev.json") -> None:
+    import json
+
+    from visc.tuner.records import EXPORT_FORMAT
+
+    record = {"device": device, "key": key, "schedule": schedule, "seconds": 1e-5, "workload": "conv",
+              "default_seconds": 2e-5, "trials": 8, "source": "test"}
+    (directory / name).write_text(json.dumps({"format": EXPORT_FORMAT, "records": [record]}))
+
+
+_SHIPPED = {"wg": 16, "tile_oc": 2, "tile_ow": 1, "unroll_k": 2, "unroll_win": 1}
+
+
+def _compile_ir(model_path: str, **kw):
+    """The compiled model and its IR after the default schedules were filled."""
+    texts: list[str] = []
+
+    def keep(spec: str, module) -> None:
+        if spec.startswith("vision-default-schedule"):
+            texts.append(str(module))
+
+    return compile_model(model_path, print_ir_after=keep, **kw), texts[0]
+
+
+def test_shipped_records_apply_for_their_device(tmp_path, monkeypatch, model_path: str, tasks) -> None:
+    from visc.dialects.vision import ScheduleAttr
+    from visc.tuner.records import SHIPPED_ENV
+
+    key = _conv_task(tasks, "c2").key
+    _ship(tmp_path, device_identity("opencl"), key, _SHIPPED)
+    monkeypatch.setenv(SHIPPED_ENV, str(tmp_path))
+    x = np.random.default_rng(1).standard_normal((1, 4, 8, 8)).astype(np.float32)
+    want = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    printed = str(ScheduleAttr(_SHIPPED))
+    model, ir = _compile_ir(model_path)
+    assert model.metadata["tuned_ops"] == 2 and model.metadata["records"] == "shipped:dev.json"  # c2 and c3
+    assert ir.count(printed) == 2
+    got = model.run([x])[0]
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+    off, ir_off = _compile_ir(model_path, records=False)  # turned off: the heuristic everywhere
+    assert "tuned_ops" not in off.metadata and printed not in ir_off
+
+
+def test_shipped_records_of_other_devices_are_ignored(tmp_path, monkeypatch, model_path: str, tasks) -> None:
+    from visc.dialects.vision import ScheduleAttr
+    from visc.tuner.records import SHIPPED_ENV, RecordBook
+
+    _ship(tmp_path, "opencl:Some Platform:Some Other Device", _conv_task(tasks, "c2").key, _SHIPPED)
+    monkeypatch.setenv(SHIPPED_ENV, str(tmp_path))
+    assert RecordBook.shipped("opencl") is None
+    model, ir = _compile_ir(model_path)
+    assert "tuned_ops" not in model.metadata and str(ScheduleAttr(_SHIPPED)) not in ir
+    monkeypatch.setenv(SHIPPED_ENV, str(tmp_path / "empty"))  # no shipped files at all
+    assert RecordBook.shipped("opencl") is None
+
+
+def test_corrupt_shipped_records_warn_and_compile(tmp_path, monkeypatch, model_path: str, tasks) -> None:
+    from visc.tuner.records import SHIPPED_ENV, ShippedRecordsWarning
+
+    key = _conv_task(tasks, "c2").key
+    device = device_identity("opencl")
+    _ship(tmp_path, device, key, _SHIPPED, "good.json")
+    (tmp_path / "broken.json").write_text('{"format": "visc-tuning-records", "records": [')  # truncated
+    (tmp_path / "odd.json").write_text('{"format": "visc-tuning-records", "records": [{"device": "d", "key": 3}]}')
+    _ship(tmp_path, device, key, {"wg": 16, "tile_oc": "two"}, "typo.json")
+    monkeypatch.setenv(SHIPPED_ENV, str(tmp_path))
+    with pytest.warns(ShippedRecordsWarning) as caught:
+        model = compile_model(model_path)
+    text = " | ".join(str(w.message) for w in caught)
+    assert "broken.json" in text and "odd.json" in text and "typo.json" in text and "good.json" not in text
+    assert model.metadata["tuned_ops"] == 2  # the readable file still applies

@@ -44,6 +44,7 @@ def lowering_pipeline(target: str, device_type: str = "gpu", fallback: Sequence[
         return (
             "vision-bufferize",
             f"vision-default-schedule{{target={target} device_type={device_type}}}",
+            "vision-pack-weights",
             "lower-vision-to-loops",
             "lower-loops-to-cpu",
         )
@@ -51,6 +52,7 @@ def lowering_pipeline(target: str, device_type: str = "gpu", fallback: Sequence[
         return (
             "vision-bufferize",
             f"vision-default-schedule{{target={target} device_type={device_type}}}",
+            "vision-pack-weights",
             "lower-vision-to-loops",
             "map-loops-to-gpu",
         )
@@ -61,6 +63,7 @@ def lowering_pipeline(target: str, device_type: str = "gpu", fallback: Sequence[
         "vision-insert-copies",
         "vision-bufferize",
         f"vision-default-schedule{{target={target} device_type={device_type}}}",
+        "vision-pack-weights",
         "lower-vision-to-loops",
         "lower-loops-to-cpu{placed_only=true}",
         "map-loops-to-gpu",
@@ -166,14 +169,15 @@ def compile_model(
     print_ir_after: Callable[[str, ModuleOp], None] | None = None,
     arch: str | None = None,
     fallback: Sequence[str] | None = None,
-    records: str | os.PathLike[str] | None = None,
+    records: str | os.PathLike[str] | bool | None = None,
 ):
     """Compile an ONNX model for `target`; returns a `visc.CompiledModel`. For "cuda",
     ``arch`` (e.g. "sm_90") picks the GPU architecture; by default the GPU found, else sm_80.
     ``fallback`` (GPU targets): ONNX op types to run on the CPU backend (a mixed plan); ops
     with no GPU lowering go there too. An empty list still places such ops. ``records``: a
     tuning database (Optuna storage file or URL, or an exported .json) whose best schedules
-    for this device replace the default ones (see visc.tuner.records)."""
+    for this device replace the default ones (see visc.tuner.records); None (or True): the
+    records visc ships for this device, if any; False: the default heuristic only."""
     from visc.frontend.onnx import import_model
 
     if target not in TARGETS:
@@ -184,10 +188,13 @@ def compile_model(
     report.seconds["import"] = time.perf_counter() - start
 
     book = None
-    if records is not None:
+    if records is not False:
         from visc.tuner.records import RecordBook
 
-        book = RecordBook.load(records, target, device)
+        if records is None or records is True:
+            book = RecordBook.shipped(target, device)  # None: no shipped records for this device
+        else:
+            book = RecordBook.load(records, target, device)
 
     def after(spec: str, module: ModuleOp, seconds: float) -> None:
         name = spec.split("{")[0]
@@ -207,6 +214,7 @@ def compile_model(
     metadata: dict[str, object] = {"device_type": device_type, "pipeline": specs}
     if book is not None:
         metadata["tuned_ops"] = book.applied
+        metadata["records"] = book.source
     return finish_module(imported.module, imported.weights, target, device, arch, report, metadata)
 
 

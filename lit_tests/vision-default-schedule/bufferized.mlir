@@ -1,8 +1,8 @@
 // RUN: visc-opt %s -p 'vision-default-schedule{device_type=cpu}' | filecheck %s
 
 // Bufferized ops (for instance the copies vision-bufferize adds) are scheduled the same way.
-// A 7-wide output gets 2 groups of 4 lanes (the second shifted to overlap the first); a
-// transposed-b matmul vectorizes the contraction.
+// A 7-wide output gets 2 vectors of 8 packed output channels x 5 columns (the second tile of
+// a row shifted to overlap the first); a transposed-b matmul vectorizes the contraction.
 
 func.func @main(%x: memref<1x512x7x7xf32>, %out: memref<1x512x7x7xf32>, %f: memref<1x2048xf32>, %o2: memref<1x1000xf32>) {
   %w = vision.weight @w : memref<512x512x3x3xf32>
@@ -12,5 +12,5 @@ func.func @main(%x: memref<1x512x7x7xf32>, %out: memref<1x512x7x7xf32>, %f: memr
   func.return
 }
 
-// CHECK: vision.conv2d {{.*}}schedule = #vision.schedule<{tile_oc = 8 : i64, tile_ow = 2 : i64, unroll_k = 1 : i64, unroll_win = 1 : i64, vec = 4 : i64, wg = 32 : i64}>
+// CHECK: vision.conv2d {{.*}}schedule = #vision.schedule<{pack = 8 : i64, tile_oc = 16 : i64, tile_ow = 5 : i64, unroll_k = 1 : i64, unroll_win = 1 : i64, wg = 32 : i64}>
 // CHECK: vision.matmul {{.*}}schedule = #vision.schedule<{tile_m = 1 : i64, tile_n = 8 : i64, unroll_k = 4 : i64, vec = 8 : i64, wg = 16 : i64}>

@@ -3,8 +3,9 @@
 // RUN: visc-opt %s -p 'vision-default-schedule{device_type=gpu max_workgroup_size=64}' | filecheck %s --check-prefix=WG64
 
 // Tensor-level ops (stage 2) get exactly the keys their lowering reads. GPUs get scalar
-// register tiles, CPUs vectors along the output columns; a ResNet 3x3 conv at 56x56 gets
-// 8 channels x 2 cyclic columns on a GPU, 8 channels x 2 groups of 8 lanes on a CPU.
+// register tiles, CPUs (OpenCL, 16 vector registers) vectors of 8 output channels over packed weights; a ResNet 3x3 conv at 56x56 gets a
+// staged implicit GEMM on a GPU (64 channels x 32 pixels per work-group, 4x4 per thread;
+// 4x8 when work-groups are limited to 64 threads), 2 channel vectors x 5 columns on a CPU.
 
 func.func @main(%x: tensor<1x64x56x56xf32>) -> tensor<1x64x56x56xf32> {
   %w = vision.weight @w : tensor<64x64x3x3xf32>
@@ -21,15 +22,15 @@ func.func @main(%x: tensor<1x64x56x56xf32>) -> tensor<1x64x56x56xf32> {
   func.return %r : tensor<1x64x56x56xf32>
 }
 
-// GPU:      vision.conv2d {{.*}}schedule = #vision.schedule<{tile_oc = 8 : i64, tile_ow = 2 : i64, unroll_k = 4 : i64, unroll_win = 1 : i64, wg = 128 : i64}>
+// GPU:      vision.conv2d {{.*}}schedule = #vision.schedule<{block_m = 64 : i64, block_n = 32 : i64, stage = 2 : i64, tile_k = 16 : i64, tile_oc = 4 : i64, tile_ow = 4 : i64, unroll_k = 0 : i64, wg = 128 : i64}>
 // GPU:      vision.map {{.*}}schedule = #vision.schedule<{wg = 256 : i64}>
 // GPU-NOT:  vision.reshape {{.*}}schedule
 // GPU:      vision.softmax {{.*}}schedule = #vision.schedule<{wg = 32 : i64}>
 // A schedule that is already there (a tuner record) is kept.
 // GPU:      vision.pool2d {{.*}}schedule = #vision.schedule<{wg = 7 : i64}>
 
-// CPU:      vision.conv2d {{.*}}schedule = #vision.schedule<{tile_oc = 8 : i64, tile_ow = 2 : i64, unroll_k = 1 : i64, unroll_win = 1 : i64, vec = 8 : i64, wg = 128 : i64}>
+// CPU:      vision.conv2d {{.*}}schedule = #vision.schedule<{pack = 8 : i64, tile_oc = 16 : i64, tile_ow = 5 : i64, unroll_k = 1 : i64, unroll_win = 1 : i64, wg = 256 : i64}>
 // CPU:      vision.map {{.*}}schedule = #vision.schedule<{wg = 256 : i64}>
 
-// WG64:     vision.conv2d {{.*}}wg = 64 : i64
+// WG64:     vision.conv2d {{.*}}tile_oc = 4 : i64, tile_ow = 8 : i64, unroll_k = 0 : i64, wg = 64 : i64
 // WG64:     vision.map {{.*}}schedule = #vision.schedule<{wg = 64 : i64}>

@@ -34,7 +34,7 @@ from xdsl.dialects.builtin import (
     StringAttr,
     VectorType,
 )
-from xdsl.ir import Attribute, Block, Operation, SSAValue
+from xdsl.ir import Attribute, Block, BlockArgument, Operation, SSAValue
 
 from visc.errors import CompileError
 
@@ -184,10 +184,10 @@ class CEmitter:
     def vector_lane(self, vec: str, lane: int) -> str:
         raise CompileError(f"{type(self).__name__} does not support vector types")
 
-    def vector_load(self, typ: VectorType, pointer: str) -> str:
+    def vector_load(self, typ: VectorType, pointer: str, aligned: bool = False) -> str:
         raise CompileError(f"{type(self).__name__} does not support vector types ({typ})")
 
-    def vector_store(self, typ: VectorType, value: str, pointer: str) -> str:
+    def vector_store(self, typ: VectorType, value: str, pointer: str, aligned: bool = False) -> str:
         raise CompileError(f"{type(self).__name__} does not support vector types ({typ})")
 
     def vector_convert(self, expr: str, to: VectorType) -> str:
@@ -643,17 +643,37 @@ def _vector_access(e: CEmitter, op: Operation, mem: SSAValue, idx: Sequence[SSAV
     return f"{e.ref(mem)} + ({linear_index(e, mem.type, idx)})"
 
 
+def vector_aligned(mem: SSAValue, idx: Sequence[SSAValue], typ: VectorType) -> bool:
+    """Whether a vector access of `typ` at `idx` is aligned to the vector's size: `mem` is a
+    kernel argument (buffers start at least 128-byte aligned), every variable index steps by
+    whole vectors and the constant part is a whole number of vectors. Only f32 vectors of 2,
+    4, 8 or 16 lanes (the widths whose size is lanes x 4 bytes)."""
+    lanes = typ.get_shape()[0]
+    if (not isinstance(mem, BlockArgument) or not isinstance(mem.type, MemRefType) or is_workgroup_memory(mem.type)
+            or not isinstance(typ.element_type, Float32Type) or lanes not in (2, 4, 8, 16)):
+        return False
+    strides, const = memref_strides(mem.type)
+    for i, stride in zip(idx, strides, strict=True):
+        c = _const_int(i)
+        if c is not None:
+            const += c * stride
+        elif stride % lanes:
+            return False
+    return const % lanes == 0
+
+
 def _vload(e: CEmitter, op: Operation) -> None:
     mem, *idx = op.operands
     typ = op.results[0].type
     assert isinstance(typ, VectorType)
-    e.define(op.results[0], e.vector_load(typ, _vector_access(e, op, mem, idx)))
+    e.define(op.results[0], e.vector_load(typ, _vector_access(e, op, mem, idx), vector_aligned(mem, idx, typ)))
 
 
 def _vstore(e: CEmitter, op: Operation) -> None:
     value, mem, *idx = op.operands
     assert isinstance(value.type, VectorType)
-    e.line(e.vector_store(value.type, e.ref(value), _vector_access(e, op, mem, idx)) + ";")
+    aligned = vector_aligned(mem, idx, value.type)
+    e.line(e.vector_store(value.type, e.ref(value), _vector_access(e, op, mem, idx), aligned) + ";")
 
 
 def _vbroadcast(e: CEmitter, op: Operation) -> None:

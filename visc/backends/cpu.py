@@ -61,6 +61,15 @@ def host_target_machine(opt_level: int = 3) -> Any:
                                         jit=True)
 
 
+def host_vector_bits() -> int:
+    """The widest float vector this CPU's registers hold: 512 with AVX-512 (32 registers),
+    256 with AVX/AVX2, else 128 (SSE, NEON)."""
+    features = _binding().get_host_cpu_features()
+    if features.get("avx512f"):
+        return 512
+    return 256 if features.get("avx") else 128
+
+
 def lower_to_llvm(module: ModuleOp) -> ModuleOp:
     """A copy of ``module`` with only `@cpu_kernels` among its kernel modules, lowered to the
     llvm dialect (`CPU_LLVM_PIPELINE`)."""
@@ -244,4 +253,4 @@ class CpuTarget(Target):
             raise CompileError(f"cpu target: {e}") from e
 
 
-__all__ = ["emit_cpu", "CPUExecutor", "CompiledFunctions", "CpuTarget", "lower_to_llvm", "host_target_machine"]
+__all__ = ["emit_cpu", "host_vector_bits", "CPUExecutor", "CompiledFunctions", "CpuTarget", "lower_to_llvm", "host_target_machine"]

@@ -21,6 +21,7 @@ the process.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -108,6 +109,23 @@ def list_cuda_devices() -> list[str]:
         major, minor = dev.compute_capability()
         out.append(f"{i}: {dev.name()} (sm_{major}{minor})")
     return out
+
+
+def _uniform_carveout(drv: Any, fn: Any) -> None:
+    """Give every kernel the same L1/shared-memory split (all shared memory preferred), so
+    consecutive kernels with and without staged tiles need no reconfiguration of the SM
+    between them. ``VISC_CUDA_CARVEOUT=off`` leaves the driver's per-kernel choice."""
+    setting = os.environ.get("VISC_CUDA_CARVEOUT", "100")
+    if setting == "off":
+        return
+    attr = getattr(drv.function_attribute, "PREFERRED_SHARED_MEMORY_CARVEOUT", None)
+    try:
+        if attr is not None and hasattr(fn, "set_attribute"):
+            fn.set_attribute(attr, int(setting))
+        else:
+            fn.set_cache_config(drv.func_cache.PREFER_SHARED)
+    except (drv.Error, ValueError):
+        pass  # an older driver without the attribute: its default split
 
 
 def _device_index(device: str | int | None) -> int:
@@ -262,6 +280,7 @@ class CUDAExecutor:
                 except drv.Error as e:
                     raise KernelBuildError(f"kernel '{launch.kernel}' is not in the PTX module ({e})") from e
                 fn.prepare("P" * len(launch.args))
+                _uniform_carveout(drv, fn)
                 functions[launch.kernel] = fn
             fn = functions[launch.kernel]
             limit = fn.get_attribute(drv.function_attribute.MAX_THREADS_PER_BLOCK)

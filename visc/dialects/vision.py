@@ -429,8 +429,13 @@ class Conv2dOp(_EpilogueOp):
     NUM_INS: ClassVar[tuple[int, int | None]] = (2, 3)
 
     def verify_semantics(self) -> None:
-        x, w = shape_of(self.ins[0]), shape_of(self.ins[1])
+        x, packed = shape_of(self.ins[0]), shape_of(self.ins[1])
         (out,) = [shape_of(v) for v in self.dests]
+        lanes = get_int(self, "packed_oc", 0)
+        if lanes:
+            _check(len(packed) == 5 and packed[4] == lanes, self,
+                   f"packed_oc = {lanes} needs a weight of shape (O/{lanes}, C/groups, KH, KW, {lanes})")
+        w = conv_weight_shape(self)
         _check(len(x) == 4 and len(w) == 4 and len(out) == 4, self, "x, w and output must be 4-D (NCHW, OIHW)")
         s, p, d = get_ints(self, "strides"), get_ints(self, "pads"), get_ints(self, "dilations")
         g = get_int(self, "groups")
@@ -442,6 +447,17 @@ class Conv2dOp(_EpilogueOp):
             _check(out[2 + i] == want, self, f"spatial dim {i}: output {out[2 + i]}, expected {want}")
         if len(self.ins) == 3:
             _check(shape_of(self.ins[2]) == (w[0],), self, "bias must have shape (O,)")
+
+
+def conv_weight_shape(op: VisionOp) -> tuple[int, ...]:
+    """A conv2d weight's logical (O, C/groups, KH, KW), also when it is stored packed:
+    ``packed_oc = V`` means the weight operand is (O/V, C/groups, KH, KW, V), so V output
+    channels of one (c, kh, kw) tap are adjacent (one vector load; see vision-pack-weights)."""
+    w = shape_of(op.ins[1])
+    lanes = get_int(op, "packed_oc", 0)
+    if lanes and len(w) == 5:
+        return (w[0] * w[4], *w[1:4])
+    return w
 
 
 @irdl_op_definition
@@ -881,4 +897,5 @@ __all__ = [
     "element_type_of",
     "with_shape",
     "conv_out_size",
+    "conv_weight_shape",
 ]

@@ -19,6 +19,7 @@ PASS_MODULES: dict[str, tuple[str, str]] = {
     "vision-fuse-elementwise": ("visc.passes.graph.fuse_elementwise", "FuseElementwisePass"),
     "vision-bufferize": ("visc.passes.graph.bufferize", "VisionBufferizePass"),
     "vision-default-schedule": ("visc.passes.lowering.default_schedule", "DefaultSchedulePass"),
+    "vision-pack-weights": ("visc.passes.lowering.pack_weights", "VisionPackWeightsPass"),
     "lower-vision-to-loops": ("visc.passes.lowering.vision_to_loops", "LowerVisionToLoopsPass"),
     "map-loops-to-gpu": ("visc.passes.gpu.map_loops_to_gpu", "MapLoopsToGpuPass"),
     # stage 5 -> llvm dialect (CUDA PTX backend; see visc/passes/llvm/__init__.py)

@@ -21,14 +21,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ArrayAttr, FunctionType, ModuleOp
+from xdsl.ir import BlockArgument
 from xdsl.parser import Parser
 
 from visc.dialects import make_context
-from visc.dialects.vision import ScheduleAttr
+from visc.dialects.vision import ScheduleAttr, element_type_of, shape_of
 from visc.errors import ViscError
 from visc.runtime.bench import random_inputs
+from visc.runtime.plan import numpy_dtype
 from visc.tuner.space import DeviceLimits, SearchSpace, task_op, task_space
+from visc.weights import WeightStore
 
 
 @dataclass
@@ -46,7 +50,9 @@ class Measurement:
 
 
 def device_identity(target: str, device: str | None = None) -> str:
-    """The name records are keyed by: target, platform and device model."""
+    """The name records are keyed by: target, platform and device model (never an index, so
+    every GPU of one model shares records): ``opencl:PLATFORM:DEVICE``,
+    ``cuda:NAME (sm_XY)``, ``cpu:ARCH:LLVM-CPU``."""
     if target == "opencl":
         from visc.runtime.devices import select_device
 
@@ -55,7 +61,7 @@ def device_identity(target: str, device: str | None = None) -> str:
     if target == "cuda":
         from visc.backends.cuda import list_cuda_devices
 
-        names = list_cuda_devices()
+        names = [n.split(": ", 1)[-1] for n in list_cuda_devices()]  # "0: NAME (sm_XY)": not the index
         index = int(device) if device and device.isdigit() else 0
         return f"cuda:{names[index] if index < len(names) else 'unknown'}"
     import platform
@@ -65,10 +71,44 @@ def device_identity(target: str, device: str | None = None) -> str:
     return f"cpu:{platform.machine()}:{llvm.get_host_cpu_name()}"
 
 
+def constant_weights(module: ModuleOp, seed: int = 0) -> WeightStore:
+    """Turn a task's conv2d weight argument into a `vision.weight` with seeded random values
+    (returned), as it is in a model: schedules that repack weights at compile time
+    (`vision-pack-weights`) need the weight to be a constant, and the packing must not be
+    timed as part of the kernel."""
+    from visc.dialects.vision import Conv2dOp, WeightOp
+
+    store = WeightStore()
+    op = task_op(module)
+    if not isinstance(op, Conv2dOp) or not isinstance(op.ins[1], BlockArgument):
+        return store
+    arg = op.ins[1]
+    fn = arg.block.parent_op()
+    assert isinstance(fn, func.FuncOp)
+    typ = arg.type
+    rng = np.random.default_rng(seed)
+    shape = shape_of(arg)
+    fan_in = max(1, int(np.prod(shape[1:])))
+    store["w"] = (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(numpy_dtype(element_type_of(arg)))
+    weight = WeightOp("w", typ)
+    arg.block.insert_op_before(weight, arg.block.first_op)
+    arg.replace_all_uses_with(weight.result)
+    index = arg.index
+    arg.block.erase_arg(arg)
+    inputs = list(fn.function_type.inputs.data)
+    del inputs[index]
+    fn.function_type = FunctionType.from_lists(inputs, list(fn.function_type.outputs.data))
+    names = fn.attributes.get("vision.input_names")
+    if isinstance(names, ArrayAttr):
+        fn.attributes["vision.input_names"] = ArrayAttr([n for i, n in enumerate(names.data) if i != index])
+    return store
+
+
 def build(module: ModuleOp, schedule: dict[str, int] | None, target: str, device: str | None,
-          device_type: str) -> Any:
+          device_type: str, weights: WeightStore | None = None) -> Any:
     """`module` (a task module) compiled for `target` with `schedule` on its op (None: the
-    default heuristic's); returns a `visc.CompiledModel`."""
+    default heuristic's); returns a `visc.CompiledModel`. `weights`: the store of the
+    module's `vision.weight`s (see `constant_weights`)."""
     from visc.compiler import finish_module, lowering_pipeline, run_passes
 
     module = module.clone()
@@ -79,15 +119,16 @@ def build(module: ModuleOp, schedule: dict[str, int] | None, target: str, device
         from visc.passes.llvm import NVVM_PIPELINE
 
         specs += list(NVVM_PIPELINE)
-    run_passes(module, specs, None)
-    return finish_module(module, {}, target, device)
+    store = WeightStore(dict(weights or {}))
+    run_passes(module, specs, store)
+    return finish_module(module, store, target, device)
 
 
-def default_schedule_of(module: ModuleOp, device_type: str) -> dict[str, int]:
+def default_schedule_of(module: ModuleOp, device_type: str, target: str = "opencl") -> dict[str, int]:
     """The schedule `vision-default-schedule` (with its default options) gives a task's op."""
     from visc.passes.lowering.default_schedule import default_schedule
 
-    return default_schedule(task_op(module), device_type)
+    return default_schedule(task_op(module), device_type, target=target)
 
 
 def _kernel_seconds(model: Any, inputs: list[np.ndarray]) -> float:
@@ -109,11 +150,12 @@ class Measurer:
     def __init__(self, module_text: str, target: str = "opencl", device: str | None = None,
                  warmup: int = 1, repeat: int = 5, timeout: float = 20.0, seed: int = 0, rtol: float = 1e-4):
         self.module = Parser(make_context(), module_text).parse_module()
+        self.weights = constant_weights(self.module, seed)
         self.target, self.device = target, device
         self.warmup, self.repeat, self.timeout, self.rtol = warmup, repeat, timeout, rtol
         self.limits = DeviceLimits.for_target(target, device)
-        self.default_schedule = default_schedule_of(self.module, self.limits.device_type)
-        default = build(self.module, self.default_schedule, target, device, self.limits.device_type)
+        self.default_schedule = default_schedule_of(self.module, self.limits.device_type, target)
+        default = build(self.module, self.default_schedule, target, device, self.limits.device_type, self.weights)
         self.inputs = random_inputs(default.plan.inputs, seed)
         self.reference = default.run(self.inputs)
 
@@ -124,7 +166,7 @@ class Measurer:
         """Build, check and time one schedule (None: the default)."""
         start = time.perf_counter()
         try:
-            model = build(self.module, schedule, self.target, self.device, self.limits.device_type)
+            model = build(self.module, schedule, self.target, self.device, self.limits.device_type, self.weights)
             outs = model.run(self.inputs)  # also builds the program
         except (ViscError, ValueError, RuntimeError) as e:
             return Measurement(None, f"build or launch failed: {e}")

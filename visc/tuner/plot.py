@@ -1,7 +1,8 @@
 """Best-time-versus-trial curves read back from the tuning database, and their PNG.
 
-A curve counts measured trials only, in trial order: pruned proposals (rejected by the space)
-and repeats of an earlier schedule (told its earlier result) cost no measurement, so the
+A curve counts measured trials only, in trial order: pruned proposals (rejected by the space),
+repeats of an earlier schedule (told its earlier result) and trials a killed run left
+unfinished cost no measurement, so the
 x axis is what a search paid for. A failed trial counts but never lowers the curve.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from visc.errors import ViscError
-from visc.tuner.search import _optuna, open_storage
+from visc.tuner.search import _optuna, is_measured, open_storage
 
 
 @dataclass
@@ -81,7 +82,7 @@ def read_curves(records: str | os.PathLike[str], device: str | None = None,
         curve = Curve(attrs.get("sampler", summary.study_name.rsplit("|", 1)[-1]),
                       default_seconds=attrs.get("default_seconds"))
         for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-            if t.state not in (TrialState.COMPLETE, TrialState.FAIL) or "duplicate_of" in t.user_attrs:
+            if not is_measured(t):  # interrupted trials and repeats cost no measurement of their own
                 continue
             curve.times.append(float(t.value) if t.state == TrialState.COMPLETE else None)
         task.curves[curve.sampler] = curve

@@ -4,23 +4,37 @@ The database is the Optuna storage the search writes (a SQLite file or any SQL U
 exported JSON file (`export_records`) holds the same records for sharing and loads the same
 way. `RecordBook.apply` puts each matching record's schedule on its op before
 `vision-default-schedule` runs, so the default fills only the ops no record covers.
+
+Shipped records: exports in the package's ``shipped/`` directory (or the directory named by
+``$VISC_SHIPPED_RECORDS``), for the devices visc was tuned on. A compile without records
+uses those whose device id (`visc.tuner.measure.device_identity`) is the compile target's,
+so a known device gets its tuned schedules and any other device the heuristic. A shipped
+file that cannot be read is skipped with a `ShippedRecordsWarning`, never a failed compile.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from xdsl.dialects.builtin import ModuleOp
 
 from visc.dialects.vision import ReshapeOp, ScheduleAttr, VisionOp
 from visc.errors import ViscError
-from visc.tuner.search import _optuna, open_storage
+from visc.tuner.search import _optuna, open_storage, trial_schedule
 from visc.tuner.workload import SPACE_VERSION, workload_key
 
 EXPORT_FORMAT = "visc-tuning-records"
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shipped")
+SHIPPED_ENV = "VISC_SHIPPED_RECORDS"  # another directory of shipped records (tests, deployments)
+
+
+class ShippedRecordsWarning(UserWarning):
+    """A shipped records file was skipped (unreadable or malformed)."""
 
 
 @dataclass
@@ -50,7 +64,7 @@ def _from_storage(records: str | os.PathLike[str], device: str | None) -> list[R
         best = summary.best_trial
         if best is None or "key" not in attrs or (device is not None and attrs.get("device") != device):
             continue
-        found.append(Record(attrs["device"], attrs["key"], dict(best.params), float(best.value),
+        found.append(Record(attrs["device"], attrs["key"], trial_schedule(best), float(best.value),
                             attrs.get("workload", ""), attrs.get("default_seconds"), summary.n_trials,
                             summary.study_name, int(attrs.get("space_version", SPACE_VERSION))))
     return found
@@ -64,8 +78,27 @@ def _from_json(path: str | os.PathLike[str], device: str | None) -> list[Record]
         raise ViscError(f"cannot read tuning records '{os.fspath(path)}': {e}") from e
     if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
         raise ViscError(f"'{os.fspath(path)}' is not a visc records export (no \"format\": \"{EXPORT_FORMAT}\")")
-    records = [Record(**r) for r in data.get("records", [])]
+    records = [_record(r, i, path) for i, r in enumerate(data.get("records", []))]
     return [r for r in records if device is None or r.device == device]
+
+
+def _record(item: Any, index: int, path: str | os.PathLike[str]) -> Record:
+    """One exported record, checked: a hand-edited or truncated file fails here, by name."""
+    names = {f.name for f in fields(Record)}
+    try:
+        if not isinstance(item, dict) or set(item) - names:
+            raise ValueError(f"unknown fields {sorted(set(item) - names) if isinstance(item, dict) else item!r}")
+        r = Record(**item)
+        if not isinstance(r.schedule, dict) or not all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in r.schedule.items()):
+            raise ValueError("the schedule is not a map of names to integers")
+        if not isinstance(r.device, str) or not isinstance(r.key, str):
+            raise ValueError("device and key must be strings")
+        r.seconds = float(r.seconds)
+        r.space_version = int(r.space_version)
+    except (TypeError, ValueError) as e:
+        raise ViscError(f"tuning records '{os.fspath(path)}': record {index} is malformed: {e}") from None
+    return r
 
 
 def all_records(records: str | os.PathLike[str], device: str | None = None) -> list[Record]:
@@ -75,9 +108,15 @@ def all_records(records: str | os.PathLike[str], device: str | None = None) -> l
 
 def best_records(records: str | os.PathLike[str], device: str | None = None) -> list[Record]:
     """The fastest record per (device, key) of the current space version."""
+    return _best(all_records(records, device))
+
+
+def _best(records: list[Record]) -> list[Record]:
+    """The fastest record per (device, key), leaving out records no faster than the default
+    schedule measured in the same study: applying one would only slow the model down."""
     best: dict[tuple[str, str], Record] = {}
-    for r in all_records(records, device):
-        if r.space_version != SPACE_VERSION:
+    for r in records:
+        if r.space_version != SPACE_VERSION or (r.default_seconds is not None and r.seconds >= r.default_seconds):
             continue
         old = best.get((r.device, r.key))
         if old is None or r.seconds < old.seconds:
@@ -105,24 +144,45 @@ def import_records(records: str | os.PathLike[str], path: str | os.PathLike[str]
     for r in _from_json(path, None):
         name = f"{r.device}|{r.key}|imported"
         study = optuna.create_study(storage=storage, study_name=name, direction="minimize", load_if_exists=True)
-        if any(t.params == r.schedule and t.value == r.seconds for t in study.get_trials(deepcopy=False)):
+        if any(trial_schedule(t) == r.schedule and t.value == r.seconds for t in study.get_trials(deepcopy=False)):
             continue
         for k, v in {"device": r.device, "key": r.key, "sampler": "imported", "workload": r.workload,
                      "space_version": r.space_version, "default_seconds": r.default_seconds}.items():
             study.set_user_attr(k, v)
         dists = {k: CategoricalDistribution([v]) for k, v in r.schedule.items()}
         study.add_trial(create_trial(params=dict(r.schedule), distributions=dists, value=r.seconds,
-                                     user_attrs={"source": r.source}))
+                                     user_attrs={"source": r.source, "schedule": dict(r.schedule)}))
         count += 1
     return count
 
 
-class RecordBook:
-    """The best schedules of one device, by workload key, for the compiler."""
+def shipped_dir() -> str:
+    return os.environ.get(SHIPPED_ENV) or SHIPPED_DIR
 
-    def __init__(self, device: str, schedules: dict[str, dict[str, int]]):
+
+def shipped_files(directory: str | os.PathLike[str] | None = None) -> list[str]:
+    return sorted(glob.glob(os.path.join(os.fspath(directory or shipped_dir()), "*.json")))
+
+
+def shipped_records(device: str, directory: str | os.PathLike[str] | None = None) -> list[Record]:
+    """The best shipped records of `device`; unreadable files are skipped with a warning."""
+    found: list[Record] = []
+    for path in shipped_files(directory):
+        try:
+            found += [r for r in _from_json(path, device) if r.space_version == SPACE_VERSION]
+        except ViscError as e:
+            warnings.warn(f"skipping shipped tuning records: {e}", ShippedRecordsWarning, stacklevel=2)
+    return _best(found)
+
+
+class RecordBook:
+    """The best schedules of one device, by workload key, for the compiler; `source` says
+    where they came from (a records path, or ``shipped:`` and the files)."""
+
+    def __init__(self, device: str, schedules: dict[str, dict[str, int]], source: str = ""):
         self.device = device
         self.schedules = schedules
+        self.source = source
         self.applied = 0
 
     @staticmethod
@@ -130,7 +190,27 @@ class RecordBook:
         from visc.tuner.measure import device_identity
 
         ident = device_identity(target, device)
-        return RecordBook(ident, {r.key: r.schedule for r in best_records(records, ident)})
+        return RecordBook(ident, {r.key: r.schedule for r in best_records(records, ident)}, os.fspath(records))
+
+    @staticmethod
+    def shipped(target: str, device: str | None = None,
+                directory: str | os.PathLike[str] | None = None) -> RecordBook | None:
+        """The shipped records of the device `target`/`device` selects (None: no shipped
+        file, the device cannot be identified, or no record is for it)."""
+        from visc.tuner.measure import device_identity
+
+        files = shipped_files(directory)
+        if not files:
+            return None
+        try:
+            ident = device_identity(target, device)
+        except (ViscError, ImportError, OSError):
+            return None  # no driver to name the device: nothing can match
+        chosen = shipped_records(ident, directory)
+        if not chosen:
+            return None
+        names = sorted({os.path.basename(f) for f in files})
+        return RecordBook(ident, {r.key: r.schedule for r in chosen}, "shipped:" + ",".join(names))
 
     def apply(self, module: ModuleOp) -> int:
         """Put the recorded schedule on every op that has none and a record; a record the
@@ -166,4 +246,5 @@ def record_rows(records: list[Record]) -> list[dict[str, Any]]:
 
 
 __all__ = ["Record", "RecordBook", "all_records", "best_records", "export_records", "import_records",
-           "record_rows", "EXPORT_FORMAT"]
+           "record_rows", "shipped_records", "shipped_files", "shipped_dir", "ShippedRecordsWarning",
+           "EXPORT_FORMAT", "SHIPPED_DIR", "SHIPPED_ENV"]

@@ -1,11 +1,18 @@
 """Search: one Optuna study per (device, workload key, sampler), driven by ask/tell.
 
-Samplers: TPE (multivariate, its random startup tied to the budget) or random search, both
-through the same loop and measurement, so their curves compare. Every trial proposes one
-value per key of the task's `SearchSpace`:
+Samplers: TPE or random search, both through the same loop and measurement, so their curves
+compare. Every trial proposes one value per key of the task's `SearchSpace`, as an integer
+index into the key's candidates in their natural order (powers of two and tile sizes
+ascending, "fully unrolled" after every finite unroll factor): TPE's kernels then see that
+``tile_ow=3`` lies between 2 and 4, which small budgets need. The schedule itself is the
+trial's ``schedule`` attribute.
 
-* a proposal the space rejects is told PRUNED (TPE ranks pruned trials below every completed
-  one, so it learns to avoid the region) and does not count against the budget;
+* TPE: the first ``startup_trials(budget)`` measured trials (the default schedule first) are
+  uniformly random *legal* schedules the loop draws itself, so rejected proposals never eat
+  the random phase; then multivariate TPE. Rejected proposals are infeasible (a constraint),
+  which TPE ranks after every measured trial: it learns to avoid them.
+* a proposal the space rejects is told PRUNED with an ``invalid`` attribute and does not
+  count against the budget (random search: rejection sampling of legal schedules);
 * a proposal already measured is told the earlier result without measuring again;
 * a failed measurement (build, launch, wrong result, timeout) is told FAIL, with the reason
   in the trial's ``error`` attribute: it never becomes the best.
@@ -14,18 +21,30 @@ The first trial of a new study is the default schedule (when the space can expre
 the study records the default's time, so a result can only improve on the heuristic.
 
 Storage is Optuna's RDB storage: each state change is its own committed transaction, so a
-process killed at any moment loses at most its trial in flight, which stays RUNNING and is
-ignored. `resume=True` continues a study until it has `trials` measured trials.
+process killed at any moment loses at most its trial in flight. That trial stays RUNNING; it
+carries its owner (host, pid, process start) and a heartbeat refreshed while it measures, and
+the next `tune_task` on the study marks it FAIL with an ``interrupted`` attribute once its
+owner is dead (same host) or its heartbeat is older than `HEARTBEAT_GRACE` (another host).
+Interrupted trials count nowhere (budget, curves, duplicates); an interrupted default trial
+is queued again. `resume=True` continues a study until it has `trials` measured trials; the
+samplers' seeds then derive from the seed and the study's length, so a resumed run does not
+replay the proposals of the first.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import numpy as np
 
 from visc.errors import ViscError
 from visc.tuner.measure import Measurement
@@ -33,6 +52,9 @@ from visc.tuner.space import SearchSpace
 from visc.tuner.workload import SPACE_VERSION, Task
 
 SAMPLERS = ("tpe", "random")
+ENCODING = "index/1"  # study attribute: params are indices into `ordered_choices`
+HEARTBEAT_INTERVAL = 20.0  # seconds between heartbeats of a trial in flight
+HEARTBEAT_GRACE = 180.0  # a RUNNING trial of another host without a heartbeat this long is dead
 
 
 class MeasurerLike(Protocol):
@@ -67,8 +89,23 @@ def study_name(device_id: str, key: str, sampler: str) -> str:
 
 
 def startup_trials(budget: int) -> int:
-    """Random trials before TPE models the results: a quarter of the budget, 3 to 10."""
-    return max(3, min(10, budget // 4))
+    """Random measured trials (the default among them) before TPE models the results."""
+    return max(4, budget // 8)
+
+
+def ordered_choices(key: str, values: list[int]) -> list[int]:
+    """`values` in their natural order: ascending, with 0 ("fully") after every finite
+    unroll factor."""
+    return sorted(values, key=lambda v: (key.startswith("unroll") and v == 0, v))
+
+
+def _infeasible(trial: Any) -> tuple[float]:
+    return (1.0,) if "invalid" in trial.user_attrs else (0.0,)
+
+
+def _has_set_constraint() -> bool:
+    """Optuna 5 marks infeasible trials with `Trial.set_constraint`; 4 takes a constraints_func."""
+    return hasattr(_optuna().trial.Trial, "set_constraint")
 
 
 def make_sampler(name: str, budget: int, seed: int | None = None) -> Any:
@@ -78,8 +115,12 @@ def make_sampler(name: str, budget: int, seed: int | None = None) -> Any:
     if name == "tpe":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(n_startup_trials=startup_trials(budget), multivariate=True,
-                                              seed=seed)
+            # the space is the same every trial (no conditional keys), so group=True adds nothing;
+            # constant_liar keeps workers sharing one study (an SQL URL) off each other's proposals;
+            # rejected proposals are infeasible: TPE ranks them after every measured trial
+            return optuna.samplers.TPESampler(
+                n_startup_trials=startup_trials(budget), multivariate=True, constant_liar=True,
+                constraints_func=None if _has_set_constraint() else _infeasible, seed=seed)
     raise ViscError(f"unknown sampler '{name}' (known: {', '.join(SAMPLERS)})")
 
 
@@ -95,6 +136,7 @@ class TuneResult:
     measured: int
     failed: int
     pruned: int
+    interrupted: int = 0
 
     @property
     def speedup(self) -> float | None:
@@ -105,6 +147,120 @@ class TuneResult:
 
 def _signature(schedule: dict[str, int]) -> str:
     return json.dumps(schedule, sort_keys=True)
+
+
+def trial_schedule(trial: Any) -> dict[str, int]:
+    """The schedule a trial measured (imported records and older studies: its params)."""
+    sched = trial.user_attrs.get("schedule")
+    return {k: int(v) for k, v in sched.items()} if isinstance(sched, dict) else dict(trial.params)
+
+
+def is_measured(trial: Any) -> bool:
+    """Whether a trial cost a measurement: finished, not a repeat, not interrupted."""
+    from optuna.trial import TrialState
+
+    return (trial.state in (TrialState.COMPLETE, TrialState.FAIL) and "duplicate_of" not in trial.user_attrs
+            and "interrupted" not in trial.user_attrs)
+
+
+# -- trials in flight: owner and heartbeat ---------------------------------------------------
+
+
+def _start_time(pid: int) -> str:
+    """The process's start (clock ticks since boot) on Linux, else "" (pid reuse goes unseen)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _owner() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _start_time(os.getpid())}
+
+
+def _alive(owner: dict[str, Any]) -> bool:
+    pid = int(owner.get("pid", 0))
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return not owner.get("start") or _start_time(pid) in ("", owner["start"])
+
+
+def _stale(trial: Any, now: float) -> bool:
+    owner = trial.user_attrs.get("owner")
+    if isinstance(owner, dict) and owner.get("host") == socket.gethostname():
+        return not _alive(owner)
+    beat = trial.user_attrs.get("alive_at")
+    start = trial.datetime_start.timestamp() if trial.datetime_start else now
+    return now - float(beat if beat is not None else start) > HEARTBEAT_GRACE
+
+
+def reap_stale_trials(study: Any) -> list[Any]:
+    """Mark the RUNNING trials of dead runs FAIL (``interrupted``); returns them."""
+    optuna = _optuna()
+    from optuna.trial import TrialState
+
+    now = time.time()
+    reaped = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not _stale(t, now):
+            continue
+        try:
+            study._storage.set_trial_user_attr(t._trial_id, "interrupted", "its run ended before it finished")
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another process reaped it first
+        reaped.append(t)
+    return reaped
+
+
+@contextmanager
+def _heartbeat(study: Any, trial: Any) -> Iterator[None]:
+    """Refresh the trial's ``alive_at`` every `HEARTBEAT_INTERVAL` s until the block ends."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_INTERVAL):
+            try:
+                study._storage.set_trial_user_attr(trial._trial_id, "alive_at", time.time())
+            except Exception:  # noqa: BLE001 - a missed heartbeat only delays reaping
+                pass
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+# -- the search loop ---------------------------------------------------------------------------
+
+
+def _derived_seed(seed: int | None, n: int) -> int | None:
+    return None if seed is None else int(np.random.SeedSequence([seed, n]).generate_state(1)[0])
+
+
+def _random_legal(space: SearchSpace, keys: dict[str, list[int]], rng: np.random.Generator,
+                  seen: dict[str, Any], tries: int = 2000) -> dict[str, int] | None:
+    """A uniformly random legal schedule not measured yet (None: none found in `tries`)."""
+    for _ in range(tries):
+        sched = {k: int(v[rng.integers(len(v))]) for k, v in keys.items()}
+        if _signature(sched) not in seen and not space.problems(sched):
+            return sched
+    return None
+
+
+def _encode(keys: dict[str, list[int]], schedule: dict[str, int]) -> dict[str, int] | None:
+    """Index params of `schedule` (None: a value the space lacks)."""
+    if any(k in keys and v not in keys[k] for k, v in schedule.items()):
+        return None
+    return {k: keys[k].index(schedule[k]) if k in schedule else 0 for k in keys}
 
 
 def tune_task(
@@ -123,43 +279,66 @@ def tune_task(
     optuna = _optuna()
     from optuna.trial import TrialState
 
+    if sampler not in SAMPLERS:
+        raise ViscError(f"unknown sampler '{sampler}' (known: {', '.join(SAMPLERS)})")
     name = study_name(device_id, task.key, sampler)
     if isinstance(storage, str | os.PathLike):
         storage = open_storage(storage)
     try:
         study = optuna.create_study(storage=storage, study_name=name, direction="minimize",
-                                    sampler=make_sampler(sampler, trials, seed), load_if_exists=resume)
+                                    sampler=optuna.samplers.RandomSampler(), load_if_exists=resume)
     except optuna.exceptions.DuplicatedStudyError:
         raise ViscError(f"the records already hold a study of {task.describe()} on {device_id} ({sampler}); "
                         "pass --resume to continue it") from None
+    if study.user_attrs.get("encoding", ENCODING) != ENCODING or (
+            "default_seconds" in study.user_attrs and "encoding" not in study.user_attrs):
+        raise ViscError(f"the study '{name}' was written by an older visc (other parameter encoding); "
+                        "tune into a new records file")
+    study.sampler = make_sampler(sampler, trials, _derived_seed(seed, len(study.trials)))
+    set_constraint = _has_set_constraint()
+    rng = np.random.default_rng(_derived_seed(seed, len(study.trials) + 1))
     space = measurer.space()
+    keys = {k: ordered_choices(k, v) for k, v in space.choices.items()}
     default = dict(measurer.default_schedule)
+    default_params = _encode(keys, default)
+    reaped = reap_stale_trials(study)
     if "default_seconds" not in study.user_attrs:
         for k, v in {"device": device_id, "key": task.key, "sampler": sampler, "workload": task.describe(),
-                     "space_version": SPACE_VERSION, "module": task.module_text,
+                     "space_version": SPACE_VERSION, "module": task.module_text, "encoding": ENCODING,
                      "default_schedule": default}.items():
             study.set_user_attr(k, v)
-        base = measurer.measure(default)
-        study.set_user_attr("default_seconds", base.seconds)
-        if all(v in space.choices.get(k, [v]) for k, v in default.items()):
-            study.enqueue_trial({k: default.get(k, choices[0]) for k, choices in space.choices.items()},
-                                user_attrs={"default": True})
+        if default_params is not None:
+            study.enqueue_trial(default_params, user_attrs={"default": True})
+        study.set_user_attr("default_seconds", measurer.measure(default).seconds)
+    elif default_params is not None and any(t.user_attrs.get("default") for t in reaped):
+        study.enqueue_trial(default_params, user_attrs={"default": True})
 
-    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
-    seen = {_signature(t.params): t for t in finished}
-    measured = sum(1 for t in finished if "duplicate_of" not in t.user_attrs)
+    finished = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+                if "interrupted" not in t.user_attrs]
+    seen: dict[str, Any] = {_signature(trial_schedule(t)): t for t in finished}
+    measured = sum(1 for t in finished if is_measured(t))
     complete = [t.value for t in finished if t.state == TrialState.COMPLETE]
     best = min(complete) if complete else None
+    startup = startup_trials(trials) if sampler == "tpe" else 0
+    owner = _owner()
     if on_trial is not None:
         on_trial(measured, best)
     asks = 0
     while measured < trials and asks < 50 * trials:
         asks += 1
+        if measured < startup and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            legal = _random_legal(space, keys, rng, seen)
+            if legal is not None:
+                study.enqueue_trial(_encode(keys, legal), user_attrs={"startup": True})
         trial = study.ask()
-        schedule = {k: trial.suggest_categorical(k, choices) for k, choices in space.choices.items()}
+        trial.set_user_attr("owner", owner)  # a run killed from here on leaves a reapable trial
+        schedule = {k: choices[trial.suggest_int(k, 0, len(choices) - 1)] for k, choices in keys.items()}
+        trial.set_user_attr("schedule", schedule)
         problems = space.problems(schedule)
         if problems:
             trial.set_user_attr("invalid", "; ".join(problems))
+            if set_constraint:
+                trial.set_constraint("illegal", 1.0)
             study.tell(trial, state=TrialState.PRUNED)
             continue
         earlier = seen.get(_signature(schedule))
@@ -171,7 +350,15 @@ def tune_task(
                 trial.set_user_attr("error", earlier.user_attrs.get("error", "failed before"))
                 study.tell(trial, state=TrialState.FAIL)
             continue
-        result = measurer.measure(schedule)
+        trial.set_user_attr("alive_at", time.time())
+        try:
+            with _heartbeat(study, trial):
+                result = measurer.measure(schedule)
+        except BaseException:
+            # Ctrl-C or an error of the measurer: the trial in flight, not a failed schedule
+            trial.set_user_attr("interrupted", "its run stopped before it finished")
+            study.tell(trial, state=TrialState.FAIL)
+            raise
         trial.set_user_attr("times", result.times)
         if result.ok:
             frozen = study.tell(trial, result.seconds)
@@ -192,18 +379,20 @@ def summarize(study: Any, key: str) -> TuneResult:
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = min(complete, key=lambda t: t.value) if complete else None
+    interrupted = sum(1 for t in trials if "interrupted" in t.user_attrs)
     return TuneResult(
         key=key,
         study=study.study_name,
         best_seconds=best.value if best else None,
-        best_schedule=dict(best.params) if best else None,
+        best_schedule=trial_schedule(best) if best else None,
         default_seconds=study.user_attrs.get("default_seconds"),
-        measured=sum(1 for t in trials if t.state in (TrialState.COMPLETE, TrialState.FAIL)
-                     and "duplicate_of" not in t.user_attrs),
-        failed=sum(1 for t in trials if t.state == TrialState.FAIL),
+        measured=sum(1 for t in trials if is_measured(t)),
+        failed=sum(1 for t in trials if t.state == TrialState.FAIL) - interrupted,
         pruned=sum(1 for t in trials if t.state == TrialState.PRUNED),
+        interrupted=interrupted,
     )
 
 
-__all__ = ["SAMPLERS", "TuneResult", "tune_task", "summarize", "storage_url", "open_storage", "study_name",
-           "startup_trials", "make_sampler"]
+__all__ = ["SAMPLERS", "ENCODING", "TuneResult", "tune_task", "summarize", "storage_url", "open_storage",
+           "study_name", "startup_trials", "make_sampler", "ordered_choices", "trial_schedule", "is_measured",
+           "reap_stale_trials"]

@@ -6,6 +6,12 @@ maximum), so Optuna sees the same categorical distribution in every trial. Keys 
 depend on each other (``tile_ow`` on ``vec``, the register budget on both tiles, the work-group
 size on the thread count) are checked by `SearchSpace.problems`, which also runs the lowering's
 own legality check: a proposal with problems is never built (the search records it as pruned).
+
+conv2d (groups = 1) and matmul also get the staged keys (``stage``, ``block_m``, ``block_n``,
+``tile_k``; conv_staged.py / matmul_staged.py): staged proposals must use exactly
+``(block_m / TM) * (block_n / TN)`` threads, at most the device's work-group size, and tiles
+(plus, for ``stage = 1``, accumulators) that fit its local memory. ``stage = 2`` (per-thread
+register arrays across barriers) is offered on GPUs only.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class DeviceLimits:
     local_memory_bytes: int = 32 * 1024
     vector_bits: int = 256  # widest vector register (PoCL miscompiles 512-bit vectors on AVX2)
     max_accumulators: int = 32  # register-tile budget per thread (scalars or vectors)
+    vector_registers: int = 16  # CPU vector registers (bounds packed conv tiles; 32 with AVX-512)
 
     @staticmethod
     def of_opencl(device: Any) -> DeviceLimits:
@@ -56,7 +63,10 @@ class DeviceLimits:
             return DeviceLimits.of_opencl(select_device(device))
         if target == "cuda":
             return DeviceLimits("gpu", 1024, 48 * 1024, 128)
-        return DeviceLimits("cpu", 1024, 1 << 20, 256)
+        from visc.backends.cpu import host_vector_bits
+
+        bits = host_vector_bits()
+        return DeviceLimits("cpu", 1024, 1 << 20, bits, vector_registers=32 if bits == 512 else 16)
 
 
 def _pow2_upto(hi: int, lo: int = 1) -> list[int]:
@@ -114,6 +124,19 @@ def _wg_choices(limits: DeviceLimits) -> list[int]:
     return _pow2_upto(min(limits.max_workgroup_size, 1024), lo)
 
 
+_BLOCKS = [16, 32, 64, 128]
+_TILE_K = [8, 16, 32]
+
+
+def _staged_choices(op: VisionOp, limits: DeviceLimits) -> dict[str, list[int]]:
+    return {
+        "stage": [0, 1, 2] if limits.device_type == "gpu" else [0, 1],
+        "block_m": list(_BLOCKS),
+        "block_n": list(_BLOCKS),
+        "tile_k": list(_TILE_K),
+    }
+
+
 def _conv2d(op: VisionOp, limits: DeviceLimits) -> dict[str, list[int]]:
     from visc.passes.lowering.conv import flattenable
 
@@ -124,10 +147,16 @@ def _conv2d(op: VisionOp, limits: DeviceLimits) -> dict[str, list[int]]:
     width = oh * ow if flat else ow
     lanes = _lanes(op, limits)
     unroll_k = [1, 2, 4, 8] + ([0] if cg <= 16 else [])
+    staged = _staged_choices(op, limits) if get_int(op, "groups", 1) == 1 else {"stage": [0]}
+    if staged["stage"] != [0] and 0 not in unroll_k:
+        unroll_k.append(0)  # the staged K step fully unrolled (stage 0 keeps 0 for short loops only)
     return {
+        **staged,
         "wg": _wg_choices(limits),
-        "tile_oc": [d for d in (1, 2, 4, 8, 16) if og % d == 0],
-        "tile_ow": list(range(1, min(8, width) + 1)),
+        "pack": [0, *(v for v in (4, 8, 16) if og % v == 0 and v * 32 <= limits.vector_bits)]
+        if limits.device_type == "cpu" else [0],
+        "tile_oc": [d for d in (1, 2, 4, 8, 16, 32, 64) if og % d == 0],
+        "tile_ow": list(range(1, min(16, width) + 1)),
         "vec": [v for v in _WIDTHS if v <= min(lanes, width)],
         "flat": [0, 1] if flat else [0],
         "unroll_k": [u for u in unroll_k if u == 0 or u <= cg],
@@ -142,11 +171,12 @@ def _matmul(op: VisionOp, limits: DeviceLimits) -> dict[str, list[int]]:
     k = a[-2] if get_int(op, "transpose_a", 0) else a[-1]
     along = k if get_int(op, "transpose_b", 0) else n
     return {
+        **_staged_choices(op, limits),
         "wg": _wg_choices(limits),
         "tile_m": [t for t in (1, 2, 4, 8) if t <= m],
         "tile_n": list(range(1, min(8, n) + 1)),
         "vec": [v for v in _WIDTHS if v <= min(_lanes(op, limits), along)],
-        "unroll_k": [1, 2, 4, 8] + ([0] if k <= 16 else []),
+        "unroll_k": [1, 2, 4, 8, 0],
     }
 
 
@@ -161,10 +191,14 @@ def _pool2d(op: VisionOp, limits: DeviceLimits) -> dict[str, list[int]]:
 
 def _threads(op: VisionOp, sched: dict[str, int]) -> int:
     """Threads the op's kernel launches under `sched` (0: unknown)."""
+    if sched.get("stage", 0):
+        return 0  # staged: wg is the block's thread count (checked by _staged_constraints)
     if isinstance(op, Conv2dOp):
         n, o, oh, ow = shape_of(op.dests[0])
         if sched.get("flat", 0):
             oh, ow = 1, oh * ow
+        if sched.get("pack", 0):
+            return n * (o // sched.get("tile_oc", 1)) * oh * _cdiv(ow, sched.get("tile_ow", 1))
         groups = _cdiv(ow, sched.get("vec", 1))
         return n * (o // sched.get("tile_oc", 1)) * oh * _cdiv(groups, sched.get("tile_ow", 1))
     if isinstance(op, MatmulOp):
@@ -178,8 +212,47 @@ def _threads(op: VisionOp, sched: dict[str, int]) -> int:
     return 0
 
 
-def _constraints(op: VisionOp, limits: DeviceLimits, sched: dict[str, int]) -> list[str]:
+def _staged_constraints(op: VisionOp, limits: DeviceLimits, sched: dict[str, int]) -> list[str]:
+    """Device limits of a staged proposal (the lowering checks the rest)."""
+    from visc.passes.lowering.staged_gemm import Tiles, local_bytes
+
+    conv = isinstance(op, Conv2dOp)
+    tm, tn = (sched.get("tile_oc", 1), sched.get("tile_ow", 1)) if conv else (sched.get("tile_m", 1),
+                                                                            sched.get("tile_n", 1))
+    bm, bn = sched.get("block_m", 64), sched.get("block_n", 64)
     problems = []
+    if bm % tm or bn % tn:
+        return [f"thread tile {tm}x{tn} does not divide the {bm}x{bn} block"]
+    tiles = Tiles(sched["stage"], bm, bn, sched.get("tile_k", 16), tm, tn)
+    if tiles.threads > limits.max_workgroup_size:
+        problems.append(f"a {bm}x{bn} block of {tm}x{tn} tiles needs {tiles.threads} threads, more than the "
+                        f"device's {limits.max_workgroup_size}")
+    a_k_fast = conv or not get_int(op, "transpose_a", 0)
+    b_n_fast = conv or not get_int(op, "transpose_b", 0)
+    need = local_bytes(tiles, element_type_of(op.dests[0]).bitwidth // 8, a_k_fast, b_n_fast)  # type: ignore[attr-defined]
+    if need > limits.local_memory_bytes:
+        problems.append(f"staged tiles need {need} bytes of local memory, the device has {limits.local_memory_bytes}")
+    if tm * tn > limits.max_accumulators:
+        problems.append(f"register tile {tm}x{tn} exceeds {limits.max_accumulators} accumulators")
+    if sched.get("stage") == 2 and limits.device_type != "gpu":
+        problems.append("stage=2 keeps per-thread arrays across barriers: GPU devices only")
+    return problems
+
+
+def _contraction(op: VisionOp) -> int:
+    """The loop unroll_k unrolls in the unstaged lowerings (conv: input channels per group)."""
+    if isinstance(op, Conv2dOp):
+        return shape_of(op.ins[1])[1]
+    a = shape_of(op.ins[0])
+    return a[-2] if get_int(op, "transpose_a", 0) else a[-1]
+
+
+def _constraints(op: VisionOp, limits: DeviceLimits, sched: dict[str, int]) -> list[str]:
+    if sched.get("stage", 0):
+        return _staged_constraints(op, limits, sched)
+    problems = []
+    if isinstance(op, Conv2dOp | MatmulOp) and sched.get("unroll_k", 1) == 0 and _contraction(op) > 16:
+        problems.append(f"unroll_k=0 fully unrolls a loop of {_contraction(op)} (only loops up to 16)")
     wg = sched.get("wg", 1)
     if wg > limits.max_workgroup_size:
         problems.append(f"wg={wg} exceeds the device's {limits.max_workgroup_size} work-items")
@@ -188,6 +261,15 @@ def _constraints(op: VisionOp, limits: DeviceLimits, sched: dict[str, int]) -> l
         problems.append(f"wg={wg} is larger than the {threads} threads need")
     rows = sched.get("tile_oc", sched.get("tile_m", 1))
     cols = sched.get("tile_ow", sched.get("tile_n", 1))
+    pack = sched.get("pack", 0)
+    if pack:  # packed conv (conv_packed.py): accumulators, weight vectors and a broadcast in registers
+        nvec = max(1, rows // pack)
+        if nvec * cols + nvec + 1 > limits.vector_registers:
+            problems.append(f"{nvec}x{cols} channel vectors need {nvec * cols + nvec + 1} of the CPU's "
+                            f"{limits.vector_registers} vector registers")
+        if sched.get("vec", 1) != 1:
+            problems.append("vec must be 1 with pack")
+        return problems
     if rows * cols > limits.max_accumulators:
         problems.append(f"register tile {rows}x{cols} exceeds {limits.max_accumulators} accumulators")
     vec = sched.get("vec", 1)

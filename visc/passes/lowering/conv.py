@@ -35,7 +35,15 @@ from dataclasses import dataclass, replace
 from xdsl.dialects.builtin import VectorType
 from xdsl.ir import SSAValue
 
-from visc.dialects.vision import Conv2dOp, Conv2dTransposeOp, VisionOp, get_int, get_ints, shape_of
+from visc.dialects.vision import (
+    Conv2dOp,
+    Conv2dTransposeOp,
+    VisionOp,
+    conv_weight_shape,
+    get_int,
+    get_ints,
+    shape_of,
+)
 from visc.passes.lowering.common import (
     ColumnGroup,
     Lowering,
@@ -89,7 +97,7 @@ class _Geometry:
 def _geometry(op: VisionOp) -> _Geometry:
     n, c, h, w = shape_of(op.ins[0])
     _, _, oh, ow = shape_of(op.dests[0])
-    ws = shape_of(op.ins[1])
+    ws = conv_weight_shape(op) if isinstance(op, Conv2dOp) else shape_of(op.ins[1])
     groups = get_int(op, "groups", 1)
     o = ws[0] if isinstance(op, Conv2dOp) else shape_of(op.dests[0])[1]
     sh, sw = get_ints(op, "strides")
@@ -114,7 +122,20 @@ VECTOR_WIDTHS = (1, 2, 3, 4, 8, 16)  # OpenCL C vector types
 
 
 def check_conv2d(op: VisionOp, sched: Schedule) -> Problems:
+    if sched.get("stage", 0):
+        from visc.passes.lowering.conv_staged import check_conv2d_staged
+
+        return check_conv2d_staged(op, sched)
     g = _geometry(op)
+    if sched.get("pack", 0):
+        from visc.passes.lowering.conv_packed import check_conv2d_packed
+
+        flat = sched.get("flat", 0)
+        problems = check_conv2d_packed(op, sched, g.og, g.oh * g.ow if flat else g.ow)
+        if flat and not flattenable(op):
+            problems.append("schedule flat=1 needs a 1x1 kernel, stride 1, no padding and fuse operands "
+                            "that broadcast over whole rows")
+        return problems
     problems: Problems = []
     check_wg(problems, sched)
     toc = check_range(problems, sched, "tile_oc", 1, 1, g.og, f"{g.og} output channels per group")
@@ -321,6 +342,10 @@ def flattenable(op: VisionOp) -> bool:
 
 
 def lower_conv2d(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
+    if sched.get("stage", 0):
+        from visc.passes.lowering.conv_staged import lower_conv2d_staged
+
+        return lower_conv2d_staged(op, sched, fl)
     g = _geometry(op)
     x, w, out = op.ins[0], op.ins[1], op.outs[0]
     bias = op.ins[2] if len(op.ins) == 3 else None
@@ -332,6 +357,10 @@ def lower_conv2d(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
         fuse = [fl.view(f, _flat_fuse_shape(shape_of(f), g.oh, g.ow) or (), node + f":flat_fuse{i}")
                 for i, f in enumerate(fuse)]
         g = replace(g, h=1, w=g.h * g.w, oh=1, ow=g.oh * g.ow)
+    if sched.get("pack", 0):
+        from visc.passes.lowering.conv_packed import lower_conv2d_packed
+
+        return lower_conv2d_packed(op, sched, fl, g, x, w, bias, out, fuse, kernel_hint(op))
     plan = _Plan(op, g, sched.get("tile_oc", 1), sched.get("tile_ow", 1), sched.get("vec", 1),
                  sched.get("unroll_k", 1), sched.get("unroll_win", 1), x, w, bias, out, fuse)
 
@@ -398,7 +427,8 @@ def lower_conv2d_transpose(op: VisionOp, sched: Schedule, fl: FunctionLowering) 
 
 
 LOWERINGS: dict[type[VisionOp], Lowering] = {
-    Conv2dOp: Lowering(frozenset({"wg", "tile_oc", "tile_ow", "vec", "flat", "unroll_k", "unroll_win"}),
+    Conv2dOp: Lowering(frozenset({"wg", "tile_oc", "tile_ow", "vec", "flat", "unroll_k", "unroll_win", "pack",
+                                  "stage", "block_m", "block_n", "tile_k"}),  # conv_staged.py: stage >= 1
                        check_conv2d, lower_conv2d),
     Conv2dTransposeOp: Lowering(frozenset({"wg"}), only_wg, lower_conv2d_transpose),
 }

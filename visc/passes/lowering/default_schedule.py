@@ -17,7 +17,13 @@ runtime which device it will run on):
 * work-group size: the largest power of two <= ``max_workgroup_size`` that still gives enough
   work-groups for all compute units, at least one warp/wavefront (32) on GPUs, and no larger than the
   thread count needs;
-* unroll hints where trip counts are small or the body is short.
+* unroll hints where trip counts are small or the body is short;
+* GPUs, conv2d with groups = 1 and matmul with large enough M, N and K: the implicit GEMM
+  staged through work-group memory (conv_staged.py / matmul_staged.py): 4x4 accumulators
+  per thread, 64x64 blocks halved (the larger side first, down to 16) until there are enough
+  work-groups for the device, then 2x4 or 2x2 per thread where the threads are still too few,
+  K steps of 16; accumulators in registers (``stage = 2``) except
+  on the CPU backend, which runs a group's threads in one stack frame (``stage = 1``).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import AnyFloat, ModuleOp
+from xdsl.dialects.builtin import AnyFloat, Float32Type, ModuleOp
 from xdsl.passes import ModulePass
 
 from visc.dialects.vision import (
@@ -138,8 +144,88 @@ def _pick_tile(rows: list[int], width: int, vec_limit: int, threads_at, traits: 
     return max(options, key=lambda t: (t.threads, t.score))
 
 
-def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int) -> dict[str, int]:
+def _staged(m: int, n: int, k: int, traits: TargetTraits, max_wg: int, target: str) -> dict[str, int] | None:
+    """The staged GEMM schedule of an M x N x K problem on a GPU, None where it does not pay
+    (too small to share tiles between threads, or a CPU device)."""
+    if traits is not DEVICES["gpu"] or m < 16 or n < 16 or k < 32 or m * n < 4096:
+        return None
+    tm = tn = 4
+    bm, bn = (64 if m >= 64 else 32 if m >= 32 else 16), (64 if n >= 64 else 32 if n >= 32 else 16)
+    while _ceil_div(m, bm) * _ceil_div(n, bn) < traits.min_groups and max(bm, bn) > 16:
+        if bn >= bm:
+            bn //= 2
+        else:
+            bm //= 2
+    groups = _ceil_div(m, bm) * _ceil_div(n, bn)
+    # still too few threads to fill the device (small images, batch 1): smaller thread tiles
+    while groups * (bm // tm) * (bn // tn) < traits.min_threads and tm * tn > 4 and (bm // tm) * (bn // tn) < max_wg:
+        if tm >= tn:
+            tm //= 2
+        else:
+            tn //= 2
+    while (bm // tm) * (bn // tn) > max_wg:  # a device with small work-groups: larger thread tiles
+        if tn <= tm:
+            tn *= 2
+        else:
+            tm *= 2
+    return {"stage": 1 if target == "cpu" else 2, "block_m": bm, "block_n": bn, "tile_k": 16 if k >= 16 else 8,
+            "wg": (bm // tm) * (bn // tn), "unroll_k": 0, "tm": tm, "tn": tn}
+
+
+def cpu_vector_registers(target: str) -> tuple[int, int]:
+    """(vector bits, vector registers) of the CPU that runs `target`'s kernels: the host's
+    for the CPU backend; AVX2's for PoCL, which compiles for 16 ymm registers here (and fails
+    to build 512-bit vector kernels)."""
+    if target == "cpu":
+        from visc.backends.cpu import host_vector_bits
+
+        bits = host_vector_bits()
+        return bits, 32 if bits == 512 else 16
+    return 256, 16
+
+
+def _packed_conv(op: VisionOp, traits: TargetTraits, max_wg: int, target: str, oh: int, ow: int) -> dict[str, int] | None:
+    """The packed-weight conv schedule (conv_packed.py) on a CPU: channel vectors as wide as
+    the registers, and the tile with the most useful accumulators within half the vector
+    registers (more spills: measured on AVX-512 and in PoCL), ties broken by FMAs per load;
+    None where the channels of a group do not fill a vector."""
+    if not isinstance(element_type_of(op.dests[0]), Float32Type):
+        return None
+    bits, regs = cpu_vector_registers(target)
+    n, o = shape_of(op.dests[0])[:2]
+    og = o // get_int(op, "groups", 1)
+    lanes = next((v for v in (16, 8, 4) if v * 32 <= bits and og % v == 0), 0)
+    if not lanes:
+        return None
+    budget = regs // 2 if regs > 16 else 10
+    options = []
+    for nvec in (1, 2, 4):
+        if og % (nvec * lanes):
+            continue
+        for tow in range(1, min(ow, 16) + 1):
+            if nvec * tow > budget:
+                continue
+            tiles = _ceil_div(ow, tow)
+            threads = n * (o // (nvec * lanes)) * oh * tiles
+            eff = ow / (tiles * tow)
+            options.append((threads >= traits.min_threads, round(eff * nvec * tow, 2), nvec * tow / (nvec + tow),
+                            nvec, tow, threads))
+    if not options:
+        return None
+    *_, nvec, tow, threads = max(options)
+    return {"pack": lanes, "tile_oc": nvec * lanes, "tile_ow": tow, "unroll_k": 1, "unroll_win": 1,
+            "wg": workgroup_size(threads, traits, max_wg)}
+
+
+def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "opencl") -> dict[str, int]:
     from visc.passes.lowering.conv import flattenable
+    from visc.passes.lowering.conv_staged import gemm_sizes
+
+    if get_int(op, "groups", 1) == 1:
+        staged = _staged(*gemm_sizes(op), traits, max_wg, target)
+        if staged is not None:
+            staged["tile_oc"], staged["tile_ow"] = staged.pop("tm"), staged.pop("tn")
+            return staged
 
     n, o, oh, ow = shape_of(op.dests[0])
     groups = get_int(op, "groups", 1)
@@ -149,6 +235,13 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int) -> dict[str, int]:
     flat = flattenable(op)  # 1x1 convs: one long row of columns
     if flat:
         oh, ow = 1, oh * ow
+
+    if traits is DEVICES["cpu"]:
+        packed = _packed_conv(op, traits, max_wg, target, oh, ow)
+        if packed is not None:
+            if flat:
+                packed["flat"] = 1
+            return packed
 
     def threads(toc: int, col_threads: int) -> int:
         return n * (o // toc) * oh * col_threads
@@ -170,12 +263,16 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int) -> dict[str, int]:
     return sched
 
 
-def _matmul(op: VisionOp, traits: TargetTraits, max_wg: int) -> dict[str, int]:
+def _matmul(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "opencl") -> dict[str, int]:
     out = shape_of(op.dests[0])
     m, nn = out[-2], out[-1]
     a = shape_of(op.ins[0])
     kk = a[-2] if get_int(op, "transpose_a", 0) else a[-1]
     batch = math.prod(out[:-2])
+    staged = _staged(m, nn, kk, traits, max_wg, target)
+    if staged is not None:
+        staged["tile_m"], staged["tile_n"] = staged.pop("tm"), staged.pop("tn")
+        return staged
     row_cands = [r for r in (4, 2, 1) if r <= m and ((_ceil_div(m, r) * r - m) * 8 <= m or r == 1)]
 
     def threads(tm: int, col_threads: int) -> int:
@@ -207,15 +304,16 @@ def _threads(op: VisionOp) -> int:
     return math.prod(shape_of(op.dests[0]))
 
 
-def default_schedule(op: VisionOp, device_type: str = "gpu", max_workgroup_size: int = 256) -> dict[str, int]:
-    """The heuristic schedule of one op (only the keys its lowering reads)."""
+def default_schedule(op: VisionOp, device_type: str = "gpu", max_workgroup_size: int = 256,
+                     target: str = "opencl") -> dict[str, int]:
+    """The heuristic schedule of one op (only the keys its lowering reads) for `target`."""
     from visc.passes.lowering.vision_to_loops import schedule_keys
 
     traits = DEVICES[device_type]
     if isinstance(op, Conv2dOp):
-        sched = _conv2d(op, traits, max_workgroup_size)
+        sched = _conv2d(op, traits, max_workgroup_size, target)
     elif isinstance(op, MatmulOp):
-        sched = _matmul(op, traits, max_workgroup_size)
+        sched = _matmul(op, traits, max_workgroup_size, target)
     elif isinstance(op, Pool2dOp):
         out = shape_of(op.dests[0])
         # fewest column groups; integer max pools stay scalar (_lanes is 1 for them)
@@ -286,4 +384,5 @@ class DefaultSchedulePass(ModulePass):
                 continue
             if not schedule_keys(vop):
                 continue
-            vop.attributes["schedule"] = ScheduleAttr(default_schedule(vop, device_type, self.max_workgroup_size))
+            vop.attributes["schedule"] = ScheduleAttr(default_schedule(vop, device_type, self.max_workgroup_size,
+                                                                           self.target))

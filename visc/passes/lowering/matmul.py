@@ -18,8 +18,9 @@ Reads these schedule keys:
 * ``unroll_k``  unroll hint of the contraction loop (0 = fully; 1 = none).
 
 Batch dimensions broadcast with numpy rules (a size-1 batch dim of ``a``, ``b`` or ``c`` is
-read at index 0). The steps (`_Plan.coords`, `_Plan.reduce`, `_Plan.store`) are separate so
-local-memory staging of ``a``/``b`` tiles can later replace `reduce` alone.
+read at index 0). The steps (`_Plan.coords`, `_Plan.reduce`, `_Plan.store`) are separate;
+``stage >= 1`` (work-group memory staging of ``a``/``b`` tiles, keys ``stage``, ``block_m``,
+``block_n``, ``tile_k``) is matmul_staged.py, which reuses `_Plan.store`.
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ def _dims(op: VisionOp) -> tuple[int, int, int]:
 
 
 def check_matmul(op: VisionOp, sched: Schedule) -> Problems:
+    if sched.get("stage", 0):
+        from visc.passes.lowering.matmul_staged import check_matmul_staged
+
+        return check_matmul_staged(op, sched)
     m, n, k = _dims(op)
     problems: Problems = []
     check_wg(problems, sched)
@@ -246,6 +251,10 @@ class _Plan:
 
 
 def lower_matmul(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
+    if sched.get("stage", 0):
+        from visc.passes.lowering.matmul_staged import lower_matmul_staged
+
+        return lower_matmul_staged(op, sched, fl)
     m, n, kk = _dims(op)
     plan = _Plan(op, m, n, kk, sched.get("tile_m", 1), sched.get("tile_n", 1), sched.get("vec", 1),
                  sched.get("unroll_k", 1))
@@ -258,5 +267,7 @@ def lower_matmul(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
 
 
 LOWERINGS: dict[type[VisionOp], Lowering] = {
-    MatmulOp: Lowering(frozenset({"wg", "tile_m", "tile_n", "vec", "unroll_k"}), check_matmul, lower_matmul),
+    MatmulOp: Lowering(frozenset({"wg", "tile_m", "tile_n", "vec", "unroll_k",
+                                  "stage", "block_m", "block_n", "tile_k"}),  # matmul_staged.py: stage >= 1
+                       check_matmul, lower_matmul),
 }
