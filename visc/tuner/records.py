@@ -112,11 +112,9 @@ def best_records(records: str | os.PathLike[str], device: str | None = None) -> 
 
 
 def _best(records: list[Record]) -> list[Record]:
-    """The fastest record per (device, key), leaving out records no faster than the default
-    schedule measured in the same study: applying one would only slow the model down."""
     best: dict[tuple[str, str], Record] = {}
     for r in records:
-        if r.space_version != SPACE_VERSION or (r.default_seconds is not None and r.seconds >= r.default_seconds):
+        if r.space_version != SPACE_VERSION:
             continue
         old = best.get((r.device, r.key))
         if old is None or r.seconds < old.seconds:
