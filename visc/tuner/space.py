@@ -63,10 +63,10 @@ class DeviceLimits:
             return DeviceLimits.of_opencl(select_device(device))
         if target == "cuda":
             return DeviceLimits("gpu", 1024, 48 * 1024, 128)
-        from visc.backends.cpu import host_vector_bits
+        from visc.passes.lowering.default_schedule import cpu_vector_registers
 
-        bits = host_vector_bits()
-        return DeviceLimits("cpu", 1024, 1 << 20, bits, vector_registers=32 if bits == 512 else 16)
+        bits, registers = cpu_vector_registers("cpu")
+        return DeviceLimits("cpu", 1024, 1 << 20, bits, vector_registers=registers)
 
 
 def _pow2_upto(hi: int, lo: int = 1) -> list[int]:

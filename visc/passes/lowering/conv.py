@@ -127,26 +127,21 @@ def check_conv2d(op: VisionOp, sched: Schedule) -> Problems:
 
         return check_conv2d_staged(op, sched)
     g = _geometry(op)
-    if sched.get("pack", 0):
-        from visc.passes.lowering.conv_packed import check_conv2d_packed
-
-        flat = sched.get("flat", 0)
-        problems = check_conv2d_packed(op, sched, g.og, g.oh * g.ow if flat else g.ow)
-        if flat and not flattenable(op):
-            problems.append("schedule flat=1 needs a 1x1 kernel, stride 1, no padding and fuse operands "
-                            "that broadcast over whole rows")
-        return problems
     problems: Problems = []
-    check_wg(problems, sched)
-    toc = check_range(problems, sched, "tile_oc", 1, 1, g.og, f"{g.og} output channels per group")
-    if toc >= 1 and g.og % toc:
-        problems.append(f"schedule tile_oc={toc} must divide the {g.og} output channels of a group")
     flat = check_range(problems, sched, "flat", 0, 0, 1)
     if flat and not flattenable(op):
         problems.append("schedule flat=1 needs a 1x1 kernel, stride 1, no padding and fuse operands "
                         "that broadcast over whole rows")
     elif flat:
         g = replace(g, oh=1, ow=g.oh * g.ow)
+    if sched.get("pack", 0):
+        from visc.passes.lowering.conv_packed import check_conv2d_packed
+
+        return problems + check_conv2d_packed(op, sched, g.og, g.ow)
+    check_wg(problems, sched)
+    toc = check_range(problems, sched, "tile_oc", 1, 1, g.og, f"{g.og} output channels per group")
+    if toc >= 1 and g.og % toc:
+        problems.append(f"schedule tile_oc={toc} must divide the {g.og} output channels of a group")
     vec = sched.get("vec", 1)
     if vec not in VECTOR_WIDTHS:
         problems.append(f"schedule vec={vec} is illegal (one of {', '.join(map(str, VECTOR_WIDTHS))})")

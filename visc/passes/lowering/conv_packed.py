@@ -40,8 +40,8 @@ from visc.passes.lowering.common import (
     epilogue,
     load_broadcast,
 )
+from visc.passes.lowering.conv import _clamped, _Geometry
 from visc.passes.lowering.loops import (
-    Cond,
     FunctionLowering,
     Idx,
     KernelBuilder,
@@ -77,15 +77,6 @@ def check_conv2d_packed(op: VisionOp, sched: Schedule, og: int, ow: int) -> Prob
     return problems
 
 
-def _clamped(k: KernelBuilder, a: Idx, a_min: int, a_max: int, size: int) -> tuple[Idx, Cond]:
-    ok = k.in_range(a, 0, size, a_min, a_max)
-    if a_min < 0:
-        a = k.max(a, 0)
-    if a_max >= size:
-        a = k.min(a, size - 1)
-    return a, ok
-
-
 @dataclass(frozen=True)
 class _Fuse:
     """A fuse operand of the epilogue: `flat` is its flat view when it has the output's whole
@@ -108,7 +99,7 @@ class _Fuse:
         return k.vfrom([k.load(self.value, broadcast_index(shape, [n, k.add(oc, q), oh, col])) for q in range(lanes)])
 
 
-def lower_conv2d_packed(op: VisionOp, sched: Schedule, fl: FunctionLowering, g, x: SSAValue, w: SSAValue,
+def lower_conv2d_packed(op: VisionOp, sched: Schedule, fl: FunctionLowering, g: _Geometry, x: SSAValue, w: SSAValue,
                         bias: SSAValue | None, out: SSAValue, fuse: list[SSAValue], name: str) -> None:
     """One kernel over (batch, channel tiles, rows, column tiles); `g` is conv.py's geometry
     (already flattened when ``flat``), `x`/`out`/`fuse` the (possibly viewed) operands."""
@@ -172,7 +163,7 @@ def lower_conv2d_packed(op: VisionOp, sched: Schedule, fl: FunctionLowering, g, 
     fl.kernel(name, [g.n, g.o // toc, g.oh, col_tiles], sched.wg, body)
 
 
-def _store(k: KernelBuilder, op: VisionOp, g, out: SSAValue, fuse: Sequence[_Fuse], bias: SSAValue | None,
+def _store(k: KernelBuilder, op: VisionOp, g: _Geometry, out: SSAValue, fuse: Sequence[_Fuse], bias: SSAValue | None,
            accs: Sequence[SSAValue], n: Idx, oc0: Idx, oh: Idx, col0: Idx, lanes: int, nvec: int, tow: int) -> None:
     """Bias, epilogue and store: channel vectors leave lane by lane (outputs are NCHW). `out`
     is a flat view, so lane q of a vector is one constant offset (q planes) from the vector's
