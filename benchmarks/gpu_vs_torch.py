@@ -9,7 +9,8 @@ For each model and batch size, all in this one process on the same input:
   a graph, so caches are warm: a lower bound), and "gpu busy": the GPU time of one whole
   graph replay (events around it). Host and launch time is then `stream - gpu busy` when
   launching kernel by kernel and `graph - gpu busy` with a graph; `gpu busy - kernels` is
-  what running the kernels in sequence costs on the GPU (gaps, colder caches);
+  what running the kernels in sequence costs on the GPU (gaps, colder caches); "kernels,
+  cold L2": the same sum with the L2 flushed before each kernel (its weights come from DRAM);
 * visc OpenCL: `run` on NVIDIA's OpenCL driver (input and output copies included), and the
   sum of its kernels' profiled times;
 * PyTorch eager and PyTorch CUDA-graph replay of the same model (exported to ONNX for visc).
@@ -62,6 +63,7 @@ OVERHEAD_COLUMNS = (
     ("model", "model", ""),
     ("batch", "batch", "d"),
     ("visc_cuda_kernel_ms", "kernels ms", ".3f"),
+    ("visc_cuda_cold_kernel_ms", "kernels, cold L2 ms", ".3f"),
     ("visc_cuda_device_graph_ms", "gpu busy ms", ".3f"),
     ("visc_cuda_graph_ms", "graph wall ms", ".3f"),
     ("visc_cuda_stream_ms", "stream wall ms", ".3f"),
@@ -71,6 +73,7 @@ OVERHEAD_COLUMNS = (
     ("busy_share_stream", "gpu busy/stream", ".0%"),
     ("busy_share_graph", "gpu busy/graph", ".0%"),
     ("top_kernels", "slowest kernels (ms)", ""),
+    ("cold_penalty_kernels", "largest cold-L2 penalty (warm->cold ms)", ""),
 )
 
 
@@ -160,9 +163,15 @@ def bench_visc_cuda(onnx_bytes: bytes, x: np.ndarray, warmup: int, repeat: int) 
     row["visc_cuda_kernel_ms"] = sum(t for _, _, t in kernels) * 1e3
     row["visc_cuda_device_graph_ms"] = ex.device_time(use_graph=True, repeat=repeat) * 1e3
     row["visc_cuda_device_stream_ms"] = ex.device_time(use_graph=False, repeat=repeat) * 1e3
+    cold = ex.kernel_times(repeat=5, cold=True)
+    row["visc_cuda_cold_kernel_ms"] = sum(t for _, _, t in cold) * 1e3
+    worst = sorted(zip(kernels, cold, strict=True), key=lambda kc: -(kc[1][2] - kc[0][2]))[:5]
+    row["cold_penalty_kernels"] = ", ".join(f"{node or name} {w * 1e3:.3f}->{c * 1e3:.3f}"
+                                            for (name, node, w), (_, _, c) in worst)
     slowest = sorted(kernels, key=lambda k: -k[2])[:3]
     row["top_kernels"] = ", ".join(f"{node or name} {t * 1e3:.2f}" for name, node, t in slowest)
-    row["kernel_times"] = [{"kernel": name, "node": node, "ms": t * 1e3} for name, node, t in kernels]
+    row["kernel_times"] = [{"kernel": name, "node": node, "ms": t * 1e3, "cold_ms": c * 1e3}
+                           for (name, node, t), (_, _, c) in zip(kernels, cold, strict=True)]
     row["device"] = model.device_name
     ex.close()
     return {**row, "_out": out}

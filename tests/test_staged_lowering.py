@@ -51,6 +51,10 @@ CONV_CASES = [
     dict(x=(1, 5, 12, 12), o=9, k=(3, 3), pads=(2, 2, 2, 2), dilations=(2, 2), s=staged(2, 16, 16, 2, 2, 2)),
     # one K step, no bias
     dict(x=(1, 4, 6, 6), o=8, k=(1, 1), s=staged(2, 8, 32, 8, 2, 4), bias=False),
+    # split-K: 3 slices of K = 63 in 8-deep tiles (8 tiles: slices of 3, 3, 2), ragged M and N
+    dict(x=(2, 7, 9, 10), o=13, k=(3, 3), pads=(1, 1, 1, 1), s=staged(2, 16, 32, 8, 4, 4, split_k=3)),
+    # split-K with more slices than tiles (the last slices sum only zeros), stage 1, batch 3
+    dict(x=(3, 16, 5, 7), o=24, k=(1, 1), s=staged(1, 16, 16, 8, 2, 2, split_k=4)),
 ]
 
 
@@ -90,6 +94,8 @@ MATMUL_CASES = [
     dict(a=(45, 37), b=(29, 45), ta=1, tb=1, c=(29,), alpha=0.5, beta=-2.0, s=(2, 16, 32, 16, 4, 4)),
     dict(a=(20, 33), b=(17, 33), tb=1, c=(20, 1), s=(1, 16, 16, 8, 4, 2)),
     dict(a=(2, 1, 18, 40), b=(3, 40, 24), s=(2, 16, 16, 16, 2, 4, 2)),  # broadcast batch, K hint loop
+    # split-K over a batch, with alpha/beta/c finished by the kernel that adds the slices
+    dict(a=(2, 1, 18, 70), b=(3, 70, 24), c=(24,), alpha=0.5, beta=2.0, s=(2, 16, 16, 8, 2, 4, 0, 4)),
 ]
 
 
@@ -103,9 +109,10 @@ def test_staged_matmul(case: dict[str, Any]) -> None:
     if "c" in case:
         weights["c"] = c = randn(*case["c"])
         want, ins = want + beta * c, [*ins, "c"]
-    stage, bm, bn, bk, tm, tn, *unroll = case["s"]
+    stage, bm, bn, bk, tm, tn, *extra = case["s"]
     sched = {"stage": stage, "block_m": bm, "block_n": bn, "tile_k": bk, "tile_m": tm, "tile_n": tn,
-             "wg": (bm // tm) * (bn // tn), "unroll_k": unroll[0] if unroll else 0}
+             "wg": (bm // tm) * (bn // tn), "unroll_k": extra[0] if extra else 0,
+             "split_k": extra[1] if len(extra) > 1 else 1}
     attrs = {"transpose_a": ta, "transpose_b": tb, "alpha": alpha, "beta": beta, "schedule": sched}
     (got,) = run("matmul", {"a": a}, {"y": (want.shape, np.float32)}, attrs, ins, weights)
     close(got, want.astype(np.float32), rtol=1e-4, atol=1e-4)
@@ -156,6 +163,7 @@ def test_block_thread_form_and_accumulator_storage() -> None:
     (staged(2, 16, 16, 8, 3, 4), "must divide block_m"),
     ({**staged(2, 16, 16, 8, 4, 4), "vec": 4}, "vec=4 is not used by a staged schedule"),
     (staged(1, 256, 256, 64, 16, 16), "bytes of work-group memory"),
+    (staged(2, 16, 16, 8, 4, 4, split_k=0), "split_k=0"),
     ({**staged(2, 16, 16, 8, 4, 4), "stage": 3}, "stage=3 is illegal"),
 ])
 def test_illegal_staged_schedules(schedule: dict[str, int], message: str) -> None:
@@ -191,6 +199,11 @@ def test_gpu_default_stages_resnet_convs(shape) -> None:
     assert gpu["stage"] == 2 and gpu["wg"] <= 256 and check_conv2d(op, Schedule(gpu)) == []
     assert default_schedule(op, "gpu", 256, "cpu")["stage"] == 1  # the CPU backend
     assert "stage" not in default_schedule(op, "cpu", 256, "cpu")  # CPU heuristics unchanged
+    m, n, k = shape[1], shape[2] ** 2, shape[0] * shape[3] ** 2
+    blocks = -(-m // gpu["block_m"]) * -(-n // gpu["block_n"])
+    # deep layers split K rather than launch a few blocks; large layers do not split
+    assert blocks * gpu["split_k"] >= 64
+    assert gpu["split_k"] == 1 or k // gpu["split_k"] >= 8 * gpu["tile_k"]
 
 
 def test_tuner_space_proposals_respect_device_limits() -> None:

@@ -29,15 +29,18 @@ def compile(
     device: str | None = None,
     arch: str | None = None,
     fallback: Sequence[str] | None = None,
+    records: str | os.PathLike[str] | bool | None = None,
 ) -> CompiledModel:
     """Compile an ONNX model (path, bytes or ModelProto) for `target` ("opencl", "cuda" or
     "cpu"; for CUDA, ``arch`` such as "sm_90" picks the GPU architecture of the PTX).
     ``fallback``: ONNX op types (e.g. ["NonMaxSuppression", "TopK"]) to run on the CPU
-    backend beside a GPU target (a mixed plan; see `visc import --show-placement`)."""
+    backend beside a GPU target (a mixed plan; see `visc import --show-placement`).
+    ``records``: a tuning database or exported .json whose best schedules replace the
+    defaults; None: the records visc ships for this device, if any; False: none."""
     from visc.compiler import compile_model
 
     return compile_model(model, target=target, input_shapes=input_shapes, device=device, arch=arch,
-                         fallback=fallback)
+                         fallback=fallback, records=records)
 
 
 def load(path: str, device: str | None = None) -> CompiledModel:

@@ -21,6 +21,7 @@ from xdsl.utils.exceptions import DiagnosticException, PassFailedException, Veri
 from visc.dialects import make_context
 from visc.errors import CompileError, ViscError
 from visc.passes import all_passes
+from visc.passes.graph.concat_in_place import SLAB_ALIGN
 from visc.weights import WeightStore, use_weights
 
 TARGETS = ("opencl", "cuda", "cpu")
@@ -36,13 +37,17 @@ GRAPH_PIPELINE = (
 )
 
 
-def lowering_pipeline(target: str, device_type: str = "gpu", fallback: Sequence[str] | None = None) -> tuple[str, ...]:
+def lowering_pipeline(target: str, device_type: str = "gpu", fallback: Sequence[str] | None = None,
+                      slab_align: int = SLAB_ALIGN) -> tuple[str, ...]:
     """Bufferization to stage 5. Target "cpu" outlines every loop into a host function; a GPU
     target with placement (``fallback``: ONNX op types for the CPU, possibly empty) tags ops
-    first and outlines only the CPU-placed loops before mapping the rest to the GPU."""
+    first and outlines only the CPU-placed loops before mapping the rest to the GPU.
+    ``slab_align``: the byte alignment of concat slabs (see `slab_alignment`)."""
+    in_place = f"vision-concat-in-place{{align={slab_align}}}"
     if target == "cpu":
         return (
             "vision-bufferize",
+            in_place,
             f"vision-default-schedule{{target={target} device_type={device_type}}}",
             "vision-pack-weights",
             "lower-vision-to-loops",
@@ -51,6 +56,7 @@ def lowering_pipeline(target: str, device_type: str = "gpu", fallback: Sequence[
     if fallback is None:
         return (
             "vision-bufferize",
+            in_place,
             f"vision-default-schedule{{target={target} device_type={device_type}}}",
             "vision-pack-weights",
             "lower-vision-to-loops",
@@ -70,10 +76,11 @@ def lowering_pipeline(target: str, device_type: str = "gpu", fallback: Sequence[
     )
 
 
-def default_pipeline(target: str, device_type: str = "gpu", fallback: Sequence[str] | None = None) -> tuple[str, ...]:
+def default_pipeline(target: str, device_type: str = "gpu", fallback: Sequence[str] | None = None,
+                     slab_align: int = SLAB_ALIGN) -> tuple[str, ...]:
     """The whole pipeline; `device_type` ("gpu" | "cpu") picks the default schedules' family;
     ``fallback`` (a GPU target only) turns on placement with these ONNX op types on the CPU."""
-    stages = (*GRAPH_PIPELINE, *lowering_pipeline(target, device_type, fallback))
+    stages = (*GRAPH_PIPELINE, *lowering_pipeline(target, device_type, fallback, slab_align))
     # Kernels on to the llvm dialect (NVVM) for the PTX emitter. With placement, the host
     # functions of CPU-placed ops must be emitted first: finish_module lowers the rest then.
     if target == "cuda" and fallback is None:
@@ -81,6 +88,20 @@ def default_pipeline(target: str, device_type: str = "gpu", fallback: Sequence[s
 
         stages = (*stages, *NVVM_PIPELINE)
     return stages
+
+
+def slab_alignment(target: str, device: str | None) -> int:
+    """Byte alignment of concat slabs for `target`: what kernels assume of a buffer's start,
+    or more for an OpenCL device whose sub-buffers need it (its CL_DEVICE_MEM_BASE_ADDR_ALIGN)."""
+    if target != "opencl":
+        return SLAB_ALIGN
+    try:
+        from visc.runtime.devices import select_device
+
+        bits = int(select_device(device or None).mem_base_addr_align)
+    except (ImportError, ViscError):
+        return SLAB_ALIGN
+    return max(SLAB_ALIGN, bits // 8)
 
 
 def device_type_for(target: str, device: str | None) -> str:
@@ -209,7 +230,8 @@ def compile_model(
     device_type = device_type_for(target, device)
     if fallback is not None and target == "cpu":
         fallback = None  # everything runs on the CPU already
-    specs = list(pipeline) if pipeline is not None else list(default_pipeline(target, device_type, fallback))
+    specs = list(pipeline) if pipeline is not None else list(
+        default_pipeline(target, device_type, fallback, slab_alignment(target, device)))
     run_passes(imported.module, specs, imported.weights, after)
     metadata: dict[str, object] = {"device_type": device_type, "pipeline": specs}
     if book is not None:

@@ -72,12 +72,19 @@ func.func @tensors(%x: tensor<1x4x8x8xf32>, %r: tensor<1x8x8x8xf32>, %m: tensor<
 // CHECK: vision.buffer offset 1024 : memref<1x8x8x8xf32>
 // CHECK: vision.conv2d ins(%x, %w : memref<1x4x8x8xf32>, memref<8x4x3x3xf32>) outs(%t : memref<1x8x8x8xf32>)
 // CHECK: vision.reshape ins(%t : memref<1x8x8x8xf32>) -> memref<512xf32>
+// CHECK: %h = vision.subbuffer %t offset 1024 : memref<1x8x8x8xf32> -> memref<1x4x8x8xf32>
+// CHECK: vision.map ins(%x : memref<1x4x8x8xf32>) outs(%h : memref<1x4x8x8xf32>)
 func.func @buffers(%x: memref<1x4x8x8xf32>, %o: memref<512xf32>) attributes {vision.arena_size = 3072 : i64} {
   %w = vision.weight @conv_w : memref<8x4x3x3xf32>
   %t = vision.buffer offset 1024 : memref<1x8x8x8xf32>
   vision.conv2d ins(%x, %w : memref<1x4x8x8xf32>, memref<8x4x3x3xf32>) outs(%t : memref<1x8x8x8xf32>) {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64}
   %v = vision.reshape ins(%t : memref<1x8x8x8xf32>) -> memref<512xf32>
   vision.map ins(%v : memref<512xf32>) outs(%o : memref<512xf32>) body {
+  ^bb0(%a: f32):
+    vision.yield %a : f32
+  }
+  %h = vision.subbuffer %t offset 1024 : memref<1x8x8x8xf32> -> memref<1x4x8x8xf32>
+  vision.map ins(%x : memref<1x4x8x8xf32>) outs(%h : memref<1x4x8x8xf32>) body {
   ^bb0(%a: f32):
     vision.yield %a : f32
   }

@@ -54,3 +54,12 @@ func.func @roi_mode(%x: tensor<1x3x8x8xf32>, %r: tensor<2x4xf32>, %i: tensor<2xi
   func.return %y : tensor<2x3x2x2xf32>
 }
 // CHECK: vision.roi_align (ONNX node 'roi'): mode must be avg or max
+
+// -----
+
+func.func @slab_out_of_range(%x: memref<1x4x8x8xf32>) attributes {vision.arena_size = 2048 : i64} {
+  %t = vision.buffer offset 0 : memref<1x4x8x8xf32>
+  %h = vision.subbuffer %t offset 768 : memref<1x4x8x8xf32> -> memref<1x2x8x8xf32>
+  func.return
+}
+// CHECK: vision.subbuffer: bytes 768..1280 leave the 1024-byte source

@@ -177,6 +177,7 @@ class CUDAExecutor:
         self._graph: Any = None
         self._graph_exec: Any = None
         self._allocations: list[Any] = []
+        self._flush: tuple[int, int] | None = None  # (buffer, bytes) that flush_l2 overwrites
         with self.active():
             self._stream = drv.Stream()
             start = time.perf_counter()
@@ -409,14 +410,34 @@ class CUDAExecutor:
             return [(launch.name, events[i + 1].time_since(events[i]) * 1e-3)
                     for i, launch in enumerate(self._launches)]
 
-    def kernel_times(self, repeat: int = 5, inner: int = 10) -> list[tuple[str, str, float]]:
+    def _flush_l2_async(self, value: int = 0) -> None:
+        """Overwrite twice the L2's size on the stream, so the next kernel finds none of its
+        operands cached (call with the context current)."""
+        drv = self._drv
+        if self._flush is None:
+            nbytes = 2 * int(self._device.get_attribute(drv.device_attribute.L2_CACHE_SIZE))
+            self._flush = (self._alloc(max(nbytes, 4)), max(nbytes, 4))
+        base, nbytes = self._flush
+        drv.memset_d32_async(base, value, nbytes // 4, self._stream)
+
+    def flush_l2(self) -> None:
+        """Empty the L2 cache before the next run: tuning measures kernels as they run inside
+        a model whose weights do not fit in the L2, not with their weights left cached."""
+        with self._lock, self.active():
+            self._flush_l2_async()
+
+    def kernel_times(self, repeat: int = 5, inner: int = 10, cold: bool = False) -> list[tuple[str, str, float]]:
         """(kernel, ONNX node, seconds) per launch: each launch is captured ``inner`` times
         into a graph whose replays are timed with events around them (median of
         ``repeat``), so the times are the kernels' own, free of launch gaps and of the
-        cost of events between kernels. Identical launches are measured once."""
+        cost of events between kernels. Identical launches are measured once.
+        ``cold``: one launch per replay, with the L2 cache flushed before each, as a kernel
+        meets its weights inside a whole model whose weights outgrow the L2 (warm times
+        hide weight reads that waste DRAM bandwidth)."""
         driver = driver_bindings()
         drv = self._drv
         measured: dict[tuple[Any, ...], float] = {}
+        inner = 1 if cold else inner
         with self._lock, self.active():
             stream = driver.CUstream(self._stream.handle)
             mode = driver.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
@@ -437,6 +458,8 @@ class CUDAExecutor:
                 samples = []
                 try:
                     for r in range(repeat + 1):
+                        if cold:
+                            self._flush_l2_async(r)
                         start.record(self._stream)
                         _check(driver.cuGraphLaunch(exec_, stream), "cuGraphLaunch")
                         end.record(self._stream)
@@ -483,6 +506,7 @@ class CUDAExecutor:
                 for allocation in self._allocations:
                     allocation.free()
                 self._allocations = []
+                self._flush = None
                 self._module = None
             self._context = None  # type: ignore[assignment]
 

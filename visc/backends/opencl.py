@@ -334,6 +334,10 @@ class OpenCLExecutor:
                 assert spec.name is not None
                 buffers[i] = cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR,
                                        hostbuf=self._weight_bytes(spec.name, weights[spec.name], spec.shape, spec.dtype))
+            elif spec.kind == "arena" and spec.base is not None and (arena is None or (spec.offset or 0) % align):
+                raise CompileError(f"a concat slab at arena offset {spec.offset} is not {align}-byte aligned, as "
+                                   f"'{self.device_name}' needs for sub-buffers; compile for this device "
+                                   "(the slab alignment comes from the device visc compiles for)")
             elif spec.kind == "arena" and arena is not None and spec.nbytes > 0 and (spec.offset or 0) % align == 0:
                 buffers[i] = arena.get_sub_region(spec.offset or 0, spec.nbytes)
             else:

@@ -47,6 +47,7 @@ from xdsl.irdl import (
     IRDLOperation,
     irdl_attr_definition,
     irdl_op_definition,
+    operand_def,
     prop_def,
     region_def,
     result_def,
@@ -418,6 +419,59 @@ class BufferOp(IRDLOperation):
     @property
     def byte_offset(self) -> int:
         return int(self.offset.value.data)
+
+
+@irdl_op_definition
+class SubBufferOp(IRDLOperation):
+    """``offset`` bytes into ``source``, seen as the result memref: how a producer writes
+    straight into its slab of a concat's output (vision-concat-in-place). Unlike a reshape it
+    covers only part of its source, so the source's lifetime spans every use of the slab."""
+
+    name = "vision.subbuffer"
+    source = operand_def(MemRefType)
+    offset = prop_def(IntegerAttr)
+    result = result_def(MemRefType)
+
+    def __init__(self, source: SSAValue, offset: int, type_: MemRefType):
+        super().__init__(operands=[source], properties={"offset": IntegerAttr(offset, i64)}, result_types=[type_])
+
+    @property
+    def byte_offset(self) -> int:
+        return int(self.offset.value.data)
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_operand(self.source)
+        printer.print_string(f" offset {self.byte_offset}")
+        if self.attributes:
+            printer.print_op_attributes(self.attributes)
+        printer.print_string(" : ")
+        printer.print_attribute(self.source.type)
+        printer.print_string(" -> ")
+        printer.print_attribute(self.result.type)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> SubBufferOp:
+        source = parser.parse_operand()
+        parser.parse_keyword("offset")
+        offset = parser.parse_integer()
+        attrs = parser.parse_optional_attr_dict()
+        parser.parse_punctuation(":")
+        parser.parse_type()
+        parser.parse_punctuation("->")
+        type_ = parser.parse_type()
+        if not isinstance(type_, MemRefType):
+            parser.raise_error("vision.subbuffer needs a memref result type")
+        op = cls(source, offset, type_)
+        op.attributes.update(attrs)
+        return op
+
+    def verify_(self) -> None:
+        from visc.passes.graph.helpers import byte_size  # the dialect is imported by helpers
+
+        src, res = byte_size(self.source.type), byte_size(self.result.type)
+        _check(self.byte_offset >= 0 and self.byte_offset + res <= src, self,
+               f"bytes {self.byte_offset}..{self.byte_offset + res} leave the {src}-byte source")
 
 
 @irdl_op_definition
@@ -873,7 +927,7 @@ COMPUTE_OPS: tuple[type[VisionOp], ...] = (
 
 Vision = Dialect(
     "vision",
-    [YieldOp, WeightOp, BufferOp, *COMPUTE_OPS],
+    [YieldOp, WeightOp, BufferOp, SubBufferOp, *COMPUTE_OPS],
     [ScheduleAttr],
 )
 
@@ -884,6 +938,7 @@ __all__ = [
     "YieldOp",
     "WeightOp",
     "BufferOp",
+    "SubBufferOp",
     "COMPUTE_OPS",
     *[c.__name__ for c in COMPUTE_OPS],
     "ints",

@@ -16,7 +16,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, MemRefType, ModuleOp, StringAttr
 from xdsl.ir import SSAValue
 
-from visc.dialects.vision import BufferOp, ReshapeOp, VisionOp, WeightOp
+from visc.dialects.vision import BufferOp, ReshapeOp, SubBufferOp, VisionOp, WeightOp
 from visc.errors import CompileError, InputShapeError
 from visc.passes.graph.helpers import node_name, numpy_dtype
 
@@ -102,6 +102,12 @@ def run_bufferized(
             if lo < 0 or lo + nbytes > arena_size:
                 raise CompileError(f"buffer at offset {lo} ({nbytes} bytes) leaves the {arena_size}-byte arena")
             env[op.result] = arena[lo:lo + nbytes].view(dtype).reshape(shape)
+        elif isinstance(op, SubBufferOp):
+            src = env[op.source]
+            dtype = _memref_dtype(op.result)
+            nbytes = int(np.prod(_shape(op.result), dtype=np.int64)) * dtype.itemsize
+            raw = src.reshape(-1).view(np.uint8)[op.byte_offset:op.byte_offset + nbytes]
+            env[op.result] = raw.view(dtype).reshape(_shape(op.result))
         elif isinstance(op, WeightOp):
             if op.weight_name not in weights:
                 raise CompileError(f"weight '{op.weight_name}' is not in the weight store")

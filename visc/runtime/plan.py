@@ -31,7 +31,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, SSAValue
 
-from visc.dialects.vision import BufferOp, ReshapeOp, WeightOp
+from visc.dialects.vision import BufferOp, ReshapeOp, SubBufferOp, WeightOp
 from visc.errors import CompileError, InputShapeError
 
 PLAN_VERSION = 1
@@ -78,7 +78,8 @@ class TensorSpec:
 @dataclass
 class BufferSpec:
     """One memref of the host function. ``kind`` says where its bytes live:
-    arena (``offset`` into the arena), weight (``name``), input/output (``index``),
+    arena (``offset`` into the arena; with ``base``, a slab of that arena buffer that must
+    share its bytes: a `vision.subbuffer`), weight (``name``), input/output (``index``),
     view (the same bytes as buffer ``base``, seen with this shape and dtype), or count
     (a device buffer of its own holding an output's row count; ``index``: that output)."""
 
@@ -280,6 +281,14 @@ def extract_plan(module: ModuleOp) -> Plan:
             typ = _memref(op.result, "vision.buffer")
             ids[op.result] = len(buffers)
             buffers.append(BufferSpec("arena", typ.get_shape(), numpy_dtype(typ.element_type), offset=op.byte_offset))
+        elif isinstance(op, SubBufferOp):
+            typ = _memref(op.result, "vision.subbuffer")
+            parent = ids.get(op.source)
+            if parent is None or buffers[parent].kind != "arena":
+                raise CompileError("runtime plan: vision.subbuffer of a value that is not an arena buffer")
+            ids[op.result] = len(buffers)
+            buffers.append(BufferSpec("arena", typ.get_shape(), numpy_dtype(typ.element_type),
+                                      offset=(buffers[parent].offset or 0) + op.byte_offset, base=parent))
         elif isinstance(op, ReshapeOp):
             typ = _memref(op.res[0], "vision.reshape")
             source = op.ins[0]

@@ -163,11 +163,14 @@ def shipped_files(directory: str | os.PathLike[str] | None = None) -> list[str]:
 
 
 def shipped_records(device: str, directory: str | os.PathLike[str] | None = None) -> list[Record]:
-    """The best shipped records of `device`; unreadable files are skipped with a warning."""
+    """The best shipped records of `device` that beat the default schedule of their study
+    (a record no faster than the default only adds risk); unreadable files are skipped with a
+    warning."""
     found: list[Record] = []
     for path in shipped_files(directory):
         try:
-            found += [r for r in _from_json(path, device) if r.space_version == SPACE_VERSION]
+            found += [r for r in _from_json(path, device) if r.space_version == SPACE_VERSION
+                      and (r.default_seconds is None or r.seconds < r.default_seconds)]
         except ViscError as e:
             warnings.warn(f"skipping shipped tuning records: {e}", ShippedRecordsWarning, stacklevel=2)
     return _best(found)

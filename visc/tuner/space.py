@@ -8,7 +8,7 @@ size on the thread count) are checked by `SearchSpace.problems`, which also runs
 own legality check: a proposal with problems is never built (the search records it as pruned).
 
 conv2d (groups = 1) and matmul also get the staged keys (``stage``, ``block_m``, ``block_n``,
-``tile_k``; conv_staged.py / matmul_staged.py): staged proposals must use exactly
+``tile_k``, ``split_k``; conv_staged.py / matmul_staged.py): staged proposals must use exactly
 ``(block_m / TM) * (block_n / TN)`` threads, at most the device's work-group size, and tiles
 (plus, for ``stage = 1``, accumulators) that fit its local memory. ``stage = 2`` (per-thread
 register arrays across barriers) is offered on GPUs only.
@@ -128,12 +128,17 @@ _BLOCKS = [16, 32, 64, 128]
 _TILE_K = [8, 16, 32]
 
 
-def _staged_choices(op: VisionOp, limits: DeviceLimits) -> dict[str, list[int]]:
+_SPLIT_K = [1, 2, 4, 8, 16, 32]
+
+
+def _staged_choices(op: VisionOp, limits: DeviceLimits, k: int) -> dict[str, list[int]]:
     return {
         "stage": [0, 1, 2] if limits.device_type == "gpu" else [0, 1],
         "block_m": list(_BLOCKS),
         "block_n": list(_BLOCKS),
         "tile_k": list(_TILE_K),
+        # K-slices: on GPUs, where few blocks leave SMs idle; each slice keeps >= 2 K tiles
+        "split_k": [s for s in _SPLIT_K if s == 1 or (limits.device_type == "gpu" and k >= 2 * s * min(_TILE_K))],
     }
 
 
@@ -147,7 +152,8 @@ def _conv2d(op: VisionOp, limits: DeviceLimits) -> dict[str, list[int]]:
     width = oh * ow if flat else ow
     lanes = _lanes(op, limits)
     unroll_k = [1, 2, 4, 8] + ([0] if cg <= 16 else [])
-    staged = _staged_choices(op, limits) if get_int(op, "groups", 1) == 1 else {"stage": [0]}
+    staged = _staged_choices(op, limits, cg * math.prod(shape_of(op.ins[1])[2:])) \
+        if get_int(op, "groups", 1) == 1 else {"stage": [0]}
     if staged["stage"] != [0] and 0 not in unroll_k:
         unroll_k.append(0)  # the staged K step fully unrolled (stage 0 keeps 0 for short loops only)
     return {
@@ -171,7 +177,7 @@ def _matmul(op: VisionOp, limits: DeviceLimits) -> dict[str, list[int]]:
     k = a[-2] if get_int(op, "transpose_a", 0) else a[-1]
     along = k if get_int(op, "transpose_b", 0) else n
     return {
-        **_staged_choices(op, limits),
+        **_staged_choices(op, limits, k),
         "wg": _wg_choices(limits),
         "tile_m": [t for t in (1, 2, 4, 8) if t <= m],
         "tile_n": list(range(1, min(8, n) + 1)),
@@ -224,6 +230,9 @@ def _staged_constraints(op: VisionOp, limits: DeviceLimits, sched: dict[str, int
     if bm % tm or bn % tn:
         return [f"thread tile {tm}x{tn} does not divide the {bm}x{bn} block"]
     tiles = Tiles(sched["stage"], bm, bn, sched.get("tile_k", 16), tm, tn)
+    split = sched.get("split_k", 1)
+    if split > 1 and _cdiv(_contraction_k(op), tiles.bk) < 2 * split:
+        problems.append(f"split_k={split} leaves K-slices of under two {tiles.bk}-deep tiles")
     if tiles.threads > limits.max_workgroup_size:
         problems.append(f"a {bm}x{bn} block of {tm}x{tn} tiles needs {tiles.threads} threads, more than the "
                         f"device's {limits.max_workgroup_size}")
@@ -247,10 +256,19 @@ def _contraction(op: VisionOp) -> int:
     return a[-2] if get_int(op, "transpose_a", 0) else a[-1]
 
 
+def _contraction_k(op: VisionOp) -> int:
+    """K of the op's GEMM (conv: C/groups x KH x KW)."""
+    if isinstance(op, Conv2dOp):
+        return math.prod(shape_of(op.ins[1])[1:])
+    return _contraction(op)
+
+
 def _constraints(op: VisionOp, limits: DeviceLimits, sched: dict[str, int]) -> list[str]:
     if sched.get("stage", 0):
         return _staged_constraints(op, limits, sched)
     problems = []
+    if sched.get("split_k", 1) != 1:
+        problems.append("split_k needs a staged schedule (stage >= 1)")
     if isinstance(op, Conv2dOp | MatmulOp) and sched.get("unroll_k", 1) == 0 and _contraction(op) > 16:
         problems.append(f"unroll_k=0 fully unrolls a loop of {_contraction(op)} (only loops up to 16)")
     wg = sched.get("wg", 1)

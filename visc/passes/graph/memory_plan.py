@@ -2,7 +2,7 @@
 
 Liveness is by program order of the entry function's top-level ops: a buffer is live from
 the first op that touches it (its producer) to the last op that reads it, directly or
-through a `vision.reshape` view. Intervals are closed, so an op's outputs never share
+through a `vision.reshape` view or a `vision.subbuffer` slab. Intervals are closed, so an op's outputs never share
 bytes with its inputs (fuse operands included). Offsets are assigned greedily, largest
 buffer first, each at the lowest aligned offset that avoids every placed buffer whose
 interval overlaps its own (the "greedy by size" scheme of TFLite's arena planner).
@@ -17,7 +17,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 from xdsl.ir import Operation, SSAValue
 
-from visc.dialects.vision import BufferOp, ReshapeOp
+from visc.dialects.vision import BufferOp, ReshapeOp, SubBufferOp
 from visc.passes.graph.helpers import byte_size
 
 ARENA_ALIGN = 1024
@@ -90,6 +90,9 @@ def buffer_lifetimes(body: Sequence[Operation]) -> dict[BufferOp, Lifetime]:
             continue
         if isinstance(op, ReshapeOp) and op.ins[0] in root:
             root[op.res[0]] = root[op.ins[0]]  # a view: its uses are its source's uses
+            continue
+        if isinstance(op, SubBufferOp) and op.source in root:
+            root[op.result] = root[op.source]  # a slab: its uses are its source's uses
             continue
         for inner in op.walk():
             for v in inner.operands:

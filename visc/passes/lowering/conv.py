@@ -423,7 +423,7 @@ def lower_conv2d_transpose(op: VisionOp, sched: Schedule, fl: FunctionLowering) 
 
 LOWERINGS: dict[type[VisionOp], Lowering] = {
     Conv2dOp: Lowering(frozenset({"wg", "tile_oc", "tile_ow", "vec", "flat", "unroll_k", "unroll_win", "pack",
-                                  "stage", "block_m", "block_n", "tile_k"}),  # conv_staged.py: stage >= 1
+                                  "stage", "block_m", "block_n", "tile_k", "split_k"}),  # conv_staged.py: stage >= 1
                        check_conv2d, lower_conv2d),
     Conv2dTransposeOp: Lowering(frozenset({"wg"}), only_wg, lower_conv2d_transpose),
 }

@@ -20,6 +20,7 @@ Schedule keys read when ``stage >= 1`` (conv.py's docstring lists the others):
 * ``tile_ow``  output pixels per thread (TN; divides block_n).
 * ``wg``       must equal ``(block_m / tile_oc) * (block_n / tile_ow)``.
 * ``unroll_k`` 0: the K step is unrolled while building; else the hint on its loop.
+* ``split_k``  K-slices summed by a second kernel (1: none), for layers with few blocks.
 
 ``vec`` must stay 1, ``flat`` 0, ``unroll_win`` 1 (the window is part of K) and ``pack`` 0; the
 weight must not be stored packed (``packed_oc``).
@@ -32,8 +33,8 @@ from xdsl.ir import SSAValue
 
 from visc.dialects.vision import VisionOp, get_int
 from visc.passes.lowering.common import Problems, Schedule, elt, epilogue, kernel_hint, node_name
-from visc.passes.lowering.loops import FunctionLowering, Idx
-from visc.passes.lowering.staged_gemm import StagedGemm, Tiles, check_staged, staged_tiles
+from visc.passes.lowering.loops import FunctionLowering, Idx, KernelBuilder
+from visc.passes.lowering.staged_gemm import StagedGemm, check_staged, staged_tiles
 from visc.passes.lowering.workgroup import GroupBuilder, byte_size
 
 NEUTRAL = (("vec", 1), ("flat", 0), ("unroll_win", 1), ("pack", 0))
@@ -67,10 +68,8 @@ def lower_conv2d_staged(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> 
     from visc.passes.lowering.conv import _clamped, _geometry
 
     g = _geometry(op)
-    tiles = staged_tiles(sched, "tile_oc", "tile_ow")
     placement = op.attributes.get("placement")
-    if tiles.stage == 2 and isinstance(placement, StringAttr) and placement.data == "cpu":
-        tiles = Tiles(1, tiles.bm, tiles.bn, tiles.bk, tiles.tm, tiles.tn, tiles.unroll_k)
+    tiles = staged_tiles(sched, "tile_oc", "tile_ow", isinstance(placement, StringAttr) and placement.data == "cpu")
     m, n, kk = gemm_sizes(op)
     x, w, out = op.ins[0], op.ins[1], op.outs[0]
     bias = op.ins[2] if len(op.ins) == 3 else None
@@ -104,7 +103,7 @@ def lower_conv2d_staged(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> 
         value = k.load(x, [img, c, ih, iw])
         return k.select(k.and_(row_ok, col_ok), value, k.const(0.0, elt(out)))
 
-    def store(k: GroupBuilder, _b: list[Idx], oc: Idx, p: Idx, acc: SSAValue) -> None:
+    def store(k: KernelBuilder, _b: list[Idx], oc: Idx, p: Idx, acc: SSAValue) -> None:
         img, q = pixel(k, p)
         oh, ow = k.div(q, g.ow), k.rem(q, g.ow)
         v = k.fadd(acc, k.load(bias, [oc])) if bias is not None else acc

@@ -21,6 +21,7 @@ from visc.dialects.vision import (
     get_str,
     shape_of,
 )
+from visc.passes.graph.concat_in_place import in_place_inputs
 from visc.passes.lowering.common import (
     Lowering,
     Problems,
@@ -41,7 +42,11 @@ def lower_concat(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
     out = op.outs[0]
     axis = _axis(op, len(shape_of(out)))
     offset = 0
+    skip = in_place_inputs(op)  # already written into their slab (vision-concat-in-place)
     for q, src in enumerate(op.ins):
+        if q in skip:
+            offset += shape_of(src)[axis]
+            continue
 
         def body(k: KernelBuilder, ivs: list[Idx], src=src, offset=offset) -> None:
             dst = list(ivs)

@@ -151,12 +151,18 @@ def _staged(m: int, n: int, k: int, traits: TargetTraits, max_wg: int, target: s
         return None
     tm = tn = 4
     bm, bn = (64 if m >= 64 else 32 if m >= 32 else 16), (64 if n >= 64 else 32 if n >= 32 else 16)
-    while _ceil_div(m, bm) * _ceil_div(n, bn) < traits.min_groups and max(bm, bn) > 16:
+    bk = 16 if k >= 16 else 8
+    # too few blocks to fill the device (deep layers at batch 1): split K first, keeping the
+    # large blocks' reuse, while each K-slice keeps >= 8 tiles of work
+    split = 1
+    while _ceil_div(m, bm) * _ceil_div(n, bn) * split < 2 * traits.min_groups and k >= 2 * split * 8 * bk:
+        split *= 2
+    while _ceil_div(m, bm) * _ceil_div(n, bn) * split < traits.min_groups and max(bm, bn) > 16:
         if bn >= bm:
             bn //= 2
         else:
             bm //= 2
-    groups = _ceil_div(m, bm) * _ceil_div(n, bn)
+    groups = _ceil_div(m, bm) * _ceil_div(n, bn) * split
     # still too few threads to fill the device (small images, batch 1): smaller thread tiles
     while groups * (bm // tm) * (bn // tn) < traits.min_threads and tm * tn > 4 and (bm // tm) * (bn // tn) < max_wg:
         if tm >= tn:
@@ -168,8 +174,8 @@ def _staged(m: int, n: int, k: int, traits: TargetTraits, max_wg: int, target: s
             tn *= 2
         else:
             tm *= 2
-    return {"stage": 1 if target == "cpu" else 2, "block_m": bm, "block_n": bn, "tile_k": 16 if k >= 16 else 8,
-            "wg": (bm // tm) * (bn // tn), "unroll_k": 0, "tm": tm, "tn": tn}
+    return {"stage": 1 if target == "cpu" else 2, "block_m": bm, "block_n": bn, "tile_k": bk,
+            "wg": (bm // tm) * (bn // tn), "unroll_k": 0, "tm": tm, "tn": tn, "split_k": split}
 
 
 def cpu_vector_registers(target: str) -> tuple[int, int]:

@@ -268,6 +268,6 @@ def lower_matmul(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
 
 LOWERINGS: dict[type[VisionOp], Lowering] = {
     MatmulOp: Lowering(frozenset({"wg", "tile_m", "tile_n", "vec", "unroll_k",
-                                  "stage", "block_m", "block_n", "tile_k"}),  # matmul_staged.py: stage >= 1
+                                  "stage", "block_m", "block_n", "tile_k", "split_k"}),  # matmul_staged.py: stage >= 1
                        check_matmul, lower_matmul),
 }

@@ -13,6 +13,7 @@ Schedule keys read when ``stage >= 1`` (matmul.py's docstring lists the others):
 * ``tile_m``, ``tile_n``    rows / columns per thread (divide block_m / block_n).
 * ``wg``       must equal ``(block_m / tile_m) * (block_n / tile_n)``.
 * ``unroll_k`` 0: the K step is unrolled while building; else the hint on its loop.
+* ``split_k``  K-slices summed by a second kernel (1: none).
 
 ``vec`` must stay 1.
 """
@@ -24,8 +25,8 @@ from xdsl.ir import SSAValue
 
 from visc.dialects.vision import VisionOp, get_int, shape_of
 from visc.passes.lowering.common import ColumnGroup, Problems, Schedule, elt, kernel_hint
-from visc.passes.lowering.loops import FunctionLowering, Idx
-from visc.passes.lowering.staged_gemm import StagedGemm, Tiles, check_staged, staged_tiles
+from visc.passes.lowering.loops import FunctionLowering, Idx, KernelBuilder
+from visc.passes.lowering.staged_gemm import StagedGemm, check_staged, staged_tiles
 from visc.passes.lowering.workgroup import GroupBuilder, byte_size
 
 
@@ -46,10 +47,8 @@ def lower_matmul_staged(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> 
     from visc.passes.lowering.matmul import _dims, _Plan
 
     m, n, kk = _dims(op)
-    tiles = staged_tiles(sched, "tile_m", "tile_n")
     placement = op.attributes.get("placement")
-    if tiles.stage == 2 and isinstance(placement, StringAttr) and placement.data == "cpu":
-        tiles = Tiles(1, tiles.bm, tiles.bn, tiles.bk, tiles.tm, tiles.tn, tiles.unroll_k)
+    tiles = staged_tiles(sched, "tile_m", "tile_n", isinstance(placement, StringAttr) and placement.data == "cpu")
     plan = _Plan(op, m, n, kk, 1, 1, 1, 1)  # its operand indexing and store (alpha, beta, c, epilogue)
     batch = list(shape_of(op.outs[0])[:-2])
 
@@ -61,7 +60,7 @@ def lower_matmul_staged(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> 
         _, b, _, b_at, _ = plan._operands(bidx)
         return k.load(b, b_at(col, kidx))
 
-    def store(k: GroupBuilder, bidx: list[Idx], row: Idx, col: Idx, acc: SSAValue) -> None:
+    def store(k: KernelBuilder, bidx: list[Idx], row: Idx, col: Idx, acc: SSAValue) -> None:
         plan.store(k, bidx, [(row, True)], [ColumnGroup(col, True, 0, n - 1)], [acc])
 
     StagedGemm(m, n, kk, batch, tiles, elt(op.outs[0]), load_a, load_b, store,

@@ -21,6 +21,12 @@ Layout choices, all for GPUs:
 * ragged edges: rows/columns past M or N read clamped (real) addresses and are never stored;
   the K tail reads zeros, so uninitialized work-group memory never reaches a sum.
 
+Split-K (``split_k = S > 1``): when M x N alone gives too few work-groups to fill a GPU (ResNet's
+7x7 stages at batch 1 have 8-16 blocks of 64x64 for 132 SMs), the grid gets a dimension of S
+K-slices, each work-group sums its slice into a scratch buffer ``[S, M, N]`` (global memory
+beyond the arena) and a second kernel, one thread per output, adds the S partial sums in a
+fixed order and finishes the output (bias, epilogue) as the unsplit kernel would.
+
 Accumulators must survive the barriers between thread loops:
 
 * ``stage = 2``: a private array of ``TM * TN`` per thread, indexed by constants only, which
@@ -41,10 +47,11 @@ from xdsl.dialects import memref
 from xdsl.ir import Attribute, SSAValue
 
 from visc.passes.lowering.common import Problems, Schedule, check_range, check_unroll
-from visc.passes.lowering.loops import Cond, FunctionLowering, Idx
-from visc.passes.lowering.workgroup import GroupBuilder, byte_size, group_kernel
+from visc.passes.lowering.loops import Cond, FunctionLowering, Idx, KernelBuilder
+from visc.passes.lowering.workgroup import GroupBuilder, byte_size, group_kernel, scratch
 
-STAGED_KEYS = frozenset({"stage", "block_m", "block_n", "tile_k"})
+STAGED_KEYS = frozenset({"stage", "block_m", "block_n", "tile_k", "split_k"})
+MAX_SPLIT_K = 64
 # The largest static work-group memory of any target (CUDA's 48 KiB); the tuner's spaces apply
 # each device's own limit (visc.tuner.space.DeviceLimits.local_memory_bytes).
 MAX_LOCAL_BYTES = 48 * 1024
@@ -66,6 +73,7 @@ class Tiles:
     tm: int
     tn: int
     unroll_k: int = 0
+    split: int = 1  # K-slices summed by a second kernel (split_k)
 
     @property
     def threads(self) -> int:
@@ -83,9 +91,13 @@ class Tiles:
         return n + (self.tm * self.tn * self.threads if self.stage == 1 else 0)
 
 
-def staged_tiles(sched: Schedule, tm_key: str, tn_key: str) -> Tiles:
-    return Tiles(sched.get("stage", 0), sched.get("block_m", 64), sched.get("block_n", 64), sched.get("tile_k", 16),
-                 sched.get(tm_key, 4), sched.get(tn_key, 4), sched.get("unroll_k", 0))
+def staged_tiles(sched: Schedule, tm_key: str, tn_key: str, on_cpu: bool = False) -> Tiles:
+    """The tiles `sched` asks for; ``on_cpu`` (an op placed on the CPU backend) keeps the
+    accumulators in work-group memory (stage 1), as one stack frame runs all its threads."""
+    stage = sched.get("stage", 0)
+    return Tiles(1 if on_cpu and stage == 2 else stage, sched.get("block_m", 64), sched.get("block_n", 64),
+                 sched.get("tile_k", 16), sched.get(tm_key, 4), sched.get(tn_key, 4), sched.get("unroll_k", 0),
+                 sched.get("split_k", 1))
 
 
 def local_bytes(tiles: Tiles, elt_bytes: int, a_k_fast: bool = True, b_n_fast: bool = True) -> int:
@@ -100,6 +112,7 @@ def check_staged(problems: Problems, sched: Schedule, tm_key: str, tn_key: str, 
     check_range(problems, sched, "block_m", 64, 1, 256)
     check_range(problems, sched, "block_n", 64, 1, 256)
     check_range(problems, sched, "tile_k", 16, 1, 256)
+    check_range(problems, sched, "split_k", 1, 1, MAX_SPLIT_K)
     tm = check_range(problems, sched, tm_key, 4, 1, None)
     tn = check_range(problems, sched, tn_key, 4, 1, None)
     check_unroll(problems, sched, "unroll_k")
@@ -128,8 +141,8 @@ def check_staged(problems: Problems, sched: Schedule, tm_key: str, tn_key: str, 
 LoadA = Callable[[GroupBuilder, list[Idx], Idx, Idx], SSAValue]
 LoadB = Callable[[GroupBuilder, list[Idx], Idx, Idx], SSAValue]
 # Finish and store one output (batch index, row m, column n, accumulated value); called only
-# for m < M and n < N.
-StoreC = Callable[[GroupBuilder, list[Idx], Idx, Idx, SSAValue], None]
+# for m < M and n < N, from the GEMM kernel or (split-K) the kernel that adds the slices.
+StoreC = Callable[[KernelBuilder, list[Idx], Idx, Idx, SSAValue], None]
 
 
 @dataclass
@@ -150,8 +163,26 @@ class StagedGemm:
 
     def build(self, fl: FunctionLowering, name_hint: str) -> None:
         t = self.tiles
-        grid = [*self.batch, _ceil_div(self.m, t.bm), _ceil_div(self.n, t.bn)]
-        group_kernel(fl, name_hint, grid, t.threads, self._body)
+        blocks = [_ceil_div(self.m, t.bm), _ceil_div(self.n, t.bn)]
+        if t.split == 1:
+            group_kernel(fl, name_hint, [*self.batch, *blocks], t.threads, self._body)
+            return
+        partial = scratch(fl, [*self.batch, t.split, self.m, self.n], self.elt, name_hint + ":split_k")
+
+        def body(k: GroupBuilder, ivs: list[Idx]) -> None:
+            *bidx, s, mb, nb = ivs
+            self._body(k, [*bidx, mb, nb], (s, partial))
+
+        group_kernel(fl, name_hint, [*self.batch, t.split, *blocks], t.threads, body)
+
+        def add_slices(k: KernelBuilder, ivs: list[Idx]) -> None:
+            *bidx, m, n = ivs
+            total = k.load(partial, [*bidx, 0, m, n])
+            for s in range(1, t.split):
+                total = k.fadd(total, k.load(partial, [*bidx, s, m, n]))
+            self.store(k, bidx, m, n, total)
+
+        fl.kernel(name_hint + "_split_k", [*self.batch, self.m, self.n], min(t.threads, 256), add_slices)
 
     # -- pieces of the work-group body ----------------------------------------------------
 
@@ -180,7 +211,9 @@ class StagedGemm:
             else:
                 put()
 
-    def _body(self, k: GroupBuilder, ivs: list[Idx]) -> None:
+    def _body(self, k: GroupBuilder, ivs: list[Idx], slice_: tuple[Idx, SSAValue] | None = None) -> None:
+        """One work-group; with ``slice_`` = (K-slice index, partial-sum buffer), only that
+        slice of K is summed and the sums go to the buffer unfinished."""
         t = self.tiles
         *bidx, mb, nb = ivs
         wg, tm, tn, bk = t.threads, t.tm, t.tn, t.bk
@@ -205,7 +238,8 @@ class StagedGemm:
         m0, n0 = k.mul(mb, t.bm), k.mul(nb, t.bn)
         col_threads = t.bn // tn
         m_step, n_step = t.bm // tm, t.bn // tn
-        kt_count = _ceil_div(self.k, bk)
+        kt_count = _ceil_div(_ceil_div(self.k, bk), t.split)  # K tiles per slice
+        kt_first: Idx = 0 if slice_ is None else k.mul(slice_[0], kt_count)
 
         def init(tid: SSAValue) -> None:
             for q in range(nacc):
@@ -220,9 +254,10 @@ class StagedGemm:
         ragged_m = _ceil_div(self.m, t.bm) * t.bm > self.m
         ragged_n = _ceil_div(self.n, t.bn) * t.bn > self.n
 
+        ragged_k = kt_count * t.split * bk > self.k  # slices past K read zeros
+
         def k_step(kt: Idx, _: list[SSAValue]) -> list[SSAValue]:
-            k0 = k.mul(kt, bk)
-            ragged_k = kt_count * bk > self.k
+            k0 = k.mul(k.add(kt_first, kt), bk)
 
             def a_value(kk: Idx, mm: Idx) -> SSAValue:
                 m = k.add(m0, mm)
@@ -284,7 +319,11 @@ class StagedGemm:
                     n_ok = k.cmp("slt", n, self.n) if ragged_n else True
 
                     def put(i: int = i, j: int = j, m: Idx = m, n: Idx = n) -> list[SSAValue]:
-                        self.store(k, bidx, m, n, k.read(acc_ref, acc_at(tid, i * tn + j)))
+                        acc = k.read(acc_ref, acc_at(tid, i * tn + j))
+                        if slice_ is None:
+                            self.store(k, bidx, m, n, acc)
+                        else:
+                            k.store(acc, slice_[1], [*bidx, slice_[0], m, n])
                         return []
 
                     k.if_(k.and_(m_ok, n_ok), put)
@@ -296,4 +335,4 @@ def elt_bytes(elt: Attribute) -> int:
     return byte_size(elt)
 
 
-__all__ = ["STAGED_KEYS", "StagedGemm", "Tiles", "check_staged", "local_bytes", "staged_tiles", "MAX_LOCAL_BYTES"]
+__all__ = ["MAX_SPLIT_K", "STAGED_KEYS", "StagedGemm", "Tiles", "check_staged", "local_bytes", "staged_tiles", "MAX_LOCAL_BYTES"]
