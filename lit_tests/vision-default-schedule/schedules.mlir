@@ -22,7 +22,8 @@ func.func @main(%x: tensor<1x64x56x56xf32>) -> tensor<1x64x56x56xf32> {
   func.return %r : tensor<1x64x56x56xf32>
 }
 
-// GPU:      vision.conv2d {{.*}}schedule = #vision.schedule<{block_m = 64 : i64, block_n = 32 : i64, stage = 2 : i64, tile_k = 16 : i64, tile_oc = 4 : i64, tile_ow = 4 : i64, unroll_k = 0 : i64, wg = 128 : i64}>
+// The 64x3136x576 GEMM has 49 blocks of 64x64: K is split in 4 slices to fill the device.
+// GPU:      vision.conv2d {{.*}}schedule = #vision.schedule<{block_m = 64 : i64, block_n = 64 : i64, split_k = 4 : i64, stage = 2 : i64, tile_k = 16 : i64, tile_oc = 4 : i64, tile_ow = 4 : i64, unroll_k = 0 : i64, wg = 256 : i64}>
 // GPU:      vision.map {{.*}}schedule = #vision.schedule<{wg = 256 : i64}>
 // GPU-NOT:  vision.reshape {{.*}}schedule
 // GPU:      vision.softmax {{.*}}schedule = #vision.schedule<{wg = 32 : i64}>
@@ -32,5 +33,5 @@ func.func @main(%x: tensor<1x64x56x56xf32>) -> tensor<1x64x56x56xf32> {
 // CPU:      vision.conv2d {{.*}}schedule = #vision.schedule<{pack = 8 : i64, tile_oc = 16 : i64, tile_ow = 5 : i64, unroll_k = 1 : i64, unroll_win = 1 : i64, wg = 256 : i64}>
 // CPU:      vision.map {{.*}}schedule = #vision.schedule<{wg = 256 : i64}>
 
-// WG64:     vision.conv2d {{.*}}tile_oc = 4 : i64, tile_ow = 8 : i64, unroll_k = 0 : i64, wg = 64 : i64
+// WG64:     vision.conv2d {{.*}}split_k = 4 : i64, stage = 2 : i64, tile_k = 16 : i64, tile_oc = 8 : i64, tile_ow = 8 : i64, unroll_k = 0 : i64, wg = 64 : i64
 // WG64:     vision.map {{.*}}schedule = #vision.schedule<{wg = 64 : i64}>
