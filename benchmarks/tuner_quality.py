@@ -28,7 +28,8 @@ build time are the same for both methods). Per workload:
 Prints the table and saves JSON (per-seed counts and curves included).
 
     python benchmarks/tuner_quality.py [--trials 16] [--random-trials 48] [--seeds 3]
-        [--workloads "R 3x3,M dw 3x3"] [--records-dir DIR] [--plot tq.png]
+        [--target opencl|cuda|cpu] [--workloads "R 3x3,M dw 3x3"] [--records-dir DIR] [--plot tq.png]
+    python benchmarks/tuner_quality.py --merge a.json,b.json --out tq.json   # subsets run apart
 
 Run time: about (trials + random-trials) x seeds x workloads x ~2 s on a 2-core PoCL CPU
 (8 workloads, defaults: ~1 h); a smoke run: --trials 4 --random-trials 6 --seeds 1
@@ -59,7 +60,8 @@ from visc.tuner.space import SearchSpace
 from visc.tuner.workload import Task, Workload, model_tasks
 
 # The untuned lowering: each key's neutral value (what the lowering does without the key).
-NAIVE = {"tile_oc": 1, "tile_ow": 1, "vec": 1, "flat": 0, "unroll_k": 1, "unroll_win": 1, "stage": 0}
+NAIVE = {"tile_oc": 1, "tile_ow": 1, "vec": 1, "flat": 0, "unroll_k": 1, "unroll_win": 1, "stage": 0, "pack": 0,
+         "split_k": 1}
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,60 @@ def _count(n: float) -> str:
     return "inf" if math.isinf(n) else f"{n:g}"
 
 
+def report(rows: list[dict[str, Any]], trials: int, random_trials: int, seeds: int) -> dict[str, Any]:
+    """Print the table of `rows` (one per workload) with its median row; the summary."""
+
+    def median_of(key: str) -> float | None:
+        values = [r[key] for r in rows if r[key] is not None]
+        return statistics.median(values) if values else None
+
+    summary = {
+        "median_ratio": median_of("ratio"),
+        "ratio_of_medians": (median_of("tpe_median") or math.nan) / (median_of("random_median") or math.nan),
+        "tpe_median": median_of("tpe_median"), "random_median": median_of("random_median"),
+        "vs_default": median_of("vs_default"), "vs_naive": median_of("vs_naive"),
+        "min_vs_naive": min((r["vs_naive"] for r in rows if r["vs_naive"] is not None), default=None),
+    }
+    table = rows + [{"kind": "median", "workload": "", "naive_us": median_of("naive_us"),
+                     "default_us": median_of("default_us"), "best_us": median_of("best_us"),
+                     "tpe_to95": _count(summary["tpe_median"]), "random_to95": _count(summary["random_median"]),
+                     "ratio": summary["median_ratio"], "vs_default": summary["vs_default"],
+                     "vs_naive": summary["vs_naive"]}]
+    print()
+    print_table([{k: (v if v is not None else float("nan")) for k, v in r.items()} for r in table], COLUMNS)
+    def num(key: str, unit: str = "") -> str:
+        value = summary[key]
+        return "n/a" if value is None else f"{value:.2f}{unit}"
+
+    print(f"\nmedian over workloads of TPE/random trials to 95% of the best: {num('median_ratio')} "
+          f"(ratio of medians {num('ratio_of_medians')}; target <= 0.5). TPE {trials} trials, "
+          f"random {random_trials}, {seeds} seeds. Tuned vs heuristic: median {num('vs_default', 'x')}; "
+          f"tuned vs naive: median {num('vs_naive', 'x')}, lowest {num('min_vs_naive', 'x')} (target >= 3).")
+    failed = [f"{r['kind']}: {r['naive_error']}" for r in rows if r.get("naive_error")]
+    if failed:
+        print("naive schedule failed: " + "; ".join(failed))
+    return summary
+
+
+def merge(paths: list[str], out: str) -> int:
+    """One table and JSON from runs saved apart (same trials, seeds and device)."""
+    runs = [json.load(open(p)) for p in paths]
+    first = runs[0]
+    for r in runs[1:]:
+        for key in ("device", "trials", "random_trials", "seeds", "start"):
+            if r[key] != first[key]:
+                raise SystemExit(f"cannot merge runs with different {key}: {first[key]} and {r[key]}")
+    rows = [row for r in runs for row in r["rows"]]
+    print(f"{len(rows)} workloads on {first['device']} from {', '.join(paths)}")
+    summary = report(rows, first["trials"], first["random_trials"], len(first["seeds"]))
+    merged = {**first, "rows": rows, "summary": summary, "merged_from": paths,
+              "curves": {k: v for r in runs for k, v in r["curves"].items()}}
+    with open(out, "w") as f:
+        json.dump(merged, f, indent=1)
+    print(f"saved {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=16, help="measured trials of each TPE study")
@@ -166,7 +222,11 @@ def main(argv: list[str] | None = None) -> int:
                     "heuristic's (which is often within 5%% of the best: both methods then need 1 trial)")
     ap.add_argument("--workloads", default=",".join(KINDS), help="comma-separated kinds (see --list)")
     ap.add_argument("--list", action="store_true", help="list the workload kinds and exit")
+    ap.add_argument("--target", default="opencl", choices=["opencl", "cuda", "cpu"],
+                    help="the backend whose kernels are tuned and timed")
     ap.add_argument("--device", default=None, help="OpenCL device ('P:D' or a name substring)")
+    ap.add_argument("--merge", default=None, metavar="A.json,B.json",
+                    help="only merge saved runs (e.g. workload subsets run apart) into one table and --out")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per trial (median)")
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds of timed runs before a trial fails")
     ap.add_argument("--build-timeout", type=float, default=30.0,
@@ -181,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         for label, (model, _) in KINDS.items():
             print(f"{label:15s} {model}")
         return 0
+    if args.merge:
+        return merge([p.strip() for p in args.merge.split(",") if p.strip()], args.out)
     labels = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = [w for w in labels if w not in KINDS]
     if unknown:
@@ -194,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         args.records_dir = tmp.name
     os.makedirs(args.records_dir, exist_ok=True)
     dbs = {s: os.path.join(args.records_dir, f"tuner_quality_seed{s}.db") for s in seeds}
-    device_id = device_identity("opencl", args.device)
+    device_id = device_identity(args.target, args.device)
     picked = pick_workloads(labels, args.weights_seed)
     print(f"{len(picked)} conv workloads on {device_id}; per seed ({len(seeds)}): TPE {args.trials} trials, "
           f"random {random_trials}; every study starts from the {args.start} schedule", flush=True)
@@ -204,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     curves_out: dict[str, Any] = {}
     for label, task in picked:
         t0 = time.perf_counter()
-        with IsolatedMeasurer(task.module_text, "opencl", args.device, warmup=1, repeat=args.repeat,
+        with IsolatedMeasurer(task.module_text, args.target, args.device, warmup=1, repeat=args.repeat,
                               timeout=args.timeout, seed=0, build_timeout=args.build_timeout) as inner:
             heuristic = dict(inner.default_schedule)
             naive_sched = naive_schedule(heuristic)
@@ -244,29 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {label:14s} {_short(task.describe())}: TPE {row['tpe_to95']} {counts['tpe']}, random "
               f"{row['random_to95']} {counts['random']}; {time.perf_counter() - t0:.0f} s", flush=True)
 
-    def median_of(key: str) -> float | None:
-        values = [r[key] for r in rows if r[key] is not None]
-        return statistics.median(values) if values else None
-
-    summary = {
-        "median_ratio": median_of("ratio"),
-        "ratio_of_medians": median_of("tpe_median") / median_of("random_median"),
-        "tpe_median": median_of("tpe_median"), "random_median": median_of("random_median"),
-        "vs_default": median_of("vs_default"), "vs_naive": median_of("vs_naive"),
-        "min_vs_naive": min((r["vs_naive"] for r in rows if r["vs_naive"] is not None), default=None),
-    }
-    table = rows + [{"kind": "median", "workload": "", "naive_us": median_of("naive_us"),
-                     "default_us": median_of("default_us"), "best_us": median_of("best_us"),
-                     "tpe_to95": _count(summary["tpe_median"]), "random_to95": _count(summary["random_median"]),
-                     "ratio": summary["median_ratio"], "vs_default": summary["vs_default"],
-                     "vs_naive": summary["vs_naive"]}]
-    print()
-    print_table([{k: (v if v is not None else float("nan")) for k, v in r.items()} for r in table], COLUMNS)
-    print(f"\nmedian over workloads of TPE/random trials to 95% of the best: {summary['median_ratio']:.2f} "
-          f"(ratio of medians {summary['ratio_of_medians']:.2f}; target <= 0.5). TPE {args.trials} trials, "
-          f"random {random_trials}, {len(seeds)} seeds. Tuned vs heuristic: median {summary['vs_default']:.2f}x; "
-          f"tuned vs naive: median {summary['vs_naive']:.2f}x, lowest {summary['min_vs_naive']:.2f}x "
-          f"(target >= 3). {time.perf_counter() - start:.0f} s")
+    summary = report(rows, args.trials, random_trials, len(seeds))
+    print(f"{time.perf_counter() - start:.0f} s")
 
     if args.plot:
         first = {c.key: c for c in read_curves(dbs[seeds[0]], device_id, [t.key for _, t in picked])}

@@ -225,9 +225,14 @@ def test_tuner_space_proposals_respect_device_limits() -> None:
             legal += 1
             tiles_bytes = proposal["tile_k"] * (proposal["block_m"] + 1 + proposal["block_n"]) * 4
             assert tiles_bytes <= small.local_memory_bytes and proposal["wg"] <= 128
+            # every K-slice keeps at least two K tiles (K = 64 * 9 = 576)
+            assert 576 // proposal["tile_k"] >= 2 * proposal["split_k"]
     assert legal > 0
+    assert space.choices["split_k"] == [1, 2, 4, 8, 16, 32]  # slices of >= 2 tiles of 8: 576 >= 2 * 32 * 8
+    assert space.problems({**sched, "stage": 0, "split_k": 2})  # split-K needs a staged kernel
     cpu_space = search_space(op, DeviceLimits("cpu", 1024, 1 << 20, 256))
     assert cpu_space.choices["stage"] == [0, 1]  # per-thread register arrays need a GPU
+    assert cpu_space.choices["split_k"] == [1]  # CPU threads are few: slices would only add a pass
 
 
 # ---------------------------------------------------------------------------- whole compiles

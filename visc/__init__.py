@@ -16,6 +16,11 @@ from typing import TYPE_CHECKING
 from visc.errors import ViscError
 from visc.version import __version__
 
+# PoCL's CPU device: pin its worker threads to cores. Unpinned, a run on a 2-core machine
+# sometimes takes 25% longer when a worker shares a core with the host thread (set the
+# variable before visc is imported to choose otherwise; PoCL reads it once, at start-up).
+os.environ.setdefault("POCL_AFFINITY", "1")
+
 if TYPE_CHECKING:
     import onnx
 

@@ -164,7 +164,7 @@ class CPUExecutor:
         self.plan = plan
         self.threads = threads or int(os.environ.get("VISC_CPU_THREADS", 0)) or os.cpu_count() or 1
         self.compiled = CompiledFunctions(llvm_ir)
-        self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        self.pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
         self.device_name = f"CPU ({self.threads} threads, llvmlite)"
         self.arena = _aligned(max(plan.arena_size, 1))
         self.arrays: list[np.ndarray] = []
@@ -198,15 +198,18 @@ class CPUExecutor:
                      launch.kernel)
 
     def call(self, call: _Call) -> None:
-        """One launch over its whole range, in chunks on every thread."""
+        """One launch over its whole range, one chunk per thread, the calling thread taking
+        the first: a submit and a wait per extra thread is what a launch costs in Python
+        (small layers run for tens of microseconds, so finer chunks cost more than they
+        balance)."""
         n = call.size
         if self.pool is None or n < 2:
             call.fn(*call.args, 0, n)
             return
-        chunks = min(n, self.threads * 4)
+        chunks = min(n, self.threads)
         bounds = [n * k // chunks for k in range(chunks + 1)]
-        futures = [self.pool.submit(call.fn, *call.args, bounds[k], bounds[k + 1]) for k in range(chunks)
-                   if bounds[k + 1] > bounds[k]]
+        futures = [self.pool.submit(call.fn, *call.args, bounds[k], bounds[k + 1]) for k in range(1, chunks)]
+        call.fn(*call.args, bounds[0], bounds[1])
         for f in futures:
             f.result()
 
