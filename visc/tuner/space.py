@@ -131,7 +131,8 @@ _TILE_K = [8, 16, 32]
 _SPLIT_K = [1, 2, 4, 8, 16, 32]
 
 
-def _staged_choices(op: VisionOp, limits: DeviceLimits, k: int) -> dict[str, list[int]]:
+def _staged_choices(op: VisionOp, limits: DeviceLimits) -> dict[str, list[int]]:
+    k = _contraction_k(op)
     return {
         "stage": [0, 1, 2] if limits.device_type == "gpu" else [0, 1],
         "block_m": list(_BLOCKS),
@@ -152,8 +153,7 @@ def _conv2d(op: VisionOp, limits: DeviceLimits) -> dict[str, list[int]]:
     width = oh * ow if flat else ow
     lanes = _lanes(op, limits)
     unroll_k = [1, 2, 4, 8] + ([0] if cg <= 16 else [])
-    staged = _staged_choices(op, limits, cg * math.prod(shape_of(op.ins[1])[2:])) \
-        if get_int(op, "groups", 1) == 1 else {"stage": [0]}
+    staged = _staged_choices(op, limits) if get_int(op, "groups", 1) == 1 else {"stage": [0]}
     if staged["stage"] != [0] and 0 not in unroll_k:
         unroll_k.append(0)  # the staged K step fully unrolled (stage 0 keeps 0 for short loops only)
     return {
@@ -177,7 +177,7 @@ def _matmul(op: VisionOp, limits: DeviceLimits) -> dict[str, list[int]]:
     k = a[-2] if get_int(op, "transpose_a", 0) else a[-1]
     along = k if get_int(op, "transpose_b", 0) else n
     return {
-        **_staged_choices(op, limits, k),
+        **_staged_choices(op, limits),
         "wg": _wg_choices(limits),
         "tile_m": [t for t in (1, 2, 4, 8) if t <= m],
         "tile_n": list(range(1, min(8, n) + 1)),

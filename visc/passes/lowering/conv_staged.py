@@ -28,7 +28,6 @@ weight must not be stored packed (``packed_oc``).
 
 from __future__ import annotations
 
-from xdsl.dialects.builtin import StringAttr
 from xdsl.ir import SSAValue
 
 from visc.dialects.vision import VisionOp, get_int
@@ -68,8 +67,7 @@ def lower_conv2d_staged(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> 
     from visc.passes.lowering.conv import _clamped, _geometry
 
     g = _geometry(op)
-    placement = op.attributes.get("placement")
-    tiles = staged_tiles(sched, "tile_oc", "tile_ow", isinstance(placement, StringAttr) and placement.data == "cpu")
+    tiles = staged_tiles(sched, "tile_oc", "tile_ow", op)
     m, n, kk = gemm_sizes(op)
     x, w, out = op.ins[0], op.ins[1], op.outs[0]
     bias = op.ins[2] if len(op.ins) == 3 else None

@@ -20,7 +20,6 @@ Schedule keys read when ``stage >= 1`` (matmul.py's docstring lists the others):
 
 from __future__ import annotations
 
-from xdsl.dialects.builtin import StringAttr
 from xdsl.ir import SSAValue
 
 from visc.dialects.vision import VisionOp, get_int, shape_of
@@ -47,8 +46,7 @@ def lower_matmul_staged(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> 
     from visc.passes.lowering.matmul import _dims, _Plan
 
     m, n, kk = _dims(op)
-    placement = op.attributes.get("placement")
-    tiles = staged_tiles(sched, "tile_m", "tile_n", isinstance(placement, StringAttr) and placement.data == "cpu")
+    tiles = staged_tiles(sched, "tile_m", "tile_n", op)
     plan = _Plan(op, m, n, kk, 1, 1, 1, 1)  # its operand indexing and store (alpha, beta, c, epilogue)
     batch = list(shape_of(op.outs[0])[:-2])
 

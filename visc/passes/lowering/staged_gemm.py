@@ -44,7 +44,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from xdsl.dialects import memref
-from xdsl.ir import Attribute, SSAValue
+from xdsl.dialects.builtin import StringAttr
+from xdsl.ir import Attribute, Operation, SSAValue
 
 from visc.passes.lowering.common import Problems, Schedule, check_range, check_unroll
 from visc.passes.lowering.loops import Cond, FunctionLowering, Idx, KernelBuilder
@@ -91,9 +92,11 @@ class Tiles:
         return n + (self.tm * self.tn * self.threads if self.stage == 1 else 0)
 
 
-def staged_tiles(sched: Schedule, tm_key: str, tn_key: str, on_cpu: bool = False) -> Tiles:
-    """The tiles `sched` asks for; ``on_cpu`` (an op placed on the CPU backend) keeps the
-    accumulators in work-group memory (stage 1), as one stack frame runs all its threads."""
+def staged_tiles(sched: Schedule, tm_key: str, tn_key: str, op: Operation | None = None) -> Tiles:
+    """The tiles `sched` asks for; an `op` placed on the CPU backend keeps the accumulators
+    in work-group memory (stage 1), as one stack frame runs all its threads."""
+    placement = op.attributes.get("placement") if op is not None else None
+    on_cpu = isinstance(placement, StringAttr) and placement.data == "cpu"
     stage = sched.get("stage", 0)
     return Tiles(1 if on_cpu and stage == 2 else stage, sched.get("block_m", 64), sched.get("block_n", 64),
                  sched.get("tile_k", 16), sched.get(tm_key, 4), sched.get(tn_key, 4), sched.get("unroll_k", 0),
@@ -259,25 +262,25 @@ class StagedGemm:
         def k_step(kt: Idx, _: list[SSAValue]) -> list[SSAValue]:
             k0 = k.mul(k.add(kt_first, kt), bk)
 
-            def a_value(kk: Idx, mm: Idx) -> SSAValue:
-                m = k.add(m0, mm)
-                if ragged_m:
-                    m = k.min(m, self.m - 1)
-                kg = k.add(k0, kk)
-                if not ragged_k:
-                    return self.load_a(k, bidx, m, kg)
-                kc, kok = clamp(kg, self.k)
-                return k.select(kok, self.load_a(k, bidx, m, kc), zero)
+            def operand(origin: Idx, size: int, ragged: bool,
+                        load: Callable[[Idx, Idx], SSAValue]) -> Callable[[Idx, Idx], SSAValue]:
+                """Element (kk, x) of the K step's tile of A (x along m) or B (x along n):
+                `load(index along m or n, k)`, clamped rows/columns, zeros past K."""
 
-            def b_value(kk: Idx, nn: Idx) -> SSAValue:
-                n = k.add(n0, nn)
-                if ragged_n:
-                    n = k.min(n, self.n - 1)
-                kg = k.add(k0, kk)
-                if not ragged_k:
-                    return self.load_b(k, bidx, kg, n)
-                kc, kok = clamp(kg, self.k)
-                return k.select(kok, self.load_b(k, bidx, kc, n), zero)
+                def value(kk: Idx, x: Idx) -> SSAValue:
+                    i = k.add(origin, x)
+                    if ragged:
+                        i = k.min(i, size - 1)
+                    kg = k.add(k0, kk)
+                    if not ragged_k:
+                        return load(i, kg)
+                    kc, kok = clamp(kg, self.k)
+                    return k.select(kok, load(i, kc), zero)
+
+                return value
+
+            a_value = operand(m0, self.m, ragged_m, lambda m, kg: self.load_a(k, bidx, m, kg))
+            b_value = operand(n0, self.n, ragged_n, lambda n, kg: self.load_b(k, bidx, kg, n))
 
             def copy(tid: SSAValue) -> None:
                 self._copy(k, tid, bk, t.bm, self.a_k_fast, lda, a_tile, a_value)
