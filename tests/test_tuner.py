@@ -132,14 +132,59 @@ def test_space_rejects_invalid_combinations(conv_measurer: Measurer) -> None:
     assert space.problems({**base, "tile_oc": 3})  # not in the space, and not a divisor
 
 
+def test_space_is_a_tree_of_kernel_families(tasks) -> None:
+    """Each branch searches only the keys its kernel reads; the others keep their neutral
+    values, a staged block's wg is its thread count; propose and params invert each other."""
+    from xdsl.parser import Parser
+
+    from visc.dialects import make_context
+    from visc.tuner.space import NEUTRAL, DeviceLimits, branches_of, task_space
+
+    module = Parser(make_context(), _conv_task(tasks, "c2").module_text).parse_module()
+    gpu = task_space(module, DeviceLimits("gpu", 1024, 48 * 1024, 128))
+    cpu = task_space(module, DeviceLimits("cpu", 1024, 1 << 20, 256))
+    assert [b.name for b in gpu.branches] == ["direct", "staged"]
+    assert [b.name for b in cpu.branches] == ["direct", "packed", "staged"]
+    staged = gpu.branches[1]
+    assert "wg" not in staged.choices and "vec" not in staged.choices and staged.fixed["vec"] == 1
+    assert all(v & (v - 1) == 0 for v in staged.choices["tile_ow"])  # must divide a power-of-two block
+    assert set(gpu.branches[0].choices) == {"wg", "tile_oc", "tile_ow", "vec", "flat", "unroll_k", "unroll_win"}
+    assert 0 in gpu.branches[0].choices["unroll_k"]  # 8 input channels: short enough to unroll fully
+    long = branches_of({"wg": [8], "tile_oc": [1], "tile_ow": [1], "unroll_k": [0, 1, 2], "stage": [0, 1]},
+                       unroll_fully=False)
+    assert long[0].choices["unroll_k"] == [1, 2] and long[1].choices["unroll_k"] == [1, 2, 0]
+    assert gpu.size == sum(b.size for b in gpu.branches)
+    rng = np.random.default_rng(0)
+    seen = set()
+    for space in (gpu, cpu):
+        for _ in range(60):
+            sched = space.sample(rng)
+            assert sched is not None and not space.problems(sched)
+            params = space.params(sched)
+            branch = space.branches[params["kernel"]]
+            seen.add(branch.name)
+            assert space.propose(lambda p, n: params[p]) == sched  # noqa: B023 - called here
+            assert all(sched[k] == v for k, v in branch.fixed.items())
+            if branch.name == "staged":
+                assert sched["wg"] == (sched["block_m"] // sched["tile_oc"]) * (sched["block_n"] // sched["tile_ow"])
+            else:
+                assert sched["stage"] == 0 and sched["split_k"] == 1
+    assert seen == {"direct", "packed", "staged"}
+    # a schedule that leaves out keys at their neutral value is the same schedule
+    plain = gpu.sample(np.random.default_rng(1))
+    assert plain is not None
+    short = {k: v for k, v in plain.items() if NEUTRAL.get(k) != v}
+    assert gpu.params(short) == gpu.params(plain)
+    assert gpu.params({**plain, "tile_oc": 3}) is None  # a value the tree lacks
+
+
 def test_random_legal_proposals_compile_and_match(conv_measurer: Measurer) -> None:
     space = conv_measurer.space()
     rng = np.random.default_rng(3)
     ok = 0
     while ok < 4:
-        sched = {k: int(rng.choice(v)) for k, v in space.choices.items()}
-        if space.problems(sched):
-            continue
+        sched = space.sample(rng)
+        assert sched is not None
         result = conv_measurer.measure(sched)
         assert result.ok, (sched, result.error)
         assert result.seconds > 0 and len(result.times) == 2
@@ -315,8 +360,9 @@ def test_stale_running_trials_do_not_block_resume(tmp_path, tasks, conv_measurer
 
 
 def test_tpe_startup_and_encoding(tmp_path, tasks, conv_measurer: Measurer) -> None:
-    """Params are indices into ordered candidates; TPE's random startup is legal schedules
-    only (the default first); rejected proposals are pruned, infeasible and free."""
+    """Params are the tree's branch and indices into ordered candidates; TPE's random startup
+    is legal schedules only (the default first); rejected proposals are pruned, infeasible and
+    free."""
     import optuna
     from optuna.trial import TrialState
 
@@ -339,7 +385,8 @@ def test_tpe_startup_and_encoding(tmp_path, tasks, conv_measurer: Measurer) -> N
     assert all(t.user_attrs.get("startup") for t in measured[1:startup_trials(10)])
     for t in trials:
         sched = trial_schedule(t)
-        assert {k: ordered_choices(k, space.choices[k])[i] for k, i in t.params.items()} == sched
+        assert space.propose(lambda param, n: t.params[param]) == sched  # noqa: B023 - called here
+        assert space.params(sched) == t.params
         if t.state == TrialState.PRUNED:
             assert space.problems(sched) and "invalid" in t.user_attrs
         else:

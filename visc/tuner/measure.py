@@ -10,13 +10,20 @@ and no time: it is recorded as failed, never as fast.
 
 `IsolatedMeasurer` runs a `Measurer` in a worker process, so a kernel that hangs (timeout) or
 crashes the driver costs one trial and a worker restart, not the tuning run.
+
+Several tuning processes can share one GPU: given the same `lock` file, their builds run
+side by side while their timed runs take turns (an exclusive `flock` on the file), so no
+kernel is timed while another process's kernels run.
 """
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing as mp
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,15 +157,30 @@ def _close(got: np.ndarray, want: np.ndarray, rtol: float) -> bool:
     return bool(np.all(np.isfinite(got)) and float(np.abs(got.astype(np.float64) - want).max()) <= rtol * scale)
 
 
+@contextmanager
+def timing_turn(lock: str | None) -> Iterator[None]:
+    """Hold the exclusive lock on the file `lock` (None: no lock) for the block."""
+    if lock is None:
+        yield
+        return
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 class Measurer:
     """Times schedules of one task in this process (see the module docstring)."""
 
     def __init__(self, module_text: str, target: str = "opencl", device: str | None = None,
-                 warmup: int = 1, repeat: int = 5, timeout: float = 20.0, seed: int = 0, rtol: float = 1e-4):
+                 warmup: int = 1, repeat: int = 5, timeout: float = 20.0, seed: int = 0, rtol: float = 1e-4,
+                 lock: str | None = None):
         self.module = Parser(make_context(), module_text).parse_module()
         self.weights = constant_weights(self.module, seed)
         self.target, self.device = target, device
-        self.warmup, self.repeat, self.timeout, self.rtol = warmup, repeat, timeout, rtol
+        self.warmup, self.repeat, self.timeout, self.rtol, self.lock = warmup, repeat, timeout, rtol, lock
         self.limits = DeviceLimits.for_target(target, device)
         self.default_schedule = default_schedule_of(self.module, self.limits.device_type, target)
         default = build(self.module, self.default_schedule, target, device, self.limits.device_type, self.weights)
@@ -183,16 +205,17 @@ class Measurer:
         if bad:
             return Measurement(None, f"wrong result: output {bad[0]} differs from the default schedule's", [], build_s)
         times: list[float] = []
-        deadline = time.perf_counter() + self.timeout
-        try:
-            for i in range(self.warmup + self.repeat):
-                t = _kernel_seconds(model, self.inputs)
-                if i >= self.warmup:
-                    times.append(t)
-                if time.perf_counter() > deadline:
-                    return Measurement(None, f"timeout: over {self.timeout:g} s", times, build_s)
-        except Exception as e:
-            return Measurement(None, f"launch failed: {type(e).__name__}: {e}", times, build_s)
+        with timing_turn(self.lock):
+            deadline = time.perf_counter() + self.timeout
+            try:
+                for i in range(self.warmup + self.repeat):
+                    t = _kernel_seconds(model, self.inputs)
+                    if i >= self.warmup:
+                        times.append(t)
+                    if time.perf_counter() > deadline:
+                        return Measurement(None, f"timeout: over {self.timeout:g} s", times, build_s)
+            except Exception as e:
+                return Measurement(None, f"launch failed: {type(e).__name__}: {e}", times, build_s)
         return Measurement(float(np.median(times)), None, times, build_s)
 
 
@@ -222,8 +245,8 @@ class IsolatedMeasurer:
 
     def __init__(self, module_text: str, target: str = "opencl", device: str | None = None,
                  warmup: int = 1, repeat: int = 5, timeout: float = 20.0, seed: int = 0, rtol: float = 1e-4,
-                 build_timeout: float = 120.0):
-        self._args = (module_text, target, device, warmup, repeat, timeout, seed, rtol)
+                 build_timeout: float = 120.0, lock: str | None = None):
+        self._args = (module_text, target, device, warmup, repeat, timeout, seed, rtol, lock)
         self.timeout = timeout + build_timeout
         self.module = Parser(make_context(), module_text).parse_module()
         self.limits = DeviceLimits.for_target(target, device)
@@ -281,4 +304,4 @@ class IsolatedMeasurer:
         self.close()
 
 
-__all__ = ["Measurement", "Measurer", "IsolatedMeasurer", "build", "device_identity"]
+__all__ = ["Measurement", "Measurer", "IsolatedMeasurer", "build", "device_identity", "timing_turn"]

@@ -1,11 +1,13 @@
 """Search: one Optuna study per (device, workload key, sampler), driven by ask/tell.
 
 Samplers: TPE or random search, both through the same loop and measurement, so their curves
-compare. Every trial proposes one value per key of the task's `SearchSpace`, as an integer
-index into the key's candidates in their natural order (powers of two and tile sizes
+compare. Every trial walks the task's space as a tree (`SearchSpace.propose`): first the
+kernel family (``kernel``: direct, packed or staged), then one integer index per key that
+family reads, into the key's candidates in their natural order (powers of two and tile sizes
 ascending, "fully unrolled" after every finite unroll factor): TPE's kernels then see that
-``tile_ow=3`` lies between 2 and 4, which small budgets need. The schedule itself is the
-trial's ``schedule`` attribute.
+``tile_ow=3`` lies between 2 and 4, which small budgets need, and model each family on its
+own trials (multivariate TPE with ``group=True``). The schedule itself is the trial's
+``schedule`` attribute.
 
 * TPE: the first ``startup_trials(budget)`` measured trials (the default schedule first) are
   uniformly random *legal* schedules the loop draws itself, so rejected proposals never eat
@@ -33,7 +35,6 @@ replay the proposals of the first.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
@@ -42,17 +43,18 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
 
 from visc.errors import ViscError
 from visc.tuner.measure import Measurement
-from visc.tuner.space import SearchSpace
+from visc.tuner.space import SearchSpace, ordered_choices, signature
 from visc.tuner.workload import SPACE_VERSION, Task
 
 SAMPLERS = ("tpe", "random")
-ENCODING = "index/1"  # study attribute: params are indices into `ordered_choices`
+ENCODING = "tree/1"  # study attribute: params are `SearchSpace.propose`'s branch and indices
 HEARTBEAT_INTERVAL = 20.0  # seconds between heartbeats of a trial in flight
 HEARTBEAT_GRACE = 180.0  # a RUNNING trial of another host without a heartbeat this long is dead
 
@@ -93,12 +95,6 @@ def startup_trials(budget: int) -> int:
     return max(4, budget // 8)
 
 
-def ordered_choices(key: str, values: list[int]) -> list[int]:
-    """`values` in their natural order: ascending, with 0 ("fully") after every finite
-    unroll factor."""
-    return sorted(values, key=lambda v: (key.startswith("unroll") and v == 0, v))
-
-
 def _infeasible(trial: Any) -> tuple[float]:
     return (1.0,) if "invalid" in trial.user_attrs else (0.0,)
 
@@ -115,11 +111,11 @@ def make_sampler(name: str, budget: int, seed: int | None = None) -> Any:
     if name == "tpe":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            # the space is the same every trial (no conditional keys), so group=True adds nothing;
+            # group=True: one joint model per kernel family (the params each family proposes);
             # constant_liar keeps workers sharing one study (an SQL URL) off each other's proposals;
             # rejected proposals are infeasible: TPE ranks them after every measured trial
             return optuna.samplers.TPESampler(
-                n_startup_trials=startup_trials(budget), multivariate=True, constant_liar=True,
+                n_startup_trials=startup_trials(budget), multivariate=True, group=True, constant_liar=True,
                 constraints_func=None if _has_set_constraint() else _infeasible, seed=seed)
     raise ViscError(f"unknown sampler '{name}' (known: {', '.join(SAMPLERS)})")
 
@@ -143,10 +139,6 @@ class TuneResult:
         if self.best_seconds and self.default_seconds:
             return self.default_seconds / self.best_seconds
         return None
-
-
-def _signature(schedule: dict[str, int]) -> str:
-    return json.dumps(schedule, sort_keys=True)
 
 
 def trial_schedule(trial: Any) -> dict[str, int]:
@@ -246,21 +238,8 @@ def _derived_seed(seed: int | None, n: int) -> int | None:
     return None if seed is None else int(np.random.SeedSequence([seed, n]).generate_state(1)[0])
 
 
-def _random_legal(space: SearchSpace, keys: dict[str, list[int]], rng: np.random.Generator,
-                  seen: dict[str, Any], tries: int = 2000) -> dict[str, int] | None:
-    """A uniformly random legal schedule not measured yet (None: none found in `tries`)."""
-    for _ in range(tries):
-        sched = {k: int(v[rng.integers(len(v))]) for k, v in keys.items()}
-        if _signature(sched) not in seen and not space.problems(sched):
-            return sched
-    return None
-
-
-def _encode(keys: dict[str, list[int]], schedule: dict[str, int]) -> dict[str, int] | None:
-    """Index params of `schedule` (None: a value the space lacks)."""
-    if any(k in keys and v not in keys[k] for k, v in schedule.items()):
-        return None
-    return {k: keys[k].index(schedule[k]) if k in schedule else 0 for k in keys}
+def _suggest(trial: Any, param: str, n: int) -> int:
+    return int(trial.suggest_int(param, 0, n - 1))
 
 
 def tune_task(
@@ -298,9 +277,8 @@ def tune_task(
     set_constraint = _has_set_constraint()
     rng = np.random.default_rng(_derived_seed(seed, len(study.trials) + 1))
     space = measurer.space()
-    keys = {k: ordered_choices(k, v) for k, v in space.choices.items()}
     default = dict(measurer.default_schedule)
-    default_params = _encode(keys, default)
+    default_params = space.params(default)
     reaped = reap_stale_trials(study)
     if "default_seconds" not in study.user_attrs:
         for k, v in {"device": device_id, "key": task.key, "sampler": sampler, "workload": task.describe(),
@@ -315,7 +293,7 @@ def tune_task(
 
     finished = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
                 if "interrupted" not in t.user_attrs]
-    seen: dict[str, Any] = {_signature(trial_schedule(t)): t for t in finished}
+    seen: dict[str, Any] = {signature(trial_schedule(t)): t for t in finished}
     measured = sum(1 for t in finished if is_measured(t))
     complete = [t.value for t in finished if t.state == TrialState.COMPLETE]
     best = min(complete) if complete else None
@@ -327,12 +305,12 @@ def tune_task(
     while measured < trials and asks < 50 * trials:
         asks += 1
         if measured < startup and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            legal = _random_legal(space, keys, rng, seen)
+            legal = space.sample(rng, exclude=seen)
             if legal is not None:
-                study.enqueue_trial(_encode(keys, legal), user_attrs={"startup": True})
+                study.enqueue_trial(space.params(legal), user_attrs={"startup": True})
         trial = study.ask()
         trial.set_user_attr("owner", owner)  # a run killed from here on leaves a reapable trial
-        schedule = {k: choices[trial.suggest_int(k, 0, len(choices) - 1)] for k, choices in keys.items()}
+        schedule = space.propose(partial(_suggest, trial))
         trial.set_user_attr("schedule", schedule)
         problems = space.problems(schedule)
         if problems:
@@ -341,7 +319,7 @@ def tune_task(
                 trial.set_constraint("illegal", 1.0)
             study.tell(trial, state=TrialState.PRUNED)
             continue
-        earlier = seen.get(_signature(schedule))
+        earlier = seen.get(signature(schedule))
         if earlier is not None:
             trial.set_user_attr("duplicate_of", earlier.number)
             if earlier.state == TrialState.COMPLETE:
@@ -366,7 +344,7 @@ def tune_task(
         else:
             trial.set_user_attr("error", result.error)
             frozen = study.tell(trial, state=TrialState.FAIL)
-        seen[_signature(schedule)] = frozen
+        seen[signature(schedule)] = frozen
         measured += 1
         if on_trial is not None:
             on_trial(measured, best)

@@ -7,6 +7,14 @@ depend on each other (``tile_ow`` on ``vec``, the register budget on both tiles,
 size on the thread count) are checked by `SearchSpace.problems`, which also runs the lowering's
 own legality check: a proposal with problems is never built (the search records it as pruned).
 
+The space is a tree (`Branch`): one kernel family per branch (``direct``: the plain kernels;
+``packed``: conv over packed weights, CPUs; ``staged``: the local-memory GEMM), each searching
+only the keys its lowering reads, with the others pinned to their neutral values and the
+staged work-group size derived from the block. A flat space over the union of the keys would
+make most staged proposals illegal (``wg`` must equal the block's thread count, ``vec`` must
+be 1) and would let keys a kernel ignores split one kernel into many "distinct" schedules;
+TPE, a *tree*-structured estimator, models each branch on its own trials.
+
 conv2d (groups = 1) and matmul also get the staged keys (``stage``, ``block_m``, ``block_n``,
 ``tile_k``, ``split_k``; conv_staged.py / matmul_staged.py): staged proposals must use exactly
 ``(block_m / TM) * (block_n / TN)`` threads, at most the device's work-group size, and tiles
@@ -16,7 +24,9 @@ register arrays across barriers) is offered on GPUs only.
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,19 +101,125 @@ def _lanes(op: VisionOp, limits: DeviceLimits) -> int:
     return max(1, limits.vector_bits // bits) if bits >= 32 else 1
 
 
+# what a key is pinned to where its branch does not read it
+NEUTRAL = {"stage": 0, "pack": 0, "split_k": 1, "block_m": 64, "block_n": 64, "tile_k": 16, "vec": 1, "flat": 0,
+           "unroll_win": 1}
+_STAGED_ONLY = ("stage", "block_m", "block_n", "tile_k", "split_k")
+
+
+def ordered_choices(key: str, values: list[int]) -> list[int]:
+    """`values` in their natural order: ascending, with 0 ("fully") after every finite
+    unroll factor, so a proposal's index tells TPE which values are neighbours."""
+    return sorted(values, key=lambda v: (key.startswith("unroll") and v == 0, v))
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One kernel family of a space: the keys it searches (`choices`, ordered), the keys it
+    pins (`fixed`), and whether ``wg`` follows from the block (staged: its thread count)."""
+
+    name: str
+    choices: dict[str, list[int]]
+    fixed: dict[str, int]
+    derived_wg: tuple[str, str] | None = None  # (tm key, tn key) of a staged block
+
+    @property
+    def size(self) -> int:
+        return math.prod(len(v) for v in self.choices.values())
+
+    def schedule(self, values: dict[str, int]) -> dict[str, int]:
+        """The whole schedule of this branch with `values` for its searched keys."""
+        sched = {**self.fixed, **values}
+        if self.derived_wg is not None:
+            tm, tn = self.derived_wg
+            sched["wg"] = (sched["block_m"] // sched[tm]) * (sched["block_n"] // sched[tn])
+        return sched
+
+    def holds(self, sched: dict[str, int]) -> bool:
+        """Whether `sched` is one of this branch's schedules (a key it lacks: neutral)."""
+        sched = {**{k: v for k, v in NEUTRAL.items() if k in self.choices or k in self.fixed}, **sched}
+        if any(k not in sched or sched[k] not in v for k, v in self.choices.items()):
+            return False
+        whole = self.schedule({k: sched[k] for k in self.choices})
+        return set(sched) <= set(whole) and all(sched.get(k, v) == v for k, v in whole.items())
+
+
+def _pow2(values: list[int]) -> list[int]:
+    return [v for v in values if v & (v - 1) == 0]
+
+
+def branches_of(choices: dict[str, list[int]], unroll_fully: bool = True) -> list[Branch]:
+    """The kernel families of a flat space (see the module docstring); `unroll_fully`: whether
+    the unstaged kernels may unroll their reduction fully (``unroll_k=0``, short loops only)."""
+    ordered = {k: ordered_choices(k, v) for k, v in choices.items()}
+    fixed = {k: NEUTRAL[k] for k in ordered if k in NEUTRAL and NEUTRAL[k] in ordered[k]}
+    common = {k: v for k, v in ordered.items() if k not in _STAGED_ONLY and k != "pack"}
+    if not unroll_fully and "unroll_k" in common:
+        common["unroll_k"] = [u for u in common["unroll_k"] if u] or common["unroll_k"]
+    out = [Branch("direct", common, {k: v for k, v in fixed.items() if k not in common})]
+    packs = [p for p in ordered.get("pack", []) if p]
+    if packs:
+        searched = {"pack": packs, **{k: v for k, v in common.items() if k != "vec"}}
+        searched["tile_oc"] = [v for v in searched.get("tile_oc", []) if v >= packs[0]] or searched["tile_oc"]
+        out.append(Branch("packed", searched, {k: v for k, v in fixed.items() if k not in searched}))
+    stages = [s for s in ordered.get("stage", []) if s]
+    if stages:
+        tm, tn = ("tile_oc", "tile_ow") if "tile_oc" in ordered else ("tile_m", "tile_n")
+        top = max(ordered.get("block_m", [64]) + ordered.get("block_n", [64]))
+        searched = {"stage": stages, **{k: ordered[k] for k in _STAGED_ONLY[1:] if k in ordered},
+                    tm: [v for v in _pow2(ordered[tm]) if v <= top], tn: [v for v in _pow2(ordered[tn]) if v <= top]}
+        if "unroll_k" in ordered:
+            searched["unroll_k"] = ordered["unroll_k"]
+        pinned = {k: v for k, v in fixed.items() if k not in searched and k != "wg"}
+        out.append(Branch("staged", searched, pinned, (tm, tn)))
+    return out
+
+
 @dataclass
 class SearchSpace:
-    """Candidate values per key (`choices`), for `op` (the tensor-level op of a task)."""
+    """Candidate values per key (`choices`), for `op` (the tensor-level op of a task), and
+    the tree of kernel families a search walks (`branches`)."""
 
     op: VisionOp
     limits: DeviceLimits
     choices: dict[str, list[int]] = field(default_factory=dict)
     checked: VisionOp | None = None  # the bufferized op the lowering's check reads (default: op)
     module: ModuleOp | None = None
+    branches: list[Branch] = field(init=False)
+
+    def __post_init__(self) -> None:
+        short = not isinstance(self.op, Conv2dOp | MatmulOp) or _contraction(self.op) <= 16
+        self.branches = branches_of(self.choices, unroll_fully=short)
 
     @property
     def size(self) -> int:
-        return math.prod(len(v) for v in self.choices.values())
+        """Schedules in the tree (before the legality check)."""
+        return sum(b.size for b in self.branches)
+
+    def propose(self, suggest: Callable[[str, int], int]) -> dict[str, int]:
+        """A schedule from index proposals: `suggest(param, n)` returns an index below `n`
+        (an Optuna trial's ``suggest_int(param, 0, n - 1)``). Params: ``kernel`` (which
+        branch, when there are several), then ``<branch>.<key>`` for the keys it searches."""
+        branch = self.branches[suggest("kernel", len(self.branches)) if len(self.branches) > 1 else 0]
+        return branch.schedule({k: v[suggest(f"{branch.name}.{k}", len(v))] for k, v in branch.choices.items()})
+
+    def params(self, sched: dict[str, int]) -> dict[str, int] | None:
+        """The index params `propose` turns into `sched` (None: the tree cannot express it)."""
+        for i, branch in enumerate(self.branches):
+            if branch.holds(sched):
+                sched = {**NEUTRAL, **sched}
+                params = {f"{branch.name}.{k}": v.index(sched[k]) for k, v in branch.choices.items()}
+                return {"kernel": i, **params} if len(self.branches) > 1 else params
+        return None
+
+    def sample(self, rng: Any, tries: int = 2000, exclude: Container[str] = ()) -> dict[str, int] | None:
+        """A random legal schedule (branch, then each key, uniformly) whose `signature` is not
+        in `exclude` (None: none found in `tries`)."""
+        for _ in range(tries):
+            sched = self.propose(lambda _, n: int(rng.integers(n)))
+            if signature(sched) not in exclude and not self.problems(sched):
+                return sched
+        return None
 
     def problems(self, sched: dict[str, int]) -> list[str]:
         """Why `sched` cannot or should not be built (empty when it can)."""
@@ -117,6 +233,11 @@ class SearchSpace:
         if lowering is not None and not problems:
             problems += lowering.check(self.checked or self.op, Schedule(dict(sched)))
         return problems
+
+
+def signature(schedule: dict[str, int]) -> str:
+    """A schedule as one string (dictionary order does not matter)."""
+    return json.dumps(schedule, sort_keys=True)
 
 
 def _wg_choices(limits: DeviceLimits) -> list[int]:
@@ -340,4 +461,5 @@ def task_space(module: ModuleOp, limits: DeviceLimits) -> SearchSpace:
     return space
 
 
-__all__ = ["DeviceLimits", "SearchSpace", "search_space", "task_space", "task_op"]
+__all__ = ["DeviceLimits", "SearchSpace", "Branch", "branches_of", "ordered_choices", "signature", "search_space",
+           "task_space", "task_op"]

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# On a lent NVIDIA machine: the tuner-quality benchmark on CUDA (TPE against random search on
+# eight ResNet-50 / MobileNetV2 convs), one process per workload, timed runs taking turns.
+# The studies live in build/tq (kept between calls), so a call cut off by its time limit
+# resumes where it stopped. Wheels are carried in ./.whl. Results land in $OUT.
+#   scripts/gpu/tuner_quality.sh [trials] [seeds] [seconds]
+set -u -o pipefail
+TRIALS=${1:-32}
+SEEDS=${2:-3}
+LIMIT=${3:-540}
+OUT=${OUT:-/tmp/visc-out}
+mkdir -p "$OUT" build/tq
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1
+timeout "$LIMIT" python3 benchmarks/tuner_quality.py --target cuda --jobs 8 --trials "$TRIALS" --seeds "$SEEDS" \
+  --records-dir build/tq --out "$OUT/tuner_quality_cuda.json" 2>&1 | grep -v "Warning\|warn(" | tail -60
+echo "exit ${PIPESTATUS[0]}"
