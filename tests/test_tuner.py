@@ -359,6 +359,22 @@ def test_stale_running_trials_do_not_block_resume(tmp_path, tasks, conv_measurer
     assert len(again) == 1 and {k: trial_schedule(again[0])[k] for k in default} == default
 
 
+def test_studies_without_the_default_first(tmp_path, tasks, conv_measurer: Measurer) -> None:
+    """start_with_default=False: every trial is the sampler's own; the default is still
+    measured as the study's baseline."""
+    import optuna
+
+    db = str(tmp_path / "n.db")
+    task = _conv_task(tasks, "c2")
+    device = device_identity("opencl")
+    r = tune_task(task, conv_measurer, db, device, trials=3, sampler="tpe", seed=1, start_with_default=False)
+    assert r.measured == 3 and r.default_seconds is not None and r.default_seconds > 0
+    study = optuna.load_study(study_name=f"{device}|{task.key}|tpe", storage=open_storage(db))
+    measured = [t for t in study.get_trials() if is_measured(t)]
+    assert len(measured) == 3 and not any(t.user_attrs.get("default") for t in measured)
+    assert all(t.user_attrs.get("startup") for t in measured)
+
+
 def test_tpe_startup_and_encoding(tmp_path, tasks, conv_measurer: Measurer) -> None:
     """Params are the tree's branch and indices into ordered candidates; TPE's random startup
     is legal schedules only (the default first); rejected proposals are pruned, infeasible and

@@ -178,6 +178,7 @@ class CUDAExecutor:
         self._graph_exec: Any = None
         self._allocations: list[Any] = []
         self._flush: tuple[int, int] | None = None  # (buffer, bytes) that flush_l2 overwrites
+        self._spin: Any = None  # the kernel `_hold_stream` launches (loaded on first use)
         with self.active():
             self._stream = drv.Stream()
             start = time.perf_counter()
@@ -420,11 +421,26 @@ class CUDAExecutor:
         base, nbytes = self._flush
         drv.memset_d32_async(base, value, nbytes // 4, self._stream)
 
-    def flush_l2(self) -> None:
+    def _hold_stream(self, seconds: float) -> None:
+        """Keep the stream busy for `seconds` (one thread spinning on the GPU's global timer;
+        call with the context current). Queued before a timed launch, it lets the host queue
+        the start event and the launches behind it, so the event does not fire while the GPU
+        waits for the host: a 5 us kernel would otherwise be timed with the few microseconds
+        of its launch (more when other processes load the CPU)."""
+        if self._spin is None:
+            self._spin = self._drv.module_from_buffer(_SPIN_PTX.encode() + b"\0").get_function("visc_spin")
+            self._spin.prepare("Q")
+        self._spin.prepared_async_call((1, 1, 1), (1, 1, 1), self._stream, np.uint64(int(seconds * 1e9)))
+
+    def flush_l2(self, hold: float = 300e-6) -> None:
         """Empty the L2 cache before the next run: tuning measures kernels as they run inside
-        a model whose weights do not fit in the L2, not with their weights left cached."""
+        a model whose weights do not fit in the L2, not with their weights left cached. The
+        stream is then held for `hold` seconds (`_hold_stream`), time for the host to queue
+        the next run's copies, events and launches behind it."""
         with self._lock, self.active():
             self._flush_l2_async()
+            if hold > 0:
+                self._hold_stream(hold)
 
     def kernel_times(self, repeat: int = 5, inner: int = 10, cold: bool = False) -> list[tuple[str, str, float]]:
         """(kernel, ONNX node, seconds) per launch: each launch is captured ``inner`` times
@@ -460,6 +476,7 @@ class CUDAExecutor:
                     for r in range(repeat + 1):
                         if cold:
                             self._flush_l2_async(r)
+                        self._hold_stream(50e-6)
                         start.record(self._stream)
                         _check(driver.cuGraphLaunch(exec_, stream), "cuGraphLaunch")
                         end.record(self._stream)
@@ -507,8 +524,28 @@ class CUDAExecutor:
                     allocation.free()
                 self._allocations = []
                 self._flush = None
-                self._module = None
+                self._module = self._spin = None
             self._context = None  # type: ignore[assignment]
+
+
+# Spins one thread until the global timer (ns) has advanced by the parameter: see _hold_stream.
+_SPIN_PTX = """.version 6.0
+.target sm_50
+.address_size 64
+.visible .entry visc_spin(.param .u64 ns)
+{
+    .reg .pred %p;
+    .reg .b64 %rd<5>;
+    ld.param.u64 %rd1, [ns];
+    mov.u64 %rd2, %globaltimer;
+$L_spin:
+    mov.u64 %rd3, %globaltimer;
+    sub.u64 %rd4, %rd3, %rd2;
+    setp.lt.u64 %p, %rd4, %rd1;
+    @%p bra $L_spin;
+    ret;
+}
+"""
 
 
 __all__ = ["CUDAExecutor", "device_compute_capability", "list_cuda_devices", "driver_bindings", "WEIGHT_ALIGN"]

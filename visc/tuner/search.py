@@ -252,9 +252,13 @@ def tune_task(
     seed: int | None = None,
     resume: bool = False,
     on_trial: Callable[[int, float | None], None] | None = None,
+    start_with_default: bool = True,
 ) -> TuneResult:
     """Run `task`'s study until it has `trials` measured trials (see the module docstring);
-    `on_trial(measured, best_seconds)` reports progress after each measurement."""
+    `on_trial(measured, best_seconds)` reports progress after each measurement.
+    `start_with_default=False`: the default schedule is measured (the study's
+    ``default_seconds``) but not made a trial, so every trial is the sampler's own (comparing
+    samplers without the head start the heuristic gives both)."""
     optuna = _optuna()
     from optuna.trial import TrialState
 
@@ -278,7 +282,7 @@ def tune_task(
     rng = np.random.default_rng(_derived_seed(seed, len(study.trials) + 1))
     space = measurer.space()
     default = dict(measurer.default_schedule)
-    default_params = space.params(default)
+    default_params = space.params(default) if start_with_default else None
     reaped = reap_stale_trials(study)
     if "default_seconds" not in study.user_attrs:
         for k, v in {"device": device_id, "key": task.key, "sampler": sampler, "workload": task.describe(),
