@@ -154,22 +154,45 @@ class CachedMeasurer:
         return self.cache[key]
 
 
-def retime(measurer: CachedMeasurer, top: int, rounds: int, also: list[dict[str, int]]) -> list[dict[str, Any]]:
-    """The `top` fastest distinct schedules measured, and those in `also`, each built and timed
-    `rounds` more times: their median over every timed run, fastest first."""
-    ranked = sorted(((m.seconds, key) for key, m in measurer.cache.items() if m.ok), key=lambda p: p[0])[:top]
-    have = {key for _, key in ranked}
-    extra = [json.dumps(s, sort_keys=True) for s in also]
-    ranked += [(measurer.cache[k].seconds, k) for k in extra if measurer.cache[k].ok and k not in have]
+def measured(dbs: list[str], device_id: str, key: str) -> dict[str, float]:
+    """Every schedule the studies of `key` measured (json, sorted keys) -> its fastest time."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from visc.tuner.search import open_storage, study_name, trial_schedule
+
+    out: dict[str, float] = {}
+    for db in dbs:
+        storage = open_storage(db)
+        for sampler in ("tpe", "random"):
+            study = optuna.load_study(study_name=study_name(device_id, key, sampler), storage=storage)
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                sig = json.dumps(trial_schedule(t), sort_keys=True)
+                out[sig] = min(out.get(sig, math.inf), float(t.value))
+    return out
+
+
+def retime(measurer: CachedMeasurer, found: dict[str, float], top: int, rounds: int,
+           also: list[dict[str, int]]) -> list[dict[str, Any]]:
+    """The `top` fastest distinct schedules the studies `found`, and those in `also`, each
+    built and timed `rounds` more times: their median over every timed run, fastest first."""
+    ranked = sorted(found.items(), key=lambda p: p[1])[:top]
+    have = {sig for sig, _ in ranked}
+    for sched in also:
+        sig = json.dumps(sched, sort_keys=True)
+        m = measurer.measure(sched)
+        if m.ok and sig not in have:
+            ranked.append((sig, float(m.seconds)))  # type: ignore[arg-type]
     out = []
-    for first, key in ranked:
-        schedule = json.loads(key)
-        times = list(measurer.cache[key].times)
+    for sig, first in ranked:
+        schedule = json.loads(sig)
+        times = list(measurer.cache[sig].times) if sig in measurer.cache else []
         for _ in range(rounds):
             m = measurer.inner.measure(schedule)
             times += m.times if m.ok else []
-        out.append({"schedule": schedule, "first": first, "seconds": float(statistics.median(times)),
-                    "runs": len(times)})
+        if times:
+            out.append({"schedule": schedule, "first": first, "seconds": float(statistics.median(times)),
+                        "runs": len(times)})
     return sorted(out, key=lambda r: r["seconds"])
 
 
@@ -355,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
                           start_with_default=first)
                 tune_task(task, measurer, dbs[s], device_id, random_trials, "random", s, resume=True,
                           start_with_default=first)
-            retimed = retime(measurer, args.retime, args.retime_rounds, [heuristic] if args.retime else [])
+            found = measured([dbs[s] for s in seeds], device_id, task.key)
+            retimed = retime(measurer, found, args.retime, args.retime_rounds, [heuristic] if args.retime else [])
         again = {json.dumps(r["schedule"], sort_keys=True): r["seconds"] for r in retimed}
         default_s = again.get(json.dumps(heuristic, sort_keys=True), default.seconds)
         per_seed: dict[str, list[Curve]] = {"tpe": [], "random": []}
@@ -382,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratio": med["tpe"] / med["random"],
             "vs_default": default_s / best if default.ok else None,
             "vs_naive": naive.seconds / best if naive.ok else None,
-            "measured_distinct": len(measurer.cache),
+            "measured_distinct": len(found),
             "failed": {m: [sum(t is None for t in c.times) for c in cs] for m, cs in per_seed.items()},
         }
         rows.append(row)
