@@ -381,9 +381,48 @@ def pool_case(op_type: str, x_shape: Sequence[int], kernel: Sequence[int], strid
     dict(op_type="LpPool", x_shape=(1, 2, 6, 9), kernel=(2, 2), pads=(1, 1, 1, 1), p=3,
          schedule={"wg": 4, "vec": 4}),
     dict(op_type="MaxPool", x_shape=(1, 2, 9), kernel=(3,), schedule={"wg": 2, "vec": 2}),
+    # strided last dim, interior threads: window rows reduced on the span, then lanes picked
+    dict(op_type="MaxPool", x_shape=(1, 3, 7, 23), kernel=(3, 3), strides=(2, 2),
+         schedule={"wg": 4, "vec": 4}),
+    dict(op_type="MaxPool", x_shape=(1, 2, 9, 41), kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1),
+         schedule={"wg": 8, "vec": 8, "unroll_win": 0}),
+    dict(op_type="MaxPool", x_shape=(1, 2, 8, 30), kernel=(2, 3), strides=(2, 2), dilations=(1, 2),
+         schedule={"wg": 4, "vec": 8}),
+    dict(op_type="MaxPool", x_shape=(1, 2, 5, 26), kernel=(3, 3), strides=(3, 3), schedule={"wg": 4, "vec": 4}),
+    dict(op_type="MaxPool", x_shape=(1, 2, 5, 26), kernel=(2, 2), strides=(3, 3), schedule={"wg": 4, "vec": 4}),
+    dict(op_type="MaxPool", x_shape=(1, 2, 3, 5, 21), kernel=(2, 2, 3), strides=(1, 2, 2),
+         schedule={"wg": 4, "vec": 4}),
+    dict(op_type="MaxPool", x_shape=(1, 2, 19), kernel=(3,), strides=(2,), schedule={"wg": 2, "vec": 3}),
+    dict(op_type="AveragePool", x_shape=(1, 2, 7, 23), kernel=(3, 3), strides=(2, 2), pads=(0, 1, 0, 1),
+         schedule={"wg": 4, "vec": 4}),
+    dict(op_type="LpPool", x_shape=(1, 2, 6, 21), kernel=(2, 3), strides=(1, 2), p=3,
+         schedule={"wg": 4, "vec": 4}),
+    dict(op_type="LpPool", x_shape=(1, 2, 6, 21), kernel=(2, 2), strides=(2, 2), p=2,
+         schedule={"wg": 4, "vec": 2}),
 ])
 def test_pool(case: dict[str, Any]) -> None:
     pool_case(**case)
+
+
+@pytest.mark.parametrize("vec", [1, 4, 8])
+@pytest.mark.parametrize("pads", [(0, 0, 0, 0), (1, 1, 1, 1)])
+def test_max_pool_propagates_nan(vec: int, pads: tuple[int, ...]) -> None:
+    """Max pooling gives NaN wherever a window holds a NaN (ONNX semantics, the visc
+    reference's), in interior and border windows, scalar and vector schedules alike.
+    onnxruntime's MaxPool skips NaN, so it gives the numbers and a max pool of the NaN mask
+    gives the windows that must be NaN."""
+    x = randn(1, 2, 9, 37)
+    for at in [(0, 0, 0, 0), (0, 1, 4, 17), (0, 1, 4, 18), (0, 0, 8, 36), (0, 1, 2, 9)]:
+        x[at] = np.nan
+    attrs = {"kernel_shape": (3, 3), "strides": (2, 2), "pads": pads}
+    (numbers,) = ort_run("MaxPool", [np.nan_to_num(x, nan=-np.inf)], attrs)
+    (hit,) = ort_run("MaxPool", [np.isnan(x).astype(np.float32)], attrs)
+    want = np.where(hit > 0, np.float32(np.nan), numbers)
+    (got,) = run("pool2d", {"x": x}, {"y": (want.shape, np.float32)},
+                 {"kind": "max", "kernel": (3, 3), "strides": (2, 2), "pads": pads, "dilations": (1, 1),
+                  "ceil_mode": 0, "count_include_pad": 0, "schedule": {"wg": 8, "vec": vec}}, ["x"])
+    assert np.isnan(want).sum() >= 5
+    np.testing.assert_array_equal(got, want)
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])

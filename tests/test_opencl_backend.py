@@ -651,3 +651,35 @@ def test_integer_powers_bit_counts_and_bitcast() -> None:
     bits = [((clz(int(c)) + pop(int(c)) + ctz(int(c))) ^ int(b)) & 7
             for c, b in zip(x.astype(np.int32), x.view(np.int32), strict=True)]
     np.testing.assert_allclose(y, x ** 3 + 5 ** 5 + np.array(bits, np.float32), rtol=1e-6)
+
+
+def test_vector_min_max_propagate_nan() -> None:
+    """Vector maximumf/minimumf (the blend form of `OpenCLEmitter.nan_propagating`) and their
+    reductions: NaN in either operand, or in any lane, gives NaN; a ReLU's constant 0 too."""
+    body = parallel([4], ["i"], """
+  %four = arith.constant 4 : index
+  %k = arith.muli %i, %four : index
+  %a = vector.load %x[%k] : memref<16xf32>, vector<4xf32>
+  %b = vector.load %z[%k] : memref<16xf32>, vector<4xf32>
+  %zero = arith.constant dense<0.0> : vector<4xf32>
+  %mx = arith.maximumf %a, %b : vector<4xf32>
+  %mn = arith.minimumf %a, %b : vector<4xf32>
+  %re = arith.maximumf %a, %zero : vector<4xf32>
+  vector.store %mx, %o[%c0, %k] : memref<3x16xf32>, vector<4xf32>
+  vector.store %mn, %o[%c1, %k] : memref<3x16xf32>, vector<4xf32>
+  vector.store %re, %o[%c2, %k] : memref<3x16xf32>, vector<4xf32>
+  %rmx = vector.reduction <maximumf>, %a : vector<4xf32> into f32
+  %rmn = vector.reduction <minimumf>, %b : vector<4xf32> into f32
+  memref.store %rmx, %r[%c0, %i] : memref<2x4xf32>
+  memref.store %rmn, %r[%c1, %i] : memref<2x4xf32>""", "vminmax", 2)
+    text = module([("x", "memref<16xf32>", "float32"), ("z", "memref<16xf32>", "float32")],
+                  [("o", "memref<3x16xf32>", "float32"), ("r", "memref<2x4xf32>", "float32")], body)
+    x, z = f32(16), f32(16)
+    x[0], z[1], x[6], z[6], x[9], z[15] = np.nan, np.nan, np.nan, np.nan, np.nan, np.nan  # lanes 0-3: NaN at 0 and 1
+    plan, source, _ = compile_stage(text)
+    assert "isnan" not in source
+    o, r = OpenCLExecutor(plan, source, {}).run([x, z])
+    want = [np.maximum(x, z), np.minimum(x, z), np.maximum(x, 0)]
+    for row, expected in enumerate(want):
+        np.testing.assert_array_equal(o[row], expected.astype(np.float32), err_msg=f"row {row}")
+    np.testing.assert_array_equal(r, np.stack([x.reshape(4, 4).max(1), z.reshape(4, 4).min(1)]))

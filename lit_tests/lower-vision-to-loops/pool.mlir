@@ -88,3 +88,66 @@ func.func @vec(%x: memref<1x2x7x7xf32>, %out: memref<1x2x7x7xf32>) {
   vision.pool2d ins(%x : memref<1x2x7x7xf32>) outs(%out : memref<1x2x7x7xf32>) {kind = "max", kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, ceil_mode = 0 : i64, count_include_pad = 0 : i64, onnx_node = "pv", schedule = #vision.schedule<{wg = 8 : i64, vec = 4 : i64}>}
   func.return
 }
+
+// vec = 4 on a stride-2 max pool: a thread reads each window row's span of 2*3+3 = 9
+// columns once (two vectors of 4 and a scalar), reduces the rows elementwise, then picks
+// each lane's columns (2q, 2q+1, 2q+2) out of the span: no strided gathers per tap.
+// CHECK-LABEL: func.func @vec_stride2
+// CHECK:         %[[NEG:.*]] = arith.constant 0xff800000 : f32
+// CHECK:         %[[NEGV:.*]] = vector.broadcast %[[NEG]] : f32 to vector<4xf32>
+// CHECK:         %[[A:.*]], %[[B:.*]], %[[E:.*]] = scf.for {{.*}} iter_args(%[[CA:.*]] = %[[NEGV]], %[[CB:.*]] = %[[NEGV]], %[[CE:.*]] = %[[NEG]]) -> (vector<4xf32>, vector<4xf32>, f32) {
+// CHECK-COUNT-9: memref.load %x
+// CHECK-NOT:     memref.load
+// CHECK:           %[[RA:.*]] = arith.maximumf %[[CA]], %{{.*}} : vector<4xf32>
+// CHECK-NEXT:      %[[RB:.*]] = arith.maximumf %[[CB]], %{{.*}} : vector<4xf32>
+// CHECK-NEXT:      %[[RE:.*]] = arith.maximumf %[[CE]], %{{.*}} : f32
+// CHECK-NEXT:      scf.yield %[[RA]], %[[RB]], %[[RE]]
+// CHECK:         %[[A0:.*]] = vector.extract %[[A]][0]
+// CHECK-NEXT:    %[[A1:.*]] = vector.extract %[[A]][1]
+// CHECK-NEXT:    %[[A2:.*]] = vector.extract %[[A]][2]
+// CHECK-NEXT:    %[[A3:.*]] = vector.extract %[[A]][3]
+// CHECK-NEXT:    %[[B0:.*]] = vector.extract %[[B]][0]
+// CHECK-NEXT:    %[[B1:.*]] = vector.extract %[[B]][1]
+// CHECK-NEXT:    %[[B2:.*]] = vector.extract %[[B]][2]
+// CHECK-NEXT:    %[[B3:.*]] = vector.extract %[[B]][3]
+// CHECK-NEXT:    %[[T0:.*]] = vector.broadcast %[[A0]]
+// CHECK-NEXT:    vector.insert %[[A2]], %[[T0]] [1]
+// CHECK-NEXT:    vector.insert %[[B0]], %{{.*}} [2]
+// CHECK-NEXT:    %[[TAP0:.*]] = vector.insert %[[B2]], %{{.*}} [3]
+// CHECK-NEXT:    %[[T1:.*]] = vector.broadcast %[[A1]]
+// CHECK-NEXT:    vector.insert %[[A3]], %[[T1]] [1]
+// CHECK-NEXT:    vector.insert %[[B1]], %{{.*}} [2]
+// CHECK-NEXT:    %[[TAP1:.*]] = vector.insert %[[B3]], %{{.*}} [3]
+// CHECK-NEXT:    %[[T2:.*]] = vector.broadcast %[[A2]]
+// CHECK-NEXT:    vector.insert %[[B0]], %[[T2]] [1]
+// CHECK-NEXT:    vector.insert %[[B2]], %{{.*}} [2]
+// CHECK-NEXT:    %[[TAP2:.*]] = vector.insert %[[E]], %{{.*}} [3]
+// CHECK-NEXT:    %[[M:.*]] = arith.maximumf %[[TAP0]], %[[TAP1]] : vector<4xf32>
+// CHECK-NEXT:    %[[V:.*]] = arith.maximumf %[[M]], %[[TAP2]] : vector<4xf32>
+// CHECK:         vector.store %[[V]], %out
+// CHECK:       }) {kernel_name = "pool2d_ps2", workgroup_size = 8 : i64}
+func.func @vec_stride2(%x: memref<1x2x7x23xf32>, %out: memref<1x2x3x11xf32>) {
+  vision.pool2d ins(%x : memref<1x2x7x23xf32>) outs(%out : memref<1x2x3x11xf32>) {kind = "max", kernel = array<i64: 3, 3>, strides = array<i64: 2, 2>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, ceil_mode = 0 : i64, count_include_pad = 0 : i64, onnx_node = "ps2", schedule = #vision.schedule<{wg = 8 : i64, vec = 4 : i64}>}
+  func.return
+}
+
+// With padding, only interior threads take the span path; border threads still gather and
+// mask lane by lane. Windows with gaps between them (stride 3 > kernel 2) always gather.
+// CHECK-LABEL: func.func @vec_stride2_pad
+// CHECK:         scf.if %{{.*}} -> (vector<4xf32>) {
+// CHECK:           scf.for {{.*}} -> (vector<4xf32>, vector<4xf32>, f32) {
+// CHECK:         } else {
+// CHECK:           scf.for {{.*}} -> (vector<4xf32>) {
+// CHECK:             arith.select
+// CHECK-LABEL: func.func @vec_gaps
+// CHECK-NOT:     -> (vector<4xf32>, vector<4xf32>
+// CHECK:         scf.for {{.*}} -> (vector<4xf32>) {
+// CHECK:       }) {kernel_name = "pool2d_pg", workgroup_size = 8 : i64}
+func.func @vec_stride2_pad(%x: memref<1x2x7x23xf32>, %out: memref<1x2x4x12xf32>) {
+  vision.pool2d ins(%x : memref<1x2x7x23xf32>) outs(%out : memref<1x2x4x12xf32>) {kind = "max", kernel = array<i64: 3, 3>, strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, ceil_mode = 0 : i64, count_include_pad = 0 : i64, onnx_node = "pp", schedule = #vision.schedule<{wg = 8 : i64, vec = 4 : i64}>}
+  func.return
+}
+func.func @vec_gaps(%x: memref<1x2x6x24xf32>, %out: memref<1x2x2x8xf32>) {
+  vision.pool2d ins(%x : memref<1x2x6x24xf32>) outs(%out : memref<1x2x2x8xf32>) {kind = "max", kernel = array<i64: 2, 2>, strides = array<i64: 3, 3>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, ceil_mode = 0 : i64, count_include_pad = 0 : i64, onnx_node = "pg", schedule = #vision.schedule<{wg = 8 : i64, vec = 4 : i64}>}
+  func.return
+}

@@ -30,7 +30,7 @@
 // CHECK-NEXT:     bool v17 = isnan(v15) || isnan(v15);
 // CHECK-NEXT:     bool v18 = !(v15 < v15 || v15 > v15);
 // CHECK-NEXT:     bool v19 = v15 < v15 || v15 > v15;
-// CHECK-NEXT:     double v20 = (isnan(v15) || isnan(((double)NAN)) ? v15 + ((double)NAN) : fmax(v15, ((double)NAN)));
+// CHECK-NEXT:     double v20 = (((double)NAN) > v15 || ((double)NAN) != ((double)NAN) ? ((double)NAN) : v15);
 // CHECK-NEXT:     double v21 = isnan(v15) ? v15 : fmin(v15, 0.25);
 // CHECK-NEXT:     double v22 = (double)v16;
 // CHECK-NEXT:     double v23 = v21 + v22;

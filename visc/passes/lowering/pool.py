@@ -196,6 +196,53 @@ def _lower_pool2d_vec(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> No
 
         starts = [lane_starts(d) for d in range(r)]
 
+        def term(v: SSAValue) -> SSAValue:
+            """What a tap contributes to the reduction (|x|^p for lp pooling)."""
+            if kind != "lp":
+                return v
+            av = k.abs(v)
+            if p == 1:
+                return av
+            if p == 2:
+                return k.fmul(av, av)
+            e = k.const(float(p), ty)
+            return k.pow(av, k.vbroadcast(e, vec) if isinstance(v.type, VectorType) else e)
+
+        def combine(a: SSAValue, b: SSAValue) -> SSAValue:
+            return k.fmax(a, b) if kind == "max" else k.fadd(a, b)
+
+        def separable() -> SSAValue:
+            """An interior thread with a strided last dim: reduce the window over the outer
+            dims first, elementwise on the contiguous span of input columns that the lanes'
+            windows cover (read as vectors of ``vec`` plus scalars, never past the span),
+            then over the last dim by picking each lane's columns out of that span. A
+            gather of ``vec`` strided scalars per tap cost a shuffle per element and a
+            reduction op per tap (PoCL: 1.8x faster 3x3 stride-2 max pools)."""
+            d = r - 1
+            span = (vec - 1) * strides[d] + (kernel[d] - 1) * dil[d] + 1
+            full = span // vec
+            base = starts[d][0][0]
+
+            def level(dd: int, idx: list[Idx], carry: list[SSAValue]) -> list[SSAValue]:
+                if dd == d:
+                    vals = [k.load(x, [*idx, k.add(base, i)]) for i in range(span)]
+                    parts = [k.vfrom(vals[c * vec:(c + 1) * vec]) for c in range(full)] + vals[full * vec:]
+                    return [combine(a, term(b)) for a, b in zip(carry, parts, strict=True)]
+                a, _, _ = starts[dd][0]
+                return k.loop(0, kernel[dd], carry,
+                              lambda kk, c: level(dd + 1, [*idx, k.add(a, k.mul(kk, dil[dd]))], c), unroll=unroll)
+
+            # identity-initialized: peeling the first window row instead measured slower on PoCL
+            ident_s = k.const(ident, ty)
+            parts = level(0, list(nc), [k.vbroadcast(ident_s, vec)] * full + [ident_s] * (span - full * vec))
+            elems = [k.vextract(parts[i // vec], i % vec) if i < full * vec else parts[full + i - full * vec]
+                     for i in range(span)]
+            taps = [k.vfrom([elems[q * strides[d] + kk * dil[d]] for q in range(vec)]) for kk in range(kernel[d])]
+            acc = taps[0]
+            for t in taps[1:]:
+                acc = combine(acc, t)
+            return acc
+
         def window(masked: bool) -> list[SSAValue]:
             def level(d: int, idx: list[Idx], ok: list[Cond], cnt: list[Cond], carry: list[SSAValue]) -> list[SSAValue]:
                 if d == r - 1:
@@ -257,11 +304,14 @@ def _lower_pool2d_vec(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> No
 
                 return k.loop(0, kernel[d], carry, step, unroll=unroll)
 
-            init = [k.vbroadcast(k.const(ident, ty), vec)]
             count_needed = kind == "avg" and masked
-            if count_needed:
-                init.append(k.vbroadcast(k.const(0, ty), vec))
-            res = level(0, list(nc), [True], [True], init)
+            if not masked and 1 < strides[-1] <= (kernel[-1] - 1) * dil[-1] + 1:  # windows touch: no gaps
+                res = [separable()]
+            else:
+                init = [k.vbroadcast(k.const(ident, ty), vec)]
+                if count_needed:
+                    init.append(k.vbroadcast(k.const(0, ty), vec))
+                res = level(0, list(nc), [True], [True], init)
             v = res[0]
             if kind == "avg":
                 v = k.fdiv(v, res[1] if count_needed else k.vbroadcast(k.const(float(math.prod(kernel)), ty), vec))
