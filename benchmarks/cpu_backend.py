@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from visc.compiler import compile_model
-from visc.runtime.bench import median_seconds, random_inputs
+from visc.runtime.bench import interleaved_medians, random_inputs
 from visc.tools.model_zoo import LIGHT_MODELS, load_light_model
 from visc.tools.visc_cli import _ort_session, print_table, rel_error
 
@@ -31,8 +31,9 @@ def bench(name: str, repeat: int) -> dict[str, object]:
     want = sess.run(None, feeds)
     got = compiled.run(inputs)
     err = max(rel_error(g, w) for g, w in zip(got, want, strict=True))
-    visc_s = compiled.benchmark(inputs, warmup=2, repeat=repeat)["median"]
-    ort_s = median_seconds(lambda: sess.run(None, feeds), 2, repeat)
+    ex, arrays = compiled.executor(), compiled._normalize_inputs(inputs)
+    # interleaved runs: the VM's speed drifts reach both sides of the ratio alike
+    visc_s, ort_s = interleaved_medians([lambda: ex.run(arrays), lambda: sess.run(None, feeds)], 2, repeat)
     return {"model": name, "compile_s": compile_s, "visc_ms": visc_s * 1e3, "ort_ms": ort_s * 1e3,
             "visc/ort": visc_s / ort_s, "max_rel_err": err, "threads": os.cpu_count()}
 

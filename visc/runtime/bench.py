@@ -36,3 +36,28 @@ def median_seconds(fn: Callable[[], object], warmup: int, repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def interleaved_medians(fns: list[Callable[[], object]], warmup: int, repeat: int, block: int = 5) -> list[float]:
+    """Median wall time of each of `fns` over `repeat` timed calls, taken in alternating
+    blocks of `block` calls (each block after one untimed call, the order reversed every
+    other round), after `warmup` calls each. On a machine whose speed drifts (a shared VM,
+    turbo, thermal limits), timing one system after the other puts the drift into their
+    ratio; in blocks, both see the same phases, and each block starts past the other
+    system's leftovers (onnxruntime's threads spin for a while after a run, caches hold the
+    other's data), which alternating single calls would charge to the next call."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    r = 0
+    while any(len(t) < repeat for t in times):
+        order = range(len(fns)) if r % 2 == 0 else range(len(fns) - 1, -1, -1)
+        for i in order:
+            fns[i]()
+            for _ in range(min(block, repeat - len(times[i]))):
+                start = time.perf_counter()
+                fns[i]()
+                times[i].append(time.perf_counter() - start)
+        r += 1
+    return [float(np.median(t)) for t in times]

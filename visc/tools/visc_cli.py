@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from visc.errors import InputShapeError, ViscError
-from visc.runtime.bench import median_seconds, random_inputs
+from visc.runtime.bench import interleaved_medians, median_seconds, random_inputs
 
 
 def parse_input_shapes(items: Sequence[str] | None) -> dict[str, list[int]] | None:
@@ -180,11 +180,12 @@ def bench_one(model_or_path, device: str | None, repeat: int, threads: int | Non
     compile_s = time.perf_counter() - start
     inputs = random_inputs(model.plan.inputs, seed)
     outs = model.run(inputs)
-    visc_s = model.benchmark(inputs, warmup=2, repeat=repeat)["median"]
     sess = _ort_session(ort_model, threads)
     feed = dict(zip(model.input_names, inputs, strict=True))
     ref = sess.run(None, feed)
-    ort_s = median_seconds(lambda: sess.run(None, feed), 2, repeat)
+    ex, arrays = model.executor(), model._normalize_inputs(inputs)
+    # interleaved: the machine's drifts reach both sides of the ratio alike
+    visc_s, ort_s = interleaved_medians([lambda: ex.run(arrays), lambda: sess.run(None, feed)], 2, repeat)
     return {
         "model": name,
         "device": model.device_name,
