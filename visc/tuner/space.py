@@ -135,13 +135,15 @@ class Branch:
             sched["wg"] = (sched["block_m"] // sched[tm]) * (sched["block_n"] // sched[tn])
         return sched
 
-    def holds(self, sched: dict[str, int]) -> bool:
-        """Whether `sched` is one of this branch's schedules (a key it lacks: neutral)."""
+    def values_of(self, sched: dict[str, int]) -> dict[str, int] | None:
+        """The searched keys' values if `sched` is one of this branch's schedules (a key it
+        lacks: neutral), else None."""
         sched = {**{k: v for k, v in NEUTRAL.items() if k in self.choices or k in self.fixed}, **sched}
         if any(k not in sched or sched[k] not in v for k, v in self.choices.items()):
-            return False
-        whole = self.schedule({k: sched[k] for k in self.choices})
-        return set(sched) <= set(whole) and all(sched.get(k, v) == v for k, v in whole.items())
+            return None
+        values = {k: sched[k] for k in self.choices}
+        whole = self.schedule(values)
+        return values if set(sched) <= set(whole) and all(sched.get(k, v) == v for k, v in whole.items()) else None
 
 
 def _pow2(values: list[int]) -> list[int]:
@@ -206,9 +208,9 @@ class SearchSpace:
     def params(self, sched: dict[str, int]) -> dict[str, int] | None:
         """The index params `propose` turns into `sched` (None: the tree cannot express it)."""
         for i, branch in enumerate(self.branches):
-            if branch.holds(sched):
-                sched = {**NEUTRAL, **sched}
-                params = {f"{branch.name}.{k}": v.index(sched[k]) for k, v in branch.choices.items()}
+            values = branch.values_of(sched)
+            if values is not None:
+                params = {f"{branch.name}.{k}": branch.choices[k].index(v) for k, v in values.items()}
                 return {"kernel": i, **params} if len(self.branches) > 1 else params
         return None
 
