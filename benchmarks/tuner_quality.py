@@ -319,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--merge", default=None, metavar="A.json,B.json",
                     help="only merge saved runs (e.g. workload subsets run apart) into one table and --out")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per trial (median)")
+    ap.add_argument("--min-repeat-ms", type=float, default=0.0,
+                    help="more timed runs per trial (up to 200) until the kernels add up to this many ms")
     ap.add_argument("--retime", type=int, default=6,
                     help="distinct fastest schedules timed again to fix the best time (0: the lowest single median)")
     ap.add_argument("--retime-rounds", type=int, default=3, help="extra builds (of --repeat runs) per re-timed schedule")
@@ -366,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         with IsolatedMeasurer(task.module_text, args.target, args.device, warmup=1, repeat=args.repeat,
                               timeout=args.timeout, seed=0, build_timeout=args.build_timeout,
-                              lock=args.timing_lock) as inner:
+                              lock=args.timing_lock, min_ms=args.min_repeat_ms) as inner:
             heuristic = dict(inner.default_schedule)
             naive_sched = naive_schedule(heuristic)
             measurer = CachedMeasurer(inner, naive_sched if args.start == "naive" else heuristic)
@@ -426,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.out, "w") as f:
         json.dump({"device": device_id, "trials": args.trials, "random_trials": random_trials, "seeds": seeds,
                    "start": args.start,
-                   "repeat": args.repeat, "weights_seed": args.weights_seed, "python": sys.version.split()[0],
+                   "repeat": args.repeat, "min_repeat_ms": args.min_repeat_ms, "weights_seed": args.weights_seed, "python": sys.version.split()[0],
                    "machine": platform.machine(), "cpus": os.cpu_count(), "naive": NAIVE,
                    "rows": rows, "summary": summary, "curves": curves_out}, f, indent=1)
     print(f"saved {args.out}")

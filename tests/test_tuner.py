@@ -132,6 +132,16 @@ def test_space_rejects_invalid_combinations(conv_measurer: Measurer) -> None:
     assert space.problems({**base, "tile_oc": 3})  # not in the space, and not a divisor
 
 
+def test_min_repeat_ms_times_more_runs(tasks) -> None:
+    """min_ms: runs are added until the kernels add up to it, at most MAX_RUNS."""
+    from visc.tuner.measure import MAX_RUNS
+
+    measurer = Measurer(_conv_task(tasks, "c4").module_text, "opencl", repeat=2, min_ms=1e6)
+    result = measurer.measure(None)
+    assert result.ok and len(result.times) == MAX_RUNS
+    assert result.seconds == pytest.approx(float(np.median(result.times)))
+
+
 def test_space_is_a_tree_of_kernel_families(tasks) -> None:
     """Each branch searches only the keys its kernel reads; the others keep their neutral
     values, a staged block's wg is its thread count; propose and params invert each other."""
@@ -266,6 +276,23 @@ def test_record_book_skips_illegal_records(model_path: str, tasks) -> None:
     assert sum("schedule" in op.attributes for op in imported.module.walk() if isinstance(op, VisionOp)) == 2
 
 
+def test_processes_open_a_new_records_file_at_once(tmp_path) -> None:
+    """Processes that open one new SQLite file together race to create its schema; each
+    retries instead of failing (this race made the SIGKILL test flaky)."""
+    db = str(tmp_path / "race.db")
+    code = ("import sys, time; from visc.tuner.search import open_storage; import optuna; "
+            "time.sleep(max(0.0, float(sys.argv[3]) - time.time())); "  # all open at once, imports done
+            "s = open_storage(sys.argv[1]); optuna.create_study(storage=s, study_name=sys.argv[2])")
+    start = str(time.time() + 4)
+    procs = [subprocess.Popen([sys.executable, "-c", code, db, f"s{i}", start], stderr=subprocess.PIPE)
+             for i in range(6)]
+    errors = [p.communicate()[1].decode()[-500:] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
+    import optuna
+
+    assert len(optuna.get_all_study_summaries(open_storage(db))) == 6
+
+
 def test_sigkill_keeps_finished_trials(tmp_path, model_path: str, tasks) -> None:
     import optuna
     from optuna.trial import TrialState
@@ -273,7 +300,8 @@ def test_sigkill_keeps_finished_trials(tmp_path, model_path: str, tasks) -> None
     db = str(tmp_path / "k.db")
     cmd = [sys.executable, "-m", "visc.tools.visc_cli", "tune", model_path, "--trials", "500", "--records", db,
            "--repeat", "1", "--no-isolation", "--ops", "conv2d"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = open(tmp_path / "tune.log", "w+")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
     storage = None
     done: list = []
     deadline = time.time() + 90
@@ -294,7 +322,8 @@ def test_sigkill_keeps_finished_trials(tmp_path, model_path: str, tasks) -> None
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert len(done) >= 4, "the tuning subprocess did not finish 4 trials in time"
+    log.seek(0)
+    assert len(done) >= 4, f"the tuning subprocess did not finish 4 trials in time:\n{log.read()[-3000:]}"
     storage = open_storage(db)
     name = optuna.get_all_study_summaries(storage)[0].study_name
     study = optuna.load_study(study_name=name, storage=storage)

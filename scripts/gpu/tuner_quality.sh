@@ -3,7 +3,7 @@
 # eight ResNet-50 / MobileNetV2 convs), one process per workload, timed runs taking turns.
 # The studies live in build/tq (kept between calls), so a call cut off by its time limit
 # resumes where it stopped. Wheels are carried in ./.whl. Results land in $OUT.
-#   [REPEAT=10] scripts/gpu/tuner_quality.sh [trials] [seeds] [seconds]
+#   [REPEAT=10] [MIN_MS=0] scripts/gpu/tuner_quality.sh [trials] [seeds] [seconds]
 set -u -o pipefail
 TRIALS=${1:-32}
 SEEDS=${2:-3}
@@ -14,7 +14,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1
 timeout "$LIMIT" python3 benchmarks/tuner_quality.py --target cuda --jobs 8 --trials "$TRIALS" --seeds "$SEEDS" \
-  --repeat "${REPEAT:-10}" --records-dir build/tq --out "$OUT/tuner_quality_cuda.json" 2>&1 \
+  --repeat "${REPEAT:-10}" --min-repeat-ms "${MIN_MS:-0}" --records-dir build/tq --out "$OUT/tuner_quality_cuda.json" 2>&1 \
   | grep -v "Warning\|warn(" > "$OUT/tuner_quality_cuda.log"
 echo "exit ${PIPESTATUS[0]}"
 pkill -f "[b]enchmarks/tuner_quality.py"  # the workers of a run cut off by the time limit

@@ -36,7 +36,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     for i, task in enumerate(tasks):
         factory: Any = Measurer if args.no_isolation else IsolatedMeasurer
         measurer = factory(task.module_text, args.target, args.device, warmup=args.warmup, repeat=args.repeat,
-                           timeout=args.timeout, seed=args.seed)
+                           timeout=args.timeout, seed=args.seed, min_ms=args.min_repeat_ms)
         bar = tqdm(total=args.trials, desc=f"[{i + 1}/{len(tasks)}] {task.describe()[:48]}", unit="trial",
                    leave=True, dynamic_ncols=True)
 
@@ -104,6 +104,9 @@ def add_parsers(sub: Any, shape_help: str) -> None:
     s.add_argument("--all-ops", action="store_true", help="tune every kernel-producing op")
     s.add_argument("--warmup", type=int, default=1)
     s.add_argument("--repeat", type=int, default=5, help="timed runs per trial (median)")
+    s.add_argument("--min-repeat-ms", type=float, default=0.0,
+                   help="time more runs (up to 200) until the kernels add up to this many ms: steadier times for "
+                   "kernels of a few microseconds")
     s.add_argument("--timeout", type=float, default=20.0, help="seconds of timed runs before a trial fails")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-isolation", action="store_true", help="measure in this process (no worker)")

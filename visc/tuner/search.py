@@ -82,8 +82,22 @@ def storage_url(records: str | os.PathLike[str]) -> str:
     return text if "://" in text else f"sqlite:///{os.path.abspath(text)}"
 
 
-def open_storage(records: str | os.PathLike[str]) -> Any:
-    return _optuna().storages.RDBStorage(storage_url(records))
+def open_storage(records: str | os.PathLike[str], attempts: int = 6) -> Any:
+    """Optuna's RDB storage of `records`. Processes that open a new database at the same time
+    (parallel `visc tune` runs on one file) race to create its schema, and the losers' inserts
+    fail: they retry, and find the schema made."""
+    optuna = _optuna()
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = storage_url(records)
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except SQLAlchemyError as e:
+            if attempt == attempts - 1:
+                raise ViscError(f"cannot open the tuning records {records}: {type(e).__name__}: {e}") from None
+            time.sleep(0.1 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def study_name(device_id: str, key: str, sampler: str) -> str:
