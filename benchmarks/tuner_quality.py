@@ -65,7 +65,7 @@ from visc.tools.visc_cli import print_table
 from visc.tuner.measure import IsolatedMeasurer, Measurement, device_identity
 from visc.tuner.plot import Curve, plot_curves, read_curves
 from visc.tuner.search import tune_task
-from visc.tuner.space import SearchSpace
+from visc.tuner.space import SearchSpace, signature
 from visc.tuner.workload import Task, Workload, model_tasks
 
 # The untuned lowering: each key's neutral value (what the lowering does without the key).
@@ -148,14 +148,14 @@ class CachedMeasurer:
         return self._space
 
     def measure(self, schedule: dict[str, int] | None) -> Measurement:
-        key = json.dumps(schedule, sort_keys=True)
+        key = signature(schedule)
         if key not in self.cache:
             self.cache[key] = self.inner.measure(schedule)
         return self.cache[key]
 
 
 def measured(dbs: list[str], device_id: str, key: str) -> dict[str, float]:
-    """Every schedule the studies of `key` measured (json, sorted keys) -> its fastest time."""
+    """Every schedule the studies of `key` measured (its `signature`) -> its fastest time."""
     import optuna
     from optuna.trial import TrialState
 
@@ -167,7 +167,7 @@ def measured(dbs: list[str], device_id: str, key: str) -> dict[str, float]:
         for sampler in ("tpe", "random"):
             study = optuna.load_study(study_name=study_name(device_id, key, sampler), storage=storage)
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-                sig = json.dumps(trial_schedule(t), sort_keys=True)
+                sig = signature(trial_schedule(t))
                 out[sig] = min(out.get(sig, math.inf), float(t.value))
     return out
 
@@ -179,7 +179,7 @@ def retime(measurer: CachedMeasurer, found: dict[str, float], top: int, rounds: 
     ranked = sorted(found.items(), key=lambda p: p[1])[:top]
     have = {sig for sig, _ in ranked}
     for sched in also:
-        sig = json.dumps(sched, sort_keys=True)
+        sig = signature(sched)
         m = measurer.measure(sched)
         if m.ok and sig not in have:
             ranked.append((sig, float(m.seconds)))  # type: ignore[arg-type]
@@ -382,8 +382,8 @@ def main(argv: list[str] | None = None) -> int:
                           start_with_default=first)
             found = measured([dbs[s] for s in seeds], device_id, task.key)
             retimed = retime(measurer, found, args.retime, args.retime_rounds, [heuristic] if args.retime else [])
-        again = {json.dumps(r["schedule"], sort_keys=True): r["seconds"] for r in retimed}
-        default_s = again.get(json.dumps(heuristic, sort_keys=True), default.seconds)
+        again = {signature(r["schedule"]): r["seconds"] for r in retimed}
+        default_s = again.get(signature(heuristic), default.seconds)
         per_seed: dict[str, list[Curve]] = {"tpe": [], "random": []}
         for s in seeds:
             (tc,) = read_curves(dbs[s], device_id, [task.key])

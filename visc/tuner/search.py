@@ -90,14 +90,15 @@ def open_storage(records: str | os.PathLike[str], attempts: int = 6) -> Any:
     from sqlalchemy.exc import SQLAlchemyError
 
     url = storage_url(records)
-    for attempt in range(attempts):
+    for attempt in range(attempts - 1):
         try:
             return optuna.storages.RDBStorage(url)
-        except SQLAlchemyError as e:
-            if attempt == attempts - 1:
-                raise ViscError(f"cannot open the tuning records {records}: {type(e).__name__}: {e}") from None
+        except SQLAlchemyError:
             time.sleep(0.1 * 2**attempt)
-    raise AssertionError("unreachable")
+    try:
+        return optuna.storages.RDBStorage(url)
+    except SQLAlchemyError as e:
+        raise ViscError(f"cannot open the tuning records {records}: {type(e).__name__}: {e}") from None
 
 
 def study_name(device_id: str, key: str, sampler: str) -> str:

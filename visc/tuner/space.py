@@ -41,6 +41,8 @@ from visc.dialects.vision import (
     get_int,
     shape_of,
 )
+from visc.passes.lowering.conv_staged import NEUTRAL as STAGED_CONV_NEUTRAL
+from visc.passes.lowering.staged_gemm import STAGED_DEFAULTS
 
 _WIDTHS = (1, 2, 4, 8, 16)  # vector widths worth searching (3 is legal but never faster)
 
@@ -101,9 +103,9 @@ def _lanes(op: VisionOp, limits: DeviceLimits) -> int:
     return max(1, limits.vector_bits // bits) if bits >= 32 else 1
 
 
-# what a key is pinned to where its branch does not read it
-NEUTRAL = {"stage": 0, "pack": 0, "split_k": 1, "block_m": 64, "block_n": 64, "tile_k": 16, "vec": 1, "flat": 0,
-           "unroll_win": 1}
+# what a key is pinned to where its branch does not read it: what the lowerings assume of a
+# schedule without it (a staged conv requires the unstaged keys at these values)
+NEUTRAL = {"stage": 0, **STAGED_DEFAULTS, **dict(STAGED_CONV_NEUTRAL)}
 _STAGED_ONLY = ("stage", "block_m", "block_n", "tile_k", "split_k")
 
 

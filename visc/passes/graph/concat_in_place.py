@@ -80,8 +80,7 @@ class _ConcatInPlace:
             return
         row = byte_size(out.type) // shape[axis] if shape[axis] else 0  # bytes per index of the axis
         offset = 0
-        placed: list[int] = []
-        slabs: list[tuple[BufferOp, int]] = []
+        slabs: list[tuple[int, BufferOp, int]] = []  # (input index, its buffer, byte offset)
         for q, src in enumerate(concat.ins):
             start, offset = offset, offset + shape_of(src)[axis] * row
             owner = src.owner
@@ -89,17 +88,16 @@ class _ConcatInPlace:
                     or src.type != MemRefType(out.type.element_type, list(shape_of(src)))
                     or _writes_after(src, here, position)):
                 continue
-            placed.append(q)
-            slabs.append((owner, start))
-        if not placed:
+            slabs.append((q, owner, start))
+        if not slabs:
             return
         parent = out.owner
         assert isinstance(parent, BufferOp)
-        first = min(slabs, key=lambda s: position[s[0]])[0]
+        first = min((buf for _, buf, _ in slabs), key=lambda b: position[b])
         if position[first] < position[parent]:
             parent.detach()
             block.insert_op_before(parent, first)
-        for buf, start in slabs:
+        for _, buf, start in slabs:
             view = SubBufferOp(parent.result, start, buf.result.type)
             view.attributes.update(buf.attributes)
             view.result.name_hint = buf.result.name_hint
@@ -107,12 +105,12 @@ class _ConcatInPlace:
             buf.result.replace_all_uses_with(view.result)
             buf.detach()
             buf.erase()
-        self.placed += len(placed)
-        if len(placed) == len(concat.ins):
+        self.placed += len(slabs)
+        if len(slabs) == len(concat.ins):
             concat.detach()
             concat.erase(safe_erase=False)
         else:
-            concat.attributes[IN_PLACE_ATTR] = ArrayAttr([IntegerAttr(q, i64) for q in placed])
+            concat.attributes[IN_PLACE_ATTR] = ArrayAttr([IntegerAttr(q, i64) for q, _, _ in slabs])
 
 
 def concat_in_place(fn: func.FuncOp, align: int = SLAB_ALIGN, arena_align: int = ARENA_ALIGN) -> int:

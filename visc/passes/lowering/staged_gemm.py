@@ -53,6 +53,9 @@ from visc.passes.lowering.workgroup import GroupBuilder, byte_size, group_kernel
 
 STAGED_KEYS = frozenset({"stage", "block_m", "block_n", "tile_k", "split_k"})
 MAX_SPLIT_K = 64
+# What a staged schedule that leaves out these keys gets (the tuner pins them to these values
+# where the kernel does not read them)
+STAGED_DEFAULTS = {"block_m": 64, "block_n": 64, "tile_k": 16, "split_k": 1}
 # The largest static work-group memory of any target (CUDA's 48 KiB); the tuner's spaces apply
 # each device's own limit (visc.tuner.space.DeviceLimits.local_memory_bytes).
 MAX_LOCAL_BYTES = 48 * 1024
@@ -98,9 +101,10 @@ def staged_tiles(sched: Schedule, tm_key: str, tn_key: str, op: Operation | None
     placement = op.attributes.get("placement") if op is not None else None
     on_cpu = isinstance(placement, StringAttr) and placement.data == "cpu"
     stage = sched.get("stage", 0)
-    return Tiles(1 if on_cpu and stage == 2 else stage, sched.get("block_m", 64), sched.get("block_n", 64),
-                 sched.get("tile_k", 16), sched.get(tm_key, 4), sched.get(tn_key, 4), sched.get("unroll_k", 0),
-                 sched.get("split_k", 1))
+    d = STAGED_DEFAULTS
+    return Tiles(1 if on_cpu and stage == 2 else stage, sched.get("block_m", d["block_m"]),
+                 sched.get("block_n", d["block_n"]), sched.get("tile_k", d["tile_k"]), sched.get(tm_key, 4),
+                 sched.get(tn_key, 4), sched.get("unroll_k", 0), sched.get("split_k", d["split_k"]))
 
 
 def local_bytes(tiles: Tiles, elt_bytes: int, a_k_fast: bool = True, b_n_fast: bool = True) -> int:
@@ -112,10 +116,8 @@ def check_staged(problems: Problems, sched: Schedule, tm_key: str, tn_key: str, 
                  other_keys: Sequence[tuple[str, int]] = ()) -> Tiles:
     """Legality of a staged schedule (stage >= 1); `other_keys` must keep these neutral values."""
     t = staged_tiles(sched, tm_key, tn_key)
-    check_range(problems, sched, "block_m", 64, 1, 256)
-    check_range(problems, sched, "block_n", 64, 1, 256)
-    check_range(problems, sched, "tile_k", 16, 1, 256)
-    check_range(problems, sched, "split_k", 1, 1, MAX_SPLIT_K)
+    for key, top in (("block_m", 256), ("block_n", 256), ("tile_k", 256), ("split_k", MAX_SPLIT_K)):
+        check_range(problems, sched, key, STAGED_DEFAULTS[key], 1, top)
     tm = check_range(problems, sched, tm_key, 4, 1, None)
     tn = check_range(problems, sched, tn_key, 4, 1, None)
     check_unroll(problems, sched, "unroll_k")
@@ -338,4 +340,4 @@ def elt_bytes(elt: Attribute) -> int:
     return byte_size(elt)
 
 
-__all__ = ["MAX_SPLIT_K", "STAGED_KEYS", "StagedGemm", "Tiles", "check_staged", "local_bytes", "staged_tiles", "MAX_LOCAL_BYTES"]
+__all__ = ["MAX_SPLIT_K", "STAGED_DEFAULTS", "STAGED_KEYS", "StagedGemm", "Tiles", "check_staged", "local_bytes", "staged_tiles", "MAX_LOCAL_BYTES"]
