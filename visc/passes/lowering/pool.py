@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from xdsl.dialects.builtin import VectorType
-from xdsl.ir import SSAValue
+from xdsl.ir import Attribute, SSAValue
 
 from visc.dialects.vision import (
     GlobalPoolOp,
@@ -74,6 +74,17 @@ def _nest(k: KernelBuilder, extents: Sequence[int], inits: list[SSAValue], unrol
         return body(at, inits)
     return k.loop(0, extents[len(at)], inits,
                   lambda i, c: _nest(k, extents, c, unroll, body, [*at, i]), unroll=unroll)
+
+
+def _lp_term(k: KernelBuilder, v: SSAValue, p: int, ty: Attribute) -> SSAValue:
+    """|v|^p, what an input contributes to an Lp pool (scalar or vector `v`)."""
+    av = k.abs(v)
+    if p == 1:
+        return av
+    if p == 2:
+        return k.fmul(av, av)
+    e = k.const(float(p), ty)
+    return k.pow(av, k.vbroadcast(e, v.type.get_shape()[0]) if isinstance(v.type, VectorType) else e)
 
 
 def _pool_params(op: VisionOp, sched: Schedule) -> tuple:
@@ -135,9 +146,7 @@ def lower_pool2d(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
             elif kind == "avg":
                 acc = k.fadd(acc, k.select(ok, v, k.const(0, ty)))
             else:
-                av = k.abs(v)
-                term = av if p == 1 else k.fmul(av, av) if p == 2 else k.pow(av, k.const(float(p), ty))
-                acc = k.fadd(acc, k.select(ok, term, k.const(0, ty)))
+                acc = k.fadd(acc, k.select(ok, _lp_term(k, v, p, ty), k.const(0, ty)))
             if len(carry) == 1:
                 return [acc]
             return [acc, k.fadd(carry[1], k.select(cnt, k.const(1, ty), k.const(0, ty)))]
@@ -198,15 +207,7 @@ def _lower_pool2d_vec(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> No
 
         def term(v: SSAValue) -> SSAValue:
             """What a tap contributes to the reduction (|x|^p for lp pooling)."""
-            if kind != "lp":
-                return v
-            av = k.abs(v)
-            if p == 1:
-                return av
-            if p == 2:
-                return k.fmul(av, av)
-            e = k.const(float(p), ty)
-            return k.pow(av, k.vbroadcast(e, vec) if isinstance(v.type, VectorType) else e)
+            return _lp_term(k, v, p, ty) if kind == "lp" else v
 
         def combine(a: SSAValue, b: SSAValue) -> SSAValue:
             return k.fmax(a, b) if kind == "max" else k.fadd(a, b)
@@ -288,15 +289,7 @@ def _lower_pool2d_vec(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> No
                             fill = k.const(ident, ty)
                             vals = [k.select(o, v, fill) for o, v in zip(oks, vals, strict=True)]
                         v = k.vfrom(vals)
-                    acc = carry[0]
-                    if kind == "max":
-                        acc = k.fmax(acc, v)
-                    elif kind == "avg":
-                        acc = k.fadd(acc, v)
-                    else:
-                        av = k.abs(v)
-                        acc = k.fadd(acc, av if p == 1 else k.fmul(av, av) if p == 2
-                                     else k.pow(av, k.vbroadcast(k.const(float(p), ty), vec)))
+                    acc = combine(carry[0], term(v))
                     if len(carry) == 1:
                         return [acc]
                     ones = [k.select(c, k.const(1, ty), k.const(0, ty)) for c in cnts]
