@@ -31,9 +31,8 @@ def bench(name: str, repeat: int) -> dict[str, object]:
     want = sess.run(None, feeds)
     got = compiled.run(inputs)
     err = max(rel_error(g, w) for g, w in zip(got, want, strict=True))
-    ex, arrays = compiled.executor(), compiled._normalize_inputs(inputs)
     # interleaved runs: the VM's speed drifts reach both sides of the ratio alike
-    visc_s, ort_s = interleaved_medians([lambda: ex.run(arrays), lambda: sess.run(None, feeds)], 2, repeat)
+    visc_s, ort_s = interleaved_medians([compiled.runner(inputs), lambda: sess.run(None, feeds)], 2, repeat)
     return {"model": name, "compile_s": compile_s, "visc_ms": visc_s * 1e3, "ort_ms": ort_s * 1e3,
             "visc/ort": visc_s / ort_s, "max_rel_err": err, "threads": os.cpu_count()}
 

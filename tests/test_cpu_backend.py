@@ -60,3 +60,16 @@ def test_cpu_artifact_round_trip(tmp_path) -> None:
     assert loaded.target == "cpu"
     for g, w in zip(loaded.run(inputs), want, strict=True):
         np.testing.assert_array_equal(g, w)
+
+
+def test_runner_and_benchmark_run_the_model() -> None:
+    """`runner` (what the benchmarks time) computes what `run` does; `benchmark` reports
+    positive latencies over the runs asked for."""
+    model = visc.compile(load_light_model("squeezenet", seed=4), target="cpu")
+    inputs = random_inputs(model.plan.inputs, seed=5)
+    want = model.run(inputs)
+    got = model.runner(inputs)()
+    assert np.abs(want[0]).max() > 0
+    np.testing.assert_array_equal(got[0], want[0])
+    stats = model.benchmark(inputs, warmup=1, repeat=3)
+    assert stats["repeat"] == 3 and 0 < stats["min"] <= stats["median"]

@@ -183,9 +183,8 @@ def bench_one(model_or_path, device: str | None, repeat: int, threads: int | Non
     sess = _ort_session(ort_model, threads)
     feed = dict(zip(model.input_names, inputs, strict=True))
     ref = sess.run(None, feed)
-    ex, arrays = model.executor(), model._normalize_inputs(inputs)
     # interleaved: the machine's drifts reach both sides of the ratio alike
-    visc_s, ort_s = interleaved_medians([lambda: ex.run(arrays), lambda: sess.run(None, feed)], 2, repeat)
+    visc_s, ort_s = interleaved_medians([model.runner(inputs), lambda: sess.run(None, feed)], 2, repeat)
     return {
         "model": name,
         "device": model.device_name,
