@@ -15,18 +15,29 @@ build time are the same for both methods). Per workload:
   both head starts can hide the search, since the heuristic is often within 5% of the best
   already, and on GPUs so is the naive schedule for small memory-bound convs, so that both
   methods need one trial);
+* a trial that times within 10% of its study's best so far is built and timed `--confirm`
+  more times, and the study keeps the median of all its runs (`tune_task`'s confirm): a
+  trial reaches the target on its typical time, not on a lucky draw;
 * target: 95% of the best speed found (time <= best / 0.95). "Best" is not the lowest single
   measurement (the minimum of hundreds of noisy medians is a lucky one that no trial can
-  reach again): the `--retime` fastest distinct schedules any study found are timed again,
-  `--retime-rounds` builds of `--repeat` runs each, and best is the lowest of their medians;
+  reach again): the `--retime` fastest distinct schedules any study found, the heuristic's
+  and the naive one are timed again, `--retime-rounds` builds of `--repeat` runs each, and
+  best is the lowest of their medians (the naive or heuristic schedule, when no study beat it);
 * "to 95%": measured trials a study needs to reach the target (its first trial included),
   median over seeds. A study that never reaches it counts as its
   budget + 1 for random (in random's favour) and as infinite for TPE (against TPE);
 * ratio = TPE's median / random's median; the summary gives the median ratio over workloads
   (issue 5 wants <= 0.5) and the ratio of the medians;
+* "random need": random search's trials to the target are geometric, so they are also
+  estimated from all its trials pooled (median ln 2 / p, p = the fraction of random trials
+  that reach the target; ">" with no hit: a lower bound at p's 95% upper bound). The
+  censored count caps random's need at its budget + 1, which flatters random exactly where
+  the search matters; "TPE/need" is TPE's median over that estimate;
+* "@budget": each method's best time within TPE's budget (median over seeds), over the best
+  found: the usual equal-budget comparison;
 * "tuned/heuristic": the heuristic default schedule's time (`vision-default-schedule`, timed
   again with the best) over the best time (below 1: the search did not beat the heuristic);
-  "tuned/naive": the same against the untuned naive schedule, the
+  "tuned/naive": the same against the untuned naive schedule (also timed again), the
   neutral value of every key the lowering reads (tile 1x1, vec 1, no flat, no unroll,
   unstaged) with the heuristic's work-group size (issue 5 wants >= 3).
 
@@ -112,6 +123,10 @@ COLUMNS = (
     ("tpe_to95", "TPE to 95%", ""),
     ("random_to95", "random to 95%", ""),
     ("ratio", "TPE/random", ".2f"),
+    ("random_need_text", "random need", ""),
+    ("ratio_need", "TPE/need", ".2f"),
+    ("tpe_at_budget", "TPE@budget", ".3f"),
+    ("random_at_budget", "random@budget", ".3f"),
     ("vs_default", "tuned/heuristic", ".2f"),
     ("vs_naive", "tuned/naive", ".2f"),
 )
@@ -133,13 +148,13 @@ def pick_workloads(labels: list[str], seed: int) -> list[tuple[str, Task]]:
 
 
 class CachedMeasurer:
-    """One measurement per distinct schedule, shared by every study of a workload;
-    `start` is the schedule every study measures first (its "default")."""
+    """One measurement per distinct schedule (and confirming round), shared by every study of
+    a workload; `start` is the schedule every study measures first (its "default")."""
 
     def __init__(self, inner: IsolatedMeasurer, start: dict[str, int]):
         self.inner = inner
         self.default_schedule = start
-        self.cache: dict[str, Measurement] = {}
+        self.cache: dict[tuple[str, int], Measurement] = {}
         self._space: SearchSpace | None = None
 
     def space(self) -> SearchSpace:
@@ -147,29 +162,38 @@ class CachedMeasurer:
             self._space = self.inner.space()
         return self._space
 
-    def measure(self, schedule: dict[str, int] | None) -> Measurement:
-        key = signature(schedule)
+    def measure(self, schedule: dict[str, int] | None, again: int = 0) -> Measurement:
+        key = (signature(schedule), again)
         if key not in self.cache:
             self.cache[key] = self.inner.measure(schedule)
         return self.cache[key]
 
+    def times(self, sig: str) -> list[float]:
+        """Every timed run of the schedule `sig` so far (all its rounds)."""
+        return [t for (s, _), m in sorted(self.cache.items()) if s == sig for t in m.times]
 
-def measured(dbs: list[str], device_id: str, key: str) -> dict[str, float]:
-    """Every schedule the studies of `key` measured (its `signature`) -> its fastest time."""
+
+def measured(dbs: list[str], device_id: str, key: str) -> tuple[dict[str, float], dict[str, list[int]]]:
+    """Every schedule the studies of `key` measured (its `signature`) -> its fastest time;
+    and per sampler, each study's count of confirmed trials (the extra builds it cost)."""
     import optuna
     from optuna.trial import TrialState
 
-    from visc.tuner.search import open_storage, study_name, trial_schedule
+    from visc.tuner.search import is_measured, open_storage, study_name, trial_schedule
 
     out: dict[str, float] = {}
+    confirmed: dict[str, list[int]] = {"tpe": [], "random": []}
     for db in dbs:
         storage = open_storage(db)
         for sampler in ("tpe", "random"):
             study = optuna.load_study(study_name=study_name(device_id, key, sampler), storage=storage)
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-                sig = signature(trial_schedule(t))
-                out[sig] = min(out.get(sig, math.inf), float(t.value))
-    return out
+            trials = study.get_trials(deepcopy=False)
+            confirmed[sampler].append(sum(1 for t in trials if is_measured(t) and "confirmed" in t.user_attrs))
+            for t in trials:
+                if t.state == TrialState.COMPLETE:
+                    sig = signature(trial_schedule(t))
+                    out[sig] = min(out.get(sig, math.inf), float(t.value))
+    return out, confirmed
 
 
 def retime(measurer: CachedMeasurer, found: dict[str, float], top: int, rounds: int,
@@ -186,7 +210,7 @@ def retime(measurer: CachedMeasurer, found: dict[str, float], top: int, rounds: 
     out = []
     for sig, first in ranked:
         schedule = json.loads(sig)
-        times = list(measurer.cache[sig].times) if sig in measurer.cache else []
+        times = measurer.times(sig)
         for _ in range(rounds):
             m = measurer.inner.measure(schedule)
             times += m.times if m.ok else []
@@ -208,6 +232,38 @@ def _count(n: float) -> str:
     return "inf" if math.isinf(n) else f"{n:g}"
 
 
+def random_need(times: list[list[float | None]], target: float) -> tuple[float, bool]:
+    """Trials random search needs to reach `target`, estimated from all its trials pooled
+    (`times`: one list per seed): each random trial reaches the target with probability p,
+    so the trials needed are geometric with median ln 2 / p. p is estimated as hits / trials;
+    with no hit, p is taken at its 95% upper bound 3 / trials (rule of three), so the estimate
+    is a lower bound (returned with True). Unlike the censored per-seed count, this does not
+    cap random's need at its budget."""
+    pooled = [t for seed in times for t in seed]
+    hits = sum(1 for t in pooled if t is not None and t <= target)
+    p = (hits if hits else 3) / max(1, len(pooled))
+    return max(1.0, math.log(2) / p), hits == 0
+
+
+def best_after(times: list[list[float | None]], n: int, best: float) -> float | None:
+    """Median over seeds of the best time within the first `n` trials, over `best`."""
+    firsts = [min((t for t in seed[:n] if t is not None), default=math.inf) for seed in times]
+    value = statistics.median(firsts) / best if firsts else math.inf
+    return None if math.isinf(value) else value
+
+
+def score(row: dict[str, Any], curves: dict[str, list[list[float | None]]], trials: int) -> dict[str, Any]:
+    """`row`'s measures read off the saved curves: random's geometric need and the ratio
+    against it, and both methods' best within TPE's budget (1.00: the best found)."""
+    best = row["best_us"] * 1e-6
+    need, bound = random_need(curves["random"], best / 0.95)
+    return {**row, "random_need": need, "random_need_bound": bound,
+            "random_need_text": (">" if bound else "") + f"{need:.0f}",
+            "ratio_need": row["tpe_median"] / need,
+            "tpe_at_budget": best_after(curves["tpe"], trials, best),
+            "random_at_budget": best_after(curves["random"], trials, best)}
+
+
 def report(rows: list[dict[str, Any]], trials: int, random_trials: int, seeds: int) -> dict[str, Any]:
     """Print the table of `rows` (one per workload) with its median row; the summary."""
 
@@ -221,12 +277,15 @@ def report(rows: list[dict[str, Any]], trials: int, random_trials: int, seeds: i
         "tpe_median": median_of("tpe_median"), "random_median": median_of("random_median"),
         "vs_default": median_of("vs_default"), "vs_naive": median_of("vs_naive"),
         "min_vs_naive": min((r["vs_naive"] for r in rows if r["vs_naive"] is not None), default=None),
+        "median_ratio_need": median_of("ratio_need"),
+        "tpe_at_budget": median_of("tpe_at_budget"), "random_at_budget": median_of("random_at_budget"),
     }
     table = rows + [{"kind": "median", "workload": "", "naive_us": median_of("naive_us"),
                      "default_us": median_of("default_us"), "best_us": median_of("best_us"),
                      "tpe_to95": _count(summary["tpe_median"]), "random_to95": _count(summary["random_median"]),
-                     "ratio": summary["median_ratio"], "vs_default": summary["vs_default"],
-                     "vs_naive": summary["vs_naive"]}]
+                     "ratio": summary["median_ratio"], "random_need_text": "", "ratio_need": summary["median_ratio_need"],
+                     "tpe_at_budget": summary["tpe_at_budget"], "random_at_budget": summary["random_at_budget"],
+                     "vs_default": summary["vs_default"], "vs_naive": summary["vs_naive"]}]
     print()
     print_table([{k: (v if v is not None else float("nan")) for k, v in r.items()} for r in table], COLUMNS)
     def num(key: str, unit: str = "") -> str:
@@ -236,7 +295,10 @@ def report(rows: list[dict[str, Any]], trials: int, random_trials: int, seeds: i
     print(f"\nmedian over workloads of TPE/random trials to 95% of the best: {num('median_ratio')} "
           f"(ratio of medians {num('ratio_of_medians')}; target <= 0.5). TPE {trials} trials, "
           f"random {random_trials}, {seeds} seeds. Tuned vs heuristic: median {num('vs_default', 'x')}; "
-          f"tuned vs naive: median {num('vs_naive', 'x')}, lowest {num('min_vs_naive', 'x')} (target >= 3).")
+          f"tuned vs naive: median {num('vs_naive', 'x')}, lowest {num('min_vs_naive', 'x')} (target >= 3).\n"
+          f"against random's geometric need (all its trials pooled): median TPE/random {num('median_ratio_need')}; "
+          f"best within {trials} trials over the best found, median: TPE {num('tpe_at_budget')}, "
+          f"random {num('random_at_budget')}.")
     failed = [f"{r['kind']}: {r['naive_error']}" for r in rows if r.get("naive_error")]
     if failed:
         print("naive schedule failed: " + "; ".join(failed))
@@ -248,10 +310,10 @@ def merge(paths: list[str], out: str) -> int:
     runs = [json.load(open(p)) for p in paths]
     first = runs[0]
     for r in runs[1:]:
-        for key in ("device", "trials", "random_trials", "seeds", "start"):
-            if r[key] != first[key]:
-                raise SystemExit(f"cannot merge runs with different {key}: {first[key]} and {r[key]}")
-    rows = [row for r in runs for row in r["rows"]]
+        for key in ("device", "trials", "random_trials", "seeds", "start", "confirm"):
+            if r.get(key) != first.get(key):
+                raise SystemExit(f"cannot merge runs with different {key}: {first.get(key)} and {r.get(key)}")
+    rows = [score(row, r["curves"][row["key"]], r["trials"]) for r in runs for row in r["rows"]]
     print(f"{len(rows)} workloads on {first['device']} from {', '.join(paths)}")
     summary = report(rows, first["trials"], first["random_trials"], len(first["seeds"]))
     merged = {**first, "rows": rows, "summary": summary, "merged_from": paths,
@@ -307,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, default=16, help="measured trials of each TPE study")
     ap.add_argument("--random-trials", type=int, default=None,
                     help="measured trials of each random study (default: 3x --trials)")
-    ap.add_argument("--seeds", type=int, default=3, help="studies per method and workload (seeds 0..N-1)")
+    ap.add_argument("--seeds", type=int, default=3, help="studies per method and workload (seeds S..S+N-1)")
+    ap.add_argument("--first-seed", type=int, default=0, help="S, the first seed (a second run on new seeds)")
     ap.add_argument("--start", choices=["none", "naive", "heuristic"], default="none",
                     help="the first trial of every study: the sampler's own (default), the untuned naive "
                     "schedule, or the heuristic's (often within 5%% of the best: both methods then need 1 trial)")
@@ -321,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per trial (median)")
     ap.add_argument("--min-repeat-ms", type=float, default=0.0,
                     help="more timed runs per trial (up to 200) until the kernels add up to this many ms")
+    ap.add_argument("--confirm", type=int, default=2,
+                    help="re-measurements of a trial within 10%% of its study's best (tune_task's confirm; 0: off)")
     ap.add_argument("--retime", type=int, default=6,
                     help="distinct fastest schedules timed again to fix the best time (0: the lowest single median)")
     ap.add_argument("--retime-rounds", type=int, default=3, help="extra builds (of --repeat runs) per re-timed schedule")
@@ -346,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown workload kinds {unknown} (known: {', '.join(KINDS)})")
     random_trials = args.random_trials or 3 * args.trials
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     if args.jobs > 1 and len(labels) > 1:
         return run_jobs(labels, args, argv if argv is not None else sys.argv[1:])
 
@@ -377,13 +442,15 @@ def main(argv: list[str] | None = None) -> int:
             naive = measurer.measure(naive_sched)
             for s in seeds:
                 tune_task(task, measurer, dbs[s], device_id, args.trials, "tpe", s, resume=True,
-                          start_with_default=first)
+                          start_with_default=first, confirm=args.confirm)
                 tune_task(task, measurer, dbs[s], device_id, random_trials, "random", s, resume=True,
-                          start_with_default=first)
-            found = measured([dbs[s] for s in seeds], device_id, task.key)
-            retimed = retime(measurer, found, args.retime, args.retime_rounds, [heuristic] if args.retime else [])
+                          start_with_default=first, confirm=args.confirm)
+            found, confirmed = measured([dbs[s] for s in seeds], device_id, task.key)
+            retimed = retime(measurer, found, args.retime, args.retime_rounds,
+                             [heuristic, naive_sched] if args.retime else [])
         again = {signature(r["schedule"]): r["seconds"] for r in retimed}
         default_s = again.get(signature(heuristic), default.seconds)
+        naive_s = again.get(signature(naive_sched), naive.seconds)
         per_seed: dict[str, list[Curve]] = {"tpe": [], "random": []}
         for s in seeds:
             (tc,) = read_curves(dbs[s], device_id, [task.key])
@@ -397,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         med = {m: statistics.median(n if n is not None else censored[m] for n in ns) for m, ns in counts.items()}
         row = {
             "kind": label, "model": KINDS[label][0], "workload": _short(task.describe()), "key": task.key,
-            "occurrences": task.weight, "naive_us": naive.seconds * 1e6 if naive.ok else None,
+            "occurrences": task.weight, "naive_us": naive_s * 1e6 if naive.ok else None,
             "naive_error": naive.error, "naive_schedule": naive_sched,
             "default_us": default_s * 1e6 if default.ok else None,
             "default_schedule": heuristic, "best_us": best * 1e6, "best_single_us": single * 1e6,
@@ -407,12 +474,13 @@ def main(argv: list[str] | None = None) -> int:
             "tpe_to95": _count(med["tpe"]), "random_to95": _count(med["random"]),
             "ratio": med["tpe"] / med["random"],
             "vs_default": default_s / best if default.ok else None,
-            "vs_naive": naive.seconds / best if naive.ok else None,
-            "measured_distinct": len(found),
+            "vs_naive": naive_s / best if naive.ok else None,
+            "measured_distinct": len(found), "confirmed": confirmed,
             "failed": {m: [sum(t is None for t in c.times) for c in cs] for m, cs in per_seed.items()},
         }
-        rows.append(row)
         curves_out[task.key] = {m: [c.times for c in cs] for m, cs in per_seed.items()}
+        row = score(row, curves_out[task.key], args.trials)
+        rows.append(row)
         print(f"  {label:14s} {_short(task.describe())}: TPE {row['tpe_to95']} {counts['tpe']}, random "
               f"{row['random_to95']} {counts['random']}; {time.perf_counter() - t0:.0f} s", flush=True)
 
@@ -427,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"device": device_id, "trials": args.trials, "random_trials": random_trials, "seeds": seeds,
-                   "start": args.start,
+                   "start": args.start, "confirm": args.confirm,
                    "repeat": args.repeat, "min_repeat_ms": args.min_repeat_ms, "weights_seed": args.weights_seed, "python": sys.version.split()[0],
                    "machine": platform.machine(), "cpus": os.cpu_count(), "naive": NAIVE,
                    "rows": rows, "summary": summary, "curves": curves_out}, f, indent=1)

@@ -404,6 +404,74 @@ def test_studies_without_the_default_first(tmp_path, tasks, conv_measurer: Measu
     assert all(t.user_attrs.get("startup") for t in measured)
 
 
+class LuckyFirstMeasurer:
+    """Each schedule's first measurement is a lucky draw (half its time); confirming runs
+    give its time, or fail when `fail_again`."""
+
+    def __init__(self, inner: Measurer, fail_again: bool = False):
+        self.inner, self.fail_again = inner, fail_again
+        self.default_schedule = inner.default_schedule
+        self.calls: list[int] = []
+
+    def space(self):
+        return self.inner.space()
+
+    @staticmethod
+    def base(schedule) -> float:
+        import zlib
+
+        from visc.tuner.space import signature
+
+        return 1e-3 * (1 + zlib.crc32(signature(schedule).encode()) % 50 / 10)
+
+    def measure(self, schedule, again: int = 0):
+        from visc.tuner.measure import Measurement
+
+        self.calls.append(again)
+        if again and self.fail_again:
+            return Measurement(None, "wrong result: output 0 differs from the default schedule's")
+        t = self.base(schedule) * (1.0 if again else 0.5)
+        return Measurement(t, None, [t] * 3)
+
+
+def test_confirm_retimes_trials_near_the_best(tmp_path, tasks, conv_measurer: Measurer) -> None:
+    """confirm=2: a trial within 10% of the best so far is measured twice more and told the
+    median of all its runs, so a lucky first draw does not become the best; trials far from
+    the best are measured once."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from visc.tuner.search import CONFIRM_WITHIN
+
+    db = str(tmp_path / "c.db")
+    task = _conv_task(tasks, "c2")
+    device = device_identity("opencl")
+    lucky = LuckyFirstMeasurer(conv_measurer)
+    r = tune_task(task, lucky, db, device, trials=12, sampler="random", seed=4, confirm=2)
+    study = optuna.load_study(study_name=f"{device}|{task.key}|random", storage=open_storage(db))
+    measured = [t for t in study.get_trials() if is_measured(t)]
+    assert len(measured) == 12 and all(t.state == TrialState.COMPLETE for t in measured)
+    best = None
+    for t in measured:
+        base = lucky.base(trial_schedule(t))
+        if "confirmed" in t.user_attrs:
+            assert t.value == pytest.approx(base) and len(t.user_attrs["times"]) == 9
+            assert best is None or base / 2 <= best * (1 + CONFIRM_WITHIN)
+        else:
+            assert t.value == pytest.approx(base / 2) and base / 2 > best * (1 + CONFIRM_WITHIN)
+        best = t.value if best is None else min(best, t.value)
+    assert "confirmed" in measured[0].user_attrs and any("confirmed" not in t.user_attrs for t in measured)
+    assert r.best_seconds == pytest.approx(best)
+    assert lucky.calls.count(1) == lucky.calls.count(2) == sum("confirmed" in t.user_attrs for t in measured)
+
+    failing = LuckyFirstMeasurer(conv_measurer, fail_again=True)
+    r = tune_task(task, failing, str(tmp_path / "f.db"), device, trials=2, sampler="random", seed=4, confirm=2)
+    study = optuna.load_study(study_name=f"{device}|{task.key}|random", storage=open_storage(str(tmp_path / "f.db")))
+    first = next(t for t in study.get_trials() if is_measured(t))
+    assert first.state == TrialState.FAIL and first.user_attrs["error"].startswith("confirming run 1: wrong result")
+    assert r.failed == 2 and r.best_seconds is None  # with no best yet, every trial is confirmed
+
+
 def test_tpe_startup_and_encoding(tmp_path, tasks, conv_measurer: Measurer) -> None:
     """Params are the tree's branch and indices into ordered candidates; TPE's random startup
     is legal schedules only (the default first); rejected proposals are pruned, infeasible and

@@ -1,7 +1,7 @@
 """`visc tune` and `visc records`: the tuner's commands (registered by visc.tools.visc_cli).
 
     visc tune model.onnx --target opencl --trials 64 [--records tuning.db] [--resume] [--sampler tpe|random]
-                         [--plot curves.png]
+                         [--confirm 2] [--plot curves.png]
     visc records best [--records tuning.db] [--device-id ID]
     visc records export out.json | visc records import in.json
 """
@@ -46,7 +46,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
         try:
             result = tune_task(task, measurer, storage, device_id, args.trials, args.sampler, args.seed,
-                               args.resume, progress)
+                               args.resume, progress, confirm=args.confirm)
         finally:
             bar.close()
             if hasattr(measurer, "close"):
@@ -107,6 +107,9 @@ def add_parsers(sub: Any, shape_help: str) -> None:
     s.add_argument("--min-repeat-ms", type=float, default=0.0,
                    help="time more runs (up to 200) until the kernels add up to this many ms: steadier times for "
                    "kernels of a few microseconds")
+    s.add_argument("--confirm", type=int, default=2, metavar="N",
+                   help="build and time a trial within 10%% of the best so far N more times and keep the median, "
+                   "so the record is not a lucky draw (0: off)")
     s.add_argument("--timeout", type=float, default=20.0, help="seconds of timed runs before a trial fails")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-isolation", action="store_true", help="measure in this process (no worker)")

@@ -196,8 +196,9 @@ class Measurer:
     def space(self) -> SearchSpace:
         return task_space(self.module, self.limits)
 
-    def measure(self, schedule: dict[str, int] | None) -> Measurement:
-        """Build, check and time one schedule (None: the default)."""
+    def measure(self, schedule: dict[str, int] | None, again: int = 0) -> Measurement:
+        """Build, check and time one schedule (None: the default); every call is a fresh build
+        and timing, whatever `again` (which only caches key on)."""
         start = time.perf_counter()
         try:
             model = build(self.module, schedule, self.target, self.device, self.limits.device_type, self.weights)
@@ -279,7 +280,7 @@ class IsolatedMeasurer:
     def space(self) -> SearchSpace:
         return task_space(self.module, self.limits)
 
-    def measure(self, schedule: dict[str, int] | None) -> Measurement:
+    def measure(self, schedule: dict[str, int] | None, again: int = 0) -> Measurement:
         try:
             self._conn.send(schedule)
             if self._conn.poll(self.timeout):

@@ -17,7 +17,13 @@ own trials (multivariate TPE with ``group=True``). The schedule itself is the tr
   count against the budget (random search: rejection sampling of legal schedules);
 * a proposal already measured is told the earlier result without measuring again;
 * a failed measurement (build, launch, wrong result, timeout) is told FAIL, with the reason
-  in the trial's ``error`` attribute: it never becomes the best.
+  in the trial's ``error`` attribute: it never becomes the best;
+* ``confirm=N``: a trial that times within `CONFIRM_WITHIN` of the best so far (or beats it)
+  is built and timed N more times, and the study is told the median of all its timed runs
+  (attribute ``confirmed``). A small kernel is timed to a few percent, so the fastest of
+  hundreds of single measurements is mostly luck (the winner's curse): the best would be a
+  lucky draw no re-run matches, and a trial "reaching" it would be luck too. A confirming
+  run that fails (a kernel whose result is wrong only some of the time) fails the trial.
 
 The first trial of a new study is the default schedule (when the space can express it), and
 the study records the default's time, so a result can only improve on the heuristic.
@@ -57,6 +63,7 @@ SAMPLERS = ("tpe", "random")
 ENCODING = "tree/1"  # study attribute: params are `SearchSpace.propose`'s branch and indices
 HEARTBEAT_INTERVAL = 20.0  # seconds between heartbeats of a trial in flight
 HEARTBEAT_GRACE = 180.0  # a RUNNING trial of another host without a heartbeat this long is dead
+CONFIRM_WITHIN = 0.10  # trials timed within 10% of the best so far are confirmed (confirm=N)
 
 
 class MeasurerLike(Protocol):
@@ -64,7 +71,9 @@ class MeasurerLike(Protocol):
 
     def space(self) -> SearchSpace: ...
 
-    def measure(self, schedule: dict[str, int] | None) -> Measurement: ...
+    def measure(self, schedule: dict[str, int] | None, again: int = 0) -> Measurement:
+        """`again` > 0: the schedule's n-th confirming measurement (a cache keys on it)."""
+        ...
 
 
 def _optuna() -> Any:
@@ -257,6 +266,18 @@ def _suggest(trial: Any, param: str, n: int) -> int:
     return int(trial.suggest_int(param, 0, n - 1))
 
 
+def confirmed(measurer: MeasurerLike, schedule: dict[str, int], first: Measurement, rounds: int) -> Measurement:
+    """`first` and `rounds` more measurements of `schedule` as one: the median of every timed
+    run; the first failure instead, if one fails."""
+    times = list(first.times)
+    for again in range(1, rounds + 1):
+        m = measurer.measure(schedule, again)
+        if not m.ok:
+            return Measurement(None, f"confirming run {again}: {m.error}", times + m.times, first.build_seconds)
+        times += m.times
+    return Measurement(float(np.median(times)), None, times, first.build_seconds)
+
+
 def tune_task(
     task: Task,
     measurer: MeasurerLike,
@@ -268,12 +289,14 @@ def tune_task(
     resume: bool = False,
     on_trial: Callable[[int, float | None], None] | None = None,
     start_with_default: bool = True,
+    confirm: int = 0,
 ) -> TuneResult:
     """Run `task`'s study until it has `trials` measured trials (see the module docstring);
     `on_trial(measured, best_seconds)` reports progress after each measurement.
     `start_with_default=False`: the default schedule is measured (the study's
     ``default_seconds``) but not made a trial, so every trial is the sampler's own (comparing
-    samplers without the head start the heuristic gives both)."""
+    samplers without the head start the heuristic gives both). `confirm`: re-measurements of a
+    trial near the best (see the module docstring)."""
     optuna = _optuna()
     from optuna.trial import TrialState
 
@@ -351,6 +374,9 @@ def tune_task(
         try:
             with _heartbeat(study, trial):
                 result = measurer.measure(schedule)
+                if result.ok and confirm and (best is None or result.seconds <= best * (1 + CONFIRM_WITHIN)):
+                    result = confirmed(measurer, schedule, result, confirm)
+                    trial.set_user_attr("confirmed", confirm)
         except BaseException:
             # Ctrl-C or an error of the measurer: the trial in flight, not a failed schedule
             trial.set_user_attr("interrupted", "its run stopped before it finished")
@@ -390,6 +416,6 @@ def summarize(study: Any, key: str) -> TuneResult:
     )
 
 
-__all__ = ["SAMPLERS", "ENCODING", "TuneResult", "tune_task", "summarize", "storage_url", "open_storage",
+__all__ = ["SAMPLERS", "ENCODING", "CONFIRM_WITHIN", "confirmed", "TuneResult", "tune_task", "summarize", "storage_url", "open_storage",
            "study_name", "startup_trials", "make_sampler", "ordered_choices", "trial_schedule", "is_measured",
            "reap_stale_trials"]
