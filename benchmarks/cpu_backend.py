@@ -15,9 +15,9 @@ import time
 import numpy as np
 
 from visc.compiler import compile_model
-from visc.runtime.bench import interleaved_medians, random_inputs
+from visc.runtime.bench import OrtProcess, interleaved_medians, random_inputs
 from visc.tools.model_zoo import LIGHT_MODELS, load_light_model
-from visc.tools.visc_cli import _ort_session, print_table, rel_error
+from visc.tools.visc_cli import print_table, rel_error
 
 
 def bench(name: str, repeat: int) -> dict[str, object]:
@@ -26,13 +26,13 @@ def bench(name: str, repeat: int) -> dict[str, object]:
     compiled = compile_model(model, target="cpu")
     compile_s = time.perf_counter() - start
     inputs = random_inputs(compiled.plan.inputs, seed=1)
-    sess = _ort_session(model.SerializeToString())
     feeds = dict(zip(compiled.input_names, inputs, strict=True))
-    want = sess.run(None, feeds)
-    got = compiled.run(inputs)
-    err = max(rel_error(g, w) for g, w in zip(got, want, strict=True))
-    # interleaved runs: the VM's speed drifts reach both sides of the ratio alike
-    visc_s, ort_s = interleaved_medians([compiled.runner(inputs), lambda: sess.run(None, feeds)], 2, repeat)
+    # onnxruntime in its own process; interleaved runs: the VM's drifts reach both sides alike
+    with OrtProcess(model.SerializeToString(), feeds) as peer:
+        want = peer.outputs()
+        got = compiled.run(inputs)
+        err = max(rel_error(g, w) for g, w in zip(got, want, strict=True))
+        visc_s, ort_s = interleaved_medians([compiled.runner(inputs), peer], 2, repeat)
     return {"model": name, "compile_s": compile_s, "visc_ms": visc_s * 1e3, "ort_ms": ort_s * 1e3,
             "visc/ort": visc_s / ort_s, "max_rel_err": err, "threads": os.cpu_count()}
 

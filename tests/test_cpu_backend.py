@@ -73,3 +73,71 @@ def test_runner_and_benchmark_run_the_model() -> None:
     np.testing.assert_array_equal(got[0], want[0])
     stats = model.benchmark(inputs, warmup=1, repeat=3)
     assert stats["repeat"] == 3 and 0 < stats["min"] <= stats["median"]
+
+
+@pytest.fixture(scope="module")
+def squeezenet_cpu():
+    onnx_model = load_light_model("squeezenet", seed=6)
+    return onnx_model, visc.compile(onnx_model, target="cpu")
+
+
+def _executors(model, *threads: int):
+    from visc.backends.cpu import CPUExecutor
+
+    return [CPUExecutor(model.plan, model.sources["cpu"], model.weights, threads=t) for t in threads]
+
+
+def test_spinning_workers_match_one_thread_and_wake_from_sleep(squeezenet_cpu) -> None:
+    """Chunks on 1, 2 and 4 workers compute what one thread does; a worker idle past its
+    spin budget sleeps (its state word says so) and the next launch wakes it."""
+    import time
+
+    from visc.backends.cpu_workers import STATE
+
+    _, model = squeezenet_cpu
+    inputs = random_inputs(model.plan.inputs, seed=8)
+    one, two, five = _executors(model, 1, 2, 5)
+    want = one.run(inputs)[0]
+    assert np.abs(want).max() > 0 and one.pool is None
+    for ex in (two, five):
+        np.testing.assert_array_equal(ex.run(inputs)[0], want)
+    time.sleep(0.2)  # far past SPINS polls
+    assert all(five.pool.ctxs[:, STATE] == 1)
+    for ex in (two, five):
+        np.testing.assert_array_equal(ex.run(inputs)[0], want)
+
+
+def test_collected_executor_stops_its_workers(squeezenet_cpu) -> None:
+    import gc
+
+    _, model = squeezenet_cpu
+    (ex,) = _executors(model, 3)
+    ex.run(random_inputs(model.plan.inputs, seed=1))
+    threads = list(ex.pool.threads)
+    assert len(threads) == 2 and all(t.is_alive() for t in threads)
+    del ex
+    gc.collect()
+    for t in threads:
+        t.join(5)
+    assert not any(t.is_alive() for t in threads)
+
+
+def test_onnxruntime_peer_in_its_own_process(squeezenet_cpu) -> None:
+    """The benchmarks' peer: onnxruntime in a child process gives the outputs of an
+    in-process session and times its own runs."""
+    from visc.runtime.bench import OrtProcess, interleaved_medians
+
+    onnx_model, model = squeezenet_cpu
+    inputs = random_inputs(model.plan.inputs, seed=3)
+    feeds = dict(zip(model.input_names, inputs, strict=True))
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    want = ort.InferenceSession(onnx_model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"]).run(None, feeds)
+    with OrtProcess(onnx_model.SerializeToString(), feeds, threads=1) as peer:
+        got = peer.outputs()
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-6)
+        times = peer.timed(3)
+        assert len(times) == 3 and min(times) > 0
+        visc_s, ort_s = interleaved_medians([model.runner(inputs), peer], 1, 4, block=2, settle=0.0)
+        assert visc_s > 0 and ort_s > 0

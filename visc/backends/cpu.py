@@ -8,8 +8,8 @@ and an executor of runtime plans that runs each launch on all cores.
 The artifact stores the LLVM IR text, target-neutral within x86-64/aarch64 hosts; it is
 compiled for the loading machine's CPU at load. Each launch covers a [begin, end) range of
 its loop's outer iteration space (`lower-loops-to-cpu`); the executor splits the range into
-chunks and calls the compiled function from a thread pool through ctypes, which releases
-the GIL for the call, so the chunks run in parallel.
+chunks, runs the first itself through ctypes (which releases the GIL) and hands the others
+to spinning native workers (`visc.backends.cpu_workers`), so the chunks run in parallel.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import ctypes
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -29,6 +28,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
 from xdsl.utils.target import Target
 
+from visc.backends.cpu_workers import PACKED, Workers, packed_wrappers, runtime_ir
 from visc.errors import CompileError, InputShapeError, KernelBuildError
 from visc.passes.cpu import CPU_KERNEL_MODULE, CPU_LLVM_PIPELINE
 from visc.runtime.plan import Plan
@@ -114,8 +114,14 @@ class CompiledFunctions:
         except RuntimeError as e:
             raise KernelBuildError(f"LLVM rejected the CPU kernels' IR: {e}") from e
         machine = host_target_machine(opt_level)
-        parsed.triple = binding.get_process_triple()
-        parsed.data_layout = str(machine.target_data)
+        triple = binding.get_process_triple()
+        kernels = [(fn.name, [str(a.type) for a in fn.arguments]) for fn in parsed.functions
+                   if not fn.is_declaration and _is_kernel([str(a.type) for a in fn.arguments])]
+        extra = binding.parse_assembly(packed_wrappers(kernels) + runtime_ir(triple.startswith(("x86_64", "i686"))))
+        for mod in (parsed, extra):
+            mod.triple = triple
+            mod.data_layout = str(machine.target_data)
+        parsed.link_in(extra)
         if opt_level > 0:
             tuning = binding.create_pipeline_tuning_options(speed_level=opt_level)
             tuning.loop_vectorization = True
@@ -126,8 +132,11 @@ class CompiledFunctions:
         self.engine.finalize_object()
         self.optimized_ir = str(parsed)
         self._functions: dict[str, Any] = {}
-        self._num_pointers = {fn.name: sum(1 for a in fn.arguments if str(a.type).startswith("ptr"))
-                              for fn in parsed.functions if not fn.is_declaration}
+        self._num_pointers = {name: len(types) - 2 for name, types in kernels}
+
+    def address(self, name: str) -> int:
+        """The machine code address of function `name` (e.g. a kernel's ``.packed`` entry)."""
+        return int(self.engine.get_function_address(name))
 
     def function(self, name: str) -> Any:
         if name not in self._functions:
@@ -138,6 +147,11 @@ class CompiledFunctions:
                                      ctypes.c_int32, ctypes.c_int32)
             self._functions[name] = proto(address)
         return self._functions[name]
+
+
+def _is_kernel(types: list[str]) -> bool:
+    """A host kernel's signature: pointers, then the i32 range [lo, hi)."""
+    return len(types) >= 2 and types[-2:] == ["i32", "i32"] and all(t.startswith("ptr") for t in types[:-2])
 
 
 def _aligned(nbytes: int) -> np.ndarray:
@@ -153,6 +167,8 @@ class _Call:
     size: int
     node: str
     kernel: str
+    packed: int  # address of the kernel's `.packed` entry
+    argv: np.ndarray  # its pointer arguments, for the workers
 
 
 class CPUExecutor:
@@ -164,7 +180,7 @@ class CPUExecutor:
         self.plan = plan
         self.threads = threads or int(os.environ.get("VISC_CPU_THREADS", 0)) or os.cpu_count() or 1
         self.compiled = CompiledFunctions(llvm_ir)
-        self.pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
+        self.pool = Workers(self.compiled.engine, self.threads - 1) if self.threads > 1 else None
         self.device_name = f"CPU ({self.threads} threads, llvmlite)"
         self.arena = _aligned(max(plan.arena_size, 1))
         self.arrays: list[np.ndarray] = []
@@ -194,24 +210,19 @@ class CPUExecutor:
             raise KernelBuildError(f"launch of '{launch.kernel}' is not a CPU launch (grid {launch.grid}, block "
                                    f"{launch.block}); lower the loops with lower-loops-to-cpu")
         fn = self.compiled.function(launch.kernel)
-        return _Call(fn, tuple(self.arrays[a].ctypes.data for a in launch.args), launch.grid[0], launch.node,
-                     launch.kernel)
+        args = tuple(self.arrays[a].ctypes.data for a in launch.args)
+        return _Call(fn, args, launch.grid[0], launch.node, launch.kernel,
+                     self.compiled.address(launch.kernel + PACKED), np.array(args or (0,), dtype=np.uint64))
 
     def call(self, call: _Call) -> None:
         """One launch over its whole range, one chunk per thread, the calling thread taking
-        the first: a submit and a wait per extra thread is what a launch costs in Python
-        (small layers run for tens of microseconds, so finer chunks cost more than they
-        balance)."""
+        the first (small layers run for tens of microseconds, so finer chunks cost more than
+        they balance); the other chunks go to the spinning workers (`cpu_workers`)."""
         n = call.size
         if self.pool is None or n < 2:
             call.fn(*call.args, 0, n)
             return
-        chunks = min(n, self.threads)
-        bounds = [n * k // chunks for k in range(chunks + 1)]
-        futures = [self.pool.submit(call.fn, *call.args, bounds[k], bounds[k + 1]) for k in range(1, chunks)]
-        call.fn(*call.args, bounds[0], bounds[1])
-        for f in futures:
-            f.result()
+        self.pool.launch(call.packed, call.argv.ctypes.data, n)
 
     def launch_index(self) -> dict[int, _Call]:
         """Plan launch index -> bound call (for the mixed executor)."""

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from visc.errors import InputShapeError, ViscError
-from visc.runtime.bench import interleaved_medians, median_seconds, random_inputs
+from visc.runtime.bench import OrtProcess, interleaved_medians, median_seconds, random_inputs
 
 
 def parse_input_shapes(items: Sequence[str] | None) -> dict[str, list[int]] | None:
@@ -180,11 +180,14 @@ def bench_one(model_or_path, device: str | None, repeat: int, threads: int | Non
     compile_s = time.perf_counter() - start
     inputs = random_inputs(model.plan.inputs, seed)
     outs = model.run(inputs)
-    sess = _ort_session(ort_model, threads)
-    feed = dict(zip(model.input_names, inputs, strict=True))
-    ref = sess.run(None, feed)
+    if isinstance(ort_model, str):
+        with open(ort_model, "rb") as f:
+            ort_model = f.read()
+    # onnxruntime in its own process (the runtimes' thread pools slow each other in one);
     # interleaved: the machine's drifts reach both sides of the ratio alike
-    visc_s, ort_s = interleaved_medians([model.runner(inputs), lambda: sess.run(None, feed)], 2, repeat)
+    with OrtProcess(ort_model, dict(zip(model.input_names, inputs, strict=True)), threads) as peer:
+        ref = peer.outputs()
+        visc_s, ort_s = interleaved_medians([model.runner(inputs), peer], 2, repeat)
     return {
         "model": name,
         "device": model.device_name,
