@@ -9,6 +9,8 @@ line hand-off. A worker that finds no work for `SPINS` polls returns to Python a
 an Event (no CPU burnt between inferences); the dispatcher learns that from the worker's
 state word (a Dekker-style handshake with sequentially consistent stores and loads, so
 either the worker sees the new epoch or the dispatcher sees it asleep) and sets the Event.
+A dispatcher that waits long for a worker yields its core every poll: with more threads
+than cores (parallel test processes), the worker it waits for may be the one descheduled.
 
 Every kernel gets a companion ``<name>.packed(argv, lo, hi)`` that loads its pointer
 arguments from an array, so the workers call any kernel through one signature.
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 
 SPINS = 40_000  # polls before an idle worker sleeps: about 1 ms (25 ns a poll on an EPYC)
+YIELD_AFTER = 4_000  # polls of a waiting dispatcher before it yields its core each poll
 EPOCH, FN, ARGV, LO, HI, DONE, STOP, STATE = range(8)
 PACKED = ".packed"
 
@@ -50,7 +53,7 @@ def packed_wrappers(functions: list[tuple[str, list[str]]]) -> str:
 def runtime_ir(x86: bool) -> str:
     """`visc_worker`, `visc_dispatch`, `visc_finish` and `visc_stop` (see the module docstring)."""
     pause = "  call void @llvm.x86.sse2.pause()\n" if x86 else ""
-    decl = "declare void @llvm.x86.sse2.pause()\n" if x86 else ""
+    decl = ("declare void @llvm.x86.sse2.pause()\n" if x86 else "") + "declare i32 @sched_yield()\n"
     return decl + f"""
 define i64 @visc_worker(ptr %ctx, i64 %seen0, i64 %spins) {{
 entry:
@@ -175,11 +178,17 @@ join:
   %e = load i64, ptr %pe, align 8
   br label %poll
 poll:
+  %i = phi i64 [ 0, %join ], [ %i1, %wait ], [ %i1, %yield ]
   %d = load atomic i64, ptr %pdone acquire, align 8
   %ready = icmp eq i64 %d, %e
   br i1 %ready, label %joined, label %wait
 wait:
-{pause}  br label %poll
+{pause}  %i1 = add i64 %i, 1
+  %long = icmp sgt i64 %i1, {YIELD_AFTER}
+  br i1 %long, label %yield, label %poll
+yield:
+  %y = call i32 @sched_yield()
+  br label %poll
 joined:
   %w1 = add i64 %w, 1
   br label %loop
