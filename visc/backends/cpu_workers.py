@@ -118,7 +118,7 @@ entry:
   br label %loop
 loop:
   %w = phi i64 [ 0, %entry ], [ %w1, %next ]
-  %mask = phi i64 [ 0, %entry ], [ %mask1, %next ]
+  %asleep = phi i64 [ 0, %entry ], [ %asleep1, %next ]
   %k = add i64 %w, 1
   %go = icmp slt i64 %k, %chunks
   br i1 %go, label %body, label %out
@@ -144,14 +144,13 @@ body:
   store atomic i64 %e1, ptr %pe seq_cst, align 8
   %pstate = getelementptr i64, ptr %ctx, i64 {STATE}
   %state = load atomic i64, ptr %pstate seq_cst, align 8
-  %bit = shl i64 %state, %w
-  %mask1 = or i64 %mask, %bit
+  %asleep1 = add i64 %asleep, %state
   br label %next
 next:
   %w1 = add i64 %w, 1
   br label %loop
 out:
-  ret i64 %mask
+  ret i64 %asleep
 }}
 
 define void @visc_finish(ptr %ctxs, i64 %workers, i64 %fn, i64 %argv, i64 %n) {{
@@ -251,11 +250,9 @@ class Workers:
         self._finalizer = weakref.finalize(self, _stop_all, stop, self.ctxs, self.events)
 
     def launch(self, packed: int, argv: int, n: int) -> None:
-        asleep = self._dispatch(self._ctxs_ptr, self.count, packed, argv, n)
-        if asleep:
-            for w in range(self.count):
-                if asleep >> w & 1:
-                    self.events[w].set()
+        if self._dispatch(self._ctxs_ptr, self.count, packed, argv, n):  # how many found asleep
+            for w in np.flatnonzero(self.ctxs[:, STATE]):
+                self.events[w].set()
         self._finish(self._ctxs_ptr, self.count, packed, argv, n)
 
     def close(self) -> None:
