@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from detection_models import MODELS, image  # noqa: E402
 
 from visc.compiler import compile_model  # noqa: E402
-from visc.runtime.bench import median_seconds  # noqa: E402
+from visc.runtime.bench import median_seconds, ort_session  # noqa: E402
 from visc.tools.visc_cli import print_table  # noqa: E402
 
 # visc configuration name -> compile(model, device); each adds the columns <name>_ms,
@@ -42,19 +42,10 @@ CONFIGS: dict[str, Callable[[onnx.ModelProto, str | None], Any]] = {
 POSTPROC_KERNELS = ("nms_", "topk_")  # name prefixes of the post-processing kernels
 
 
-def _ort_session(model: onnx.ModelProto, threads: int) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-
-
 def bench_model(name: str, size: int, device: str | None, repeat: int, threads: int) -> dict[str, Any]:
     model = MODELS[name](size=size)
     x = image(size)
-    sess = _ort_session(model, threads)
+    sess = ort_session(model.SerializeToString(), threads)
     want = sess.run(None, {"image": x})
     ort_s = median_seconds(lambda: sess.run(None, {"image": x}), 2, repeat)
     threshold = float(onnx.numpy_helper.to_array(

@@ -115,8 +115,9 @@ class CompiledFunctions:
             raise KernelBuildError(f"LLVM rejected the CPU kernels' IR: {e}") from e
         machine = host_target_machine(opt_level)
         triple = binding.get_process_triple()
-        kernels = [(fn.name, [str(a.type) for a in fn.arguments]) for fn in parsed.functions
-                   if not fn.is_declaration and _is_kernel([str(a.type) for a in fn.arguments])]
+        signatures = [(fn.name, [str(a.type) for a in fn.arguments]) for fn in parsed.functions
+                      if not fn.is_declaration]
+        kernels = [(name, types) for name, types in signatures if _is_kernel(types)]
         extra = binding.parse_assembly(packed_wrappers(kernels) + runtime_ir(triple.startswith(("x86_64", "i686"))))
         for mod in (parsed, extra):
             mod.triple = triple

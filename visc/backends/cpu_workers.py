@@ -51,7 +51,8 @@ def packed_wrappers(functions: list[tuple[str, list[str]]]) -> str:
 
 
 def runtime_ir(x86: bool) -> str:
-    """`visc_worker`, `visc_dispatch`, `visc_finish` and `visc_stop` (see the module docstring)."""
+    """`visc_worker`, `visc_dispatch`, `visc_finish` and `visc_stop` (see the module docstring);
+    the chunk count and a worker's context address are shared helpers, inlined."""
     pause = "  call void @llvm.x86.sse2.pause()\n" if x86 else ""
     decl = ("declare void @llvm.x86.sse2.pause()\n" if x86 else "") + "declare i32 @sched_yield()\n"
     return decl + f"""
@@ -110,11 +111,24 @@ run:
   br label %wait
 }}
 
-define i64 @visc_dispatch(ptr %ctxs, i64 %workers, i64 %fn, i64 %argv, i64 %n) {{
+define internal i64 @visc_chunks(i64 %workers, i64 %n) alwaysinline {{
 entry:
   %all = add i64 %workers, 1
   %few = icmp slt i64 %n, %all
   %chunks = select i1 %few, i64 %n, i64 %all
+  ret i64 %chunks
+}}
+
+define internal ptr @visc_ctx(ptr %ctxs, i64 %w) alwaysinline {{
+entry:
+  %base = mul i64 %w, 8
+  %ctx = getelementptr i64, ptr %ctxs, i64 %base
+  ret ptr %ctx
+}}
+
+define i64 @visc_dispatch(ptr %ctxs, i64 %workers, i64 %fn, i64 %argv, i64 %n) {{
+entry:
+  %chunks = call i64 @visc_chunks(i64 %workers, i64 %n)
   br label %loop
 loop:
   %w = phi i64 [ 0, %entry ], [ %w1, %next ]
@@ -123,8 +137,7 @@ loop:
   %go = icmp slt i64 %k, %chunks
   br i1 %go, label %body, label %out
 body:
-  %base = mul i64 %w, 8
-  %ctx = getelementptr i64, ptr %ctxs, i64 %base
+  %ctx = call ptr @visc_ctx(ptr %ctxs, i64 %w)
   %nk = mul i64 %n, %k
   %lo = sdiv i64 %nk, %chunks
   %k2 = add i64 %k, 1
@@ -155,9 +168,7 @@ out:
 
 define void @visc_finish(ptr %ctxs, i64 %workers, i64 %fn, i64 %argv, i64 %n) {{
 entry:
-  %all = add i64 %workers, 1
-  %few = icmp slt i64 %n, %all
-  %chunks = select i1 %few, i64 %n, i64 %all
+  %chunks = call i64 @visc_chunks(i64 %workers, i64 %n)
   %hi = sdiv i64 %n, %chunks
   %f = inttoptr i64 %fn to ptr
   %a = inttoptr i64 %argv to ptr
@@ -170,8 +181,7 @@ loop:
   %go = icmp slt i64 %k, %chunks
   br i1 %go, label %join, label %out
 join:
-  %base = mul i64 %w, 8
-  %ctx = getelementptr i64, ptr %ctxs, i64 %base
+  %ctx = call ptr @visc_ctx(ptr %ctxs, i64 %w)
   %pe = getelementptr i64, ptr %ctx, i64 {EPOCH}
   %pdone = getelementptr i64, ptr %ctx, i64 {DONE}
   %e = load i64, ptr %pe, align 8
@@ -232,8 +242,8 @@ class Workers:
         self.count = count
         self.events = [threading.Event() for _ in range(count)]
         self._ctxs_ptr = self.ctxs.ctypes.data
-        self._engine = engine  # the code the threads run must outlive them
 
+        # the threads hold the engine: the code they run must outlive them
         def loop(ctx: int, event: threading.Event, keep: Any = (raw, engine, worker)) -> None:
             seen = 0
             while True:

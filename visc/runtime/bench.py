@@ -74,15 +74,24 @@ def interleaved_medians(fns: list[Callable[[], object]], warmup: int, repeat: in
     return [float(np.median(t)) for t in times]
 
 
-def _ort_serve(conn: Any, model: bytes, threads: int | None) -> None:
-    import onnxruntime as ort
+def ort_session(model: str | bytes, threads: int | None = None) -> Any:
+    """An onnxruntime CPU session of `model` (a path or bytes), `threads` intra-op threads."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        from visc.errors import ViscError
 
+        raise ViscError("onnxruntime is not installed: pip install 'visc[test]' to compare against it") from None
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
+def _ort_serve(conn: Any, model: bytes, threads: int | None) -> None:
+    sess = ort_session(model, threads)
     feeds: dict[str, np.ndarray] = {}
     while True:
         try:

@@ -24,7 +24,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from visc.errors import InputShapeError, ViscError
-from visc.runtime.bench import OrtProcess, interleaved_medians, median_seconds, random_inputs
+from visc.runtime.bench import (
+    OrtProcess,
+    interleaved_medians,
+    median_seconds,
+    ort_session,
+    random_inputs,
+)
 
 
 def parse_input_shapes(items: Sequence[str] | None) -> dict[str, list[int]] | None:
@@ -65,19 +71,6 @@ def _load_inputs(model, items: Sequence[str] | None, seed: int) -> list[np.ndarr
             raise InputShapeError(f"input file '{path}' does not exist")
         named[name] = np.load(path)
     return model._normalize_inputs(named)
-
-
-def _ort_session(model: str | bytes, threads: int | None = None):
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ViscError("onnxruntime is not installed: pip install 'visc[test]' to compare against it") from None
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
 def rel_error(got: np.ndarray, want: np.ndarray) -> float:
@@ -263,7 +256,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     top = np.argsort(-probs, kind="stable")[:5]
     print("top-5 classes: " + ", ".join(f"{int(c)} (p={probs[c]:.4f})" for c in top))
     print(f"visc latency: {stats['median'] * 1e3:.2f} ms (median of {args.repeat})")
-    sess = _ort_session(onnx_model.SerializeToString())
+    sess = ort_session(onnx_model.SerializeToString())
     feed = dict(zip(model.input_names, inputs, strict=True))
     ref = sess.run(None, feed)
     ort_s = median_seconds(lambda: sess.run(None, feed), 1, args.repeat)
