@@ -15,6 +15,9 @@ build time are the same for both methods). Per workload:
   both head starts can hide the search, since the heuristic is often within 5% of the best
   already, and on GPUs so is the naive schedule for small memory-bound convs, so that both
   methods need one trial);
+* TPE refines (`--refine N`, default 2, as `visc tune`): after its random startup, every
+  Nth trial is an unmeasured neighbor of its best so far (`tune_task`'s refine); `--refine 0`
+  measures plain TPE. Random search never refines;
 * a trial that times within 10% of its study's best so far is built and timed `--confirm`
   more times, and the study keeps the median of all its runs (`tune_task`'s confirm): a
   trial reaches the target on its typical time, not on a lucky draw;
@@ -310,7 +313,7 @@ def merge(paths: list[str], out: str) -> int:
     runs = [json.load(open(p)) for p in paths]
     first = runs[0]
     for r in runs[1:]:
-        for key in ("device", "trials", "random_trials", "seeds", "start", "confirm"):
+        for key in ("device", "trials", "random_trials", "seeds", "start", "confirm", "refine"):
             if r.get(key) != first.get(key):
                 raise SystemExit(f"cannot merge runs with different {key}: {first.get(key)} and {r.get(key)}")
     rows = [score(row, r["curves"][row["key"]], r["trials"]) for r in runs for row in r["rows"]]
@@ -386,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="more timed runs per trial (up to 200) until the kernels add up to this many ms")
     ap.add_argument("--confirm", type=int, default=2,
                     help="re-measurements of a trial within 10%% of its study's best (tune_task's confirm; 0: off)")
+    ap.add_argument("--refine", type=int, default=2,
+                    help="TPE's local moves: every Nth trial after its startup a neighbor of the best "
+                    "(tune_task's refine; 0: plain TPE); random search never refines")
     ap.add_argument("--retime", type=int, default=6,
                     help="distinct fastest schedules timed again to fix the best time (0: the lowest single median)")
     ap.add_argument("--retime-rounds", type=int, default=3, help="extra builds (of --repeat runs) per re-timed schedule")
@@ -442,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             naive = measurer.measure(naive_sched)
             for s in seeds:
                 tune_task(task, measurer, dbs[s], device_id, args.trials, "tpe", s, resume=True,
-                          start_with_default=first, confirm=args.confirm)
+                          start_with_default=first, confirm=args.confirm, refine=args.refine)
                 tune_task(task, measurer, dbs[s], device_id, random_trials, "random", s, resume=True,
                           start_with_default=first, confirm=args.confirm)
             found, confirmed = measured([dbs[s] for s in seeds], device_id, task.key)
@@ -495,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"device": device_id, "trials": args.trials, "random_trials": random_trials, "seeds": seeds,
-                   "start": args.start, "confirm": args.confirm,
+                   "start": args.start, "confirm": args.confirm, "refine": args.refine,
                    "repeat": args.repeat, "min_repeat_ms": args.min_repeat_ms, "weights_seed": args.weights_seed, "python": sys.version.split()[0],
                    "machine": platform.machine(), "cpus": os.cpu_count(), "naive": NAIVE,
                    "rows": rows, "summary": summary, "curves": curves_out}, f, indent=1)

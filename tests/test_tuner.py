@@ -31,6 +31,7 @@ from visc.tuner.search import (  # noqa: E402
     trial_schedule,
     tune_task,
 )
+from visc.tuner.space import signature  # noqa: E402
 from visc.tuner.workload import Workload, extract_tasks, model_tasks, workload_key  # noqa: E402
 
 
@@ -506,6 +507,50 @@ def test_tpe_startup_and_encoding(tmp_path, tasks, conv_measurer: Measurer) -> N
             assert not space.problems(sched)
     best = min((t for t in measured if t.state == TrialState.COMPLETE), key=lambda t: t.value)
     assert r.best_schedule == trial_schedule(best)
+
+
+def test_space_neighbors_move_one_key_one_step(conv_measurer: Measurer) -> None:
+    space = conv_measurer.space()
+    sched = conv_measurer.default_schedule
+    near = space.neighbors(sched)
+    assert near
+    (branch,) = [b for b in space.branches if b.values_of(sched) is not None]
+    here = branch.values_of(sched)
+    for n in near:
+        assert not space.problems(n)
+        there = branch.values_of(n)
+        moved = [k for k in here if here[k] != there[k]]
+        assert len(moved) == 1
+        vs = branch.choices[moved[0]]
+        assert abs(vs.index(here[moved[0]]) - vs.index(there[moved[0]])) == 1
+
+
+def test_refine_measures_neighbors_of_the_best(tmp_path, tasks, conv_measurer: Measurer) -> None:
+    """refine=2: after TPE's random startup, every second measured trial is an unmeasured
+    legal neighbor of one of the best trials so far (the best itself unless all of its
+    neighbors were measured); TPE proposes the others."""
+    import optuna
+    from optuna.trial import TrialState
+
+    task = _conv_task(tasks, "c2")
+    device = device_identity("opencl")
+    db = str(tmp_path / "r.db")
+    synthetic = LuckyFirstMeasurer(conv_measurer)
+    tune_task(task, synthetic, db, device, trials=14, sampler="tpe", seed=2, refine=2)
+    study = optuna.load_study(study_name=f"{device}|{task.key}|tpe", storage=open_storage(db))
+    space = conv_measurer.space()
+    measured = [t for t in study.get_trials() if is_measured(t)]
+    assert len(measured) == 14
+    refined = [i for i, t in enumerate(measured) if t.user_attrs.get("refine")]
+    start = startup_trials(14)
+    assert refined == list(range(start + 1, 14, 2))
+    for i in refined:
+        earlier = sorted((t for t in measured[:i] if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+        near = [signature(n) for t in earlier[:5] for n in space.neighbors(trial_schedule(t))]
+        assert signature(trial_schedule(measured[i])) in near
+        assert signature(trial_schedule(measured[i])) not in {signature(trial_schedule(t)) for t in measured[:i]}
+    best = min((t for t in measured[:refined[0]] if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    assert signature(trial_schedule(measured[refined[0]])) in [signature(n) for n in space.neighbors(trial_schedule(best))]
 
 
 # ------------------------------------------------------------------------------ plots

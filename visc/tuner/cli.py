@@ -1,7 +1,7 @@
 """`visc tune` and `visc records`: the tuner's commands (registered by visc.tools.visc_cli).
 
     visc tune model.onnx --target opencl --trials 64 [--records tuning.db] [--resume] [--sampler tpe|random]
-                         [--confirm 2] [--plot curves.png]
+                         [--confirm 2] [--refine 2] [--plot curves.png]
     visc records best [--records tuning.db] [--device-id ID]
     visc records export out.json | visc records import in.json
 """
@@ -46,7 +46,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
         try:
             result = tune_task(task, measurer, storage, device_id, args.trials, args.sampler, args.seed,
-                               args.resume, progress, confirm=args.confirm)
+                               args.resume, progress, confirm=args.confirm, refine=args.refine)
         finally:
             bar.close()
             if hasattr(measurer, "close"):
@@ -110,6 +110,9 @@ def add_parsers(sub: Any, shape_help: str) -> None:
     s.add_argument("--confirm", type=int, default=2, metavar="N",
                    help="build and time a trial within 10%% of the best so far N more times and keep the median, "
                    "so the record is not a lucky draw (0: off)")
+    s.add_argument("--refine", type=int, default=2, metavar="N",
+                   help="after TPE's random startup, every Nth trial is an unmeasured neighbor of the best so far "
+                   "(one key one step away): TPE finds the region, the neighbors finish it (0: TPE only)")
     s.add_argument("--timeout", type=float, default=20.0, help="seconds of timed runs before a trial fails")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-isolation", action="store_true", help="measure in this process (no worker)")

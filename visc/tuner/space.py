@@ -216,6 +216,24 @@ class SearchSpace:
                 return {"kernel": i, **params} if len(self.branches) > 1 else params
         return None
 
+    def neighbors(self, sched: dict[str, int]) -> list[dict[str, int]]:
+        """The legal schedules of `sched`'s kernel family one step away: one searched key moved
+        to the next smaller or larger of its candidates (the local moves refinement tries)."""
+        for branch in self.branches:
+            values = branch.values_of(sched)
+            if values is None:
+                continue
+            out = []
+            for k, vs in branch.choices.items():
+                i = vs.index(values[k])
+                for j in (i - 1, i + 1):
+                    if 0 <= j < len(vs):
+                        near = branch.schedule({**values, k: vs[j]})
+                        if not self.problems(near):
+                            out.append(near)
+            return out
+        return []
+
     def sample(self, rng: Any, tries: int = 2000, exclude: Container[str] = ()) -> dict[str, int] | None:
         """A random legal schedule (branch, then each key, uniformly) whose `signature` is not
         in `exclude` (None: none found in `tries`)."""
