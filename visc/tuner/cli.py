@@ -112,7 +112,7 @@ def add_parsers(sub: Any, shape_help: str) -> None:
                    "so the record is not a lucky draw (0: off)")
     s.add_argument("--refine", type=int, default=2, metavar="N",
                    help="after TPE's random startup, every Nth trial is an unmeasured neighbor of the best so far "
-                   "(one key one step away): TPE finds the region, the neighbors finish it (0: TPE only)")
+                   "(one key one step away), so the search settles on the best region sooner (0: TPE only)")
     s.add_argument("--timeout", type=float, default=20.0, help="seconds of timed runs before a trial fails")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-isolation", action="store_true", help="measure in this process (no worker)")
