@@ -266,6 +266,55 @@ def test_records_apply_in_compile(tmp_path, model_path: str, tasks) -> None:
         assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
 
 
+def test_judge_compares_a_tasks_nodes_in_the_model() -> None:
+    from types import SimpleNamespace
+
+    from visc.tuner.validate import judge, node_seconds
+
+    assert node_seconds(["a", "b", "a"], [("k1", 1.0), ("k2", 2.0), ("k3", 0.5)]) == {"a": 1.5, "b": 2.0}
+    tasks = [SimpleNamespace(key="k", nodes=["a", "c"], weight=2, describe=lambda: "conv k"),
+             SimpleNamespace(key="u", nodes=["b"], weight=1, describe=lambda: "conv u"),
+             SimpleNamespace(key="none", nodes=["d"], weight=1, describe=lambda: "no record")]
+    tuned = [{"a": 1e-6, "b": 5e-6, "c": 1e-6}, {"a": 3e-6, "b": 6e-6, "c": 1e-6}, {"a": 2e-6, "b": 4e-6, "c": 1e-6}]
+    plain = [{"a": 2e-6, "b": 1e-6, "c": 2e-6}] * 3
+    verdicts = {v.key: v for v in judge(tasks, {"k": {"wg": 8}, "u": {"wg": 16}}, tuned, plain)}
+    assert set(verdicts) == {"k", "u"}
+    assert verdicts["k"].record_us == pytest.approx(3.0) and verdicts["k"].default_us == pytest.approx(4.0)
+    assert verdicts["k"].kept and not verdicts["u"].kept
+
+
+def test_validate_marks_records_and_compiles_skip_the_rejected(tmp_path, model_path: str, tasks, capsys) -> None:
+    """`visc records validate`: every launch names its ONNX node, each record gets a verdict
+    from in-model profiles, the verdicts land in the database, and its best records are then
+    exactly those not rejected; --out exports them."""
+    from visc.tools.visc_cli import main as cli
+    from visc.tuner.validate import IN_MODEL_ATTR, validate_records
+
+    model = compile_model(model_path)
+    assert all(launch.node for launch in model.plan.launches)
+    db = str(tmp_path / "v.db")
+    device = device_identity("opencl")
+    for task in tasks:
+        tune_task(task, Measurer(task.module_text, "opencl", repeat=1), db, device, trials=3, sampler="random",
+                  seed=1)
+    verdicts = validate_records(model_path, db, repeat=3)
+    assert {v.key for v in verdicts} == {t.key for t in tasks}
+    assert all(v.record_us > 0 and v.default_us > 0 for v in verdicts)
+    out = str(tmp_path / "kept.json")
+    assert cli(["records", "validate", model_path, "--records", db, "--repeat", "3", "--out", out]) == 0
+    printed = capsys.readouterr().out
+    assert "beat the heuristic" in printed and "verdicts written to" in printed
+    import optuna
+
+    marked = {s.user_attrs["key"]: s.user_attrs[IN_MODEL_ATTR] for s in optuna.get_all_study_summaries(open_storage(db))}
+    rejected = {k for k, v in marked.items() if v["record_us"] >= v["default_us"]}
+    assert set(marked) == {t.key for t in tasks}
+    assert {r.key for r in best_records(db)} == {t.key for t in tasks} - rejected
+    assert {r.key for r in best_records(out)} == {t.key for t in tasks} - rejected
+    assert cli(["records", "validate", "--records", db]) != 0
+    assert "give the ONNX model" in capsys.readouterr().err
+
+
 def test_record_book_skips_illegal_records(model_path: str, tasks) -> None:
     imported = import_model(model_path)
     run_passes(imported.module, [*GRAPH_PIPELINE, "vision-bufferize"], imported.weights)

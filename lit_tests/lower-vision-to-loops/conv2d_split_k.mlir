@@ -20,9 +20,9 @@ func.func @main(%x: memref<1x32x3x3xf32>, %out: memref<1x16x3x3xf32>) attributes
 // CHECK:          scf.for
 // CHECK-NOT:      memref.store {{.*}} %out
 // CHECK:          memref.store %{{.*}}, %[[P]][%[[S]], %{{.*}}, %{{.*}}] : memref<4x16x9xf32>
-// CHECK:        }) {kernel_name = "conv2d_conv1", workgroup_size = 16 : i64}
+// CHECK:        }) {kernel_name = "conv2d_conv1", workgroup_size = 16 : i64{{.*}}}
 // CHECK:        "scf.parallel"
 // CHECK-COUNT-4: memref.load %[[P]]
 // CHECK:          memref.load %b
 // CHECK:          memref.store %{{.*}}, %out
-// CHECK:        }) {kernel_name = "conv2d_conv1_split_k", workgroup_size = 16 : i64}
+// CHECK:        }) {kernel_name = "conv2d_conv1_split_k", workgroup_size = 16 : i64{{.*}}}

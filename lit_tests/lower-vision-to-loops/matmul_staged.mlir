@@ -28,4 +28,4 @@ func.func @main(%a: memref<20x24xf32>, %out: memref<20x17xf32>) {
 // CHECK:          gpu.barrier
 // CHECK:        scf.if
 // CHECK:          memref.store %{{.*}}, %out
-// CHECK:      }) {kernel_name = "matmul_fc", workgroup_size = 16 : i64}
+// CHECK:      }) {kernel_name = "matmul_fc", workgroup_size = 16 : i64{{.*}}}

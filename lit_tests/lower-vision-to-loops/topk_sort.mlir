@@ -24,7 +24,7 @@
 // CHECK:            "gpu.barrier"()
 // CHECK:        memref.store %{{.*}}, %v[%{{.*}}, %{{.*}}] : memref<2x3xf32>
 // CHECK:        arith.extsi %{{.*}} : i32 to i64
-// CHECK:      }) {kernel_name = "topk_top", workgroup_size = 4 : i64}
+// CHECK:      }) {kernel_name = "topk_top", workgroup_size = 4 : i64{{.*}}}
 
 // GPU-LABEL: "gpu.func"
 // GPU:       "gpu.block_id"

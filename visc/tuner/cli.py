@@ -4,6 +4,7 @@
                          [--confirm 2] [--refine 2] [--plot curves.png]
     visc records best [--records tuning.db] [--device-id ID]
     visc records export out.json | visc records import in.json
+    visc records validate model.onnx [--records tuning.db|file.json|shipped] [--target opencl] [--out kept.json]
 """
 
 from __future__ import annotations
@@ -72,7 +73,10 @@ def cmd_records(args: argparse.Namespace) -> int:
     from visc.tuner.records import best_records, export_records, import_records, record_rows
 
     if args.action != "best" and not args.file:
-        raise ViscError(f"visc records {args.action}: give the .json file")
+        what = "the ONNX model" if args.action == "validate" else "the .json file"
+        raise ViscError(f"visc records {args.action}: give {what}")
+    if args.action == "validate":
+        return _validate(args)
     if args.action == "best":
         rows = record_rows(best_records(args.records, args.device_id))
         if not rows:
@@ -87,6 +91,42 @@ def cmd_records(args: argparse.Namespace) -> int:
     else:
         n = import_records(args.records, args.file)
         print(f"imported {n} records into {args.records}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    """`visc records validate model.onnx`: time the records inside the model (visc.tuner.validate)."""
+    import os
+
+    from tqdm import tqdm
+
+    from visc.tools.visc_cli import _resolve_first_input, parse_input_shapes, print_table
+    from visc.tuner.measure import device_identity
+    from visc.tuner.records import _is_json, best_records, shipped_records, write_export
+    from visc.tuner.validate import mark_verdicts, validate_records
+
+    shipped = args.records == "shipped"
+    source = None if shipped else args.records
+    shapes = _resolve_first_input(parse_input_shapes(args.input_shape), args.file)
+    with tqdm(total=args.repeat, desc="profiling with and without the records", unit="run") as bar:
+        verdicts = validate_records(args.file, source, args.target, args.device, args.repeat, shapes,
+                                    progress=lambda n: bar.update(n - bar.n))
+    print_table([{"workload": v.workload[:60], "ops": v.nodes, "record_us": v.record_us,
+                  "default_us": v.default_us, "speedup": v.speedup, "kept": "yes" if v.kept else "no"}
+                 for v in verdicts],
+                (("workload", "workload", ""), ("ops", "ops", "d"), ("record_us", "in model us", ".1f"),
+                 ("default_us", "heuristic us", ".1f"), ("speedup", "speedup", ".2f"), ("kept", "kept", "")))
+    kept = sum(v.kept for v in verdicts)
+    print(f"{kept} of {len(verdicts)} records beat the heuristic inside {os.path.basename(args.file)}")
+    ident = device_identity(args.target, args.device)
+    if source is not None and not _is_json(source):
+        n = mark_verdicts(source, ident, verdicts, args.file)
+        print(f"verdicts written to {n} studies in {source}: compiles skip the {len(verdicts) - kept} rejected")
+    if args.out:
+        losers = {v.key for v in verdicts if not v.kept}
+        chosen = shipped_records(ident) if shipped else best_records(source, ident)
+        n = write_export([r for r in chosen if r.key not in losers], args.out)
+        print(f"exported {n} records (the rejected left out) to {args.out}")
     return 0
 
 
@@ -120,11 +160,17 @@ def add_parsers(sub: Any, shape_help: str) -> None:
                    "side when both are in the records); needs matplotlib")
     s.set_defaults(fn=cmd_tune)
 
-    s = sub.add_parser("records", help="inspect and share tuning records")
-    s.add_argument("action", choices=["best", "export", "import"])
-    s.add_argument("file", nargs="?", help="the .json file to export to or import from")
-    s.add_argument("--records", default=DEFAULT_RECORDS, help="Optuna storage: a SQLite file or an SQL URL")
+    s = sub.add_parser("records", help="inspect, share and validate tuning records")
+    s.add_argument("action", choices=["best", "export", "import", "validate"])
+    s.add_argument("file", nargs="?", help="the .json file to export to or import from; validate: the ONNX model")
+    s.add_argument("--records", default=DEFAULT_RECORDS,
+                   help="Optuna storage: a SQLite file or an SQL URL (validate: also an export, or 'shipped')")
     s.add_argument("--device-id", help="only this device's records (as `visc records best` lists them)")
+    s.add_argument("--target", default="opencl", choices=["opencl", "cuda", "cpu"], help="validate: the backend")
+    s.add_argument("--device", help="validate: OpenCL device ('P:D' indices or a name substring)")
+    s.add_argument("--input-shape", action="append", help=shape_help)
+    s.add_argument("--repeat", type=int, default=20, help="validate: profiled runs with and without the records")
+    s.add_argument("--out", help="validate: write the records that beat the heuristic as an export here")
     s.set_defaults(fn=cmd_records)
 
 

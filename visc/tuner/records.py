@@ -26,6 +26,7 @@ from xdsl.dialects.builtin import ModuleOp
 from visc.dialects.vision import ReshapeOp, ScheduleAttr, VisionOp
 from visc.errors import ViscError
 from visc.tuner.search import _optuna, open_storage, trial_schedule
+from visc.tuner.validate import rejected
 from visc.tuner.workload import SPACE_VERSION, workload_key
 
 EXPORT_FORMAT = "visc-tuning-records"
@@ -64,6 +65,8 @@ def _from_storage(records: str | os.PathLike[str], device: str | None) -> list[R
         best = summary.best_trial
         if best is None or "key" not in attrs or (device is not None and attrs.get("device") != device):
             continue
+        if rejected(attrs, trial_schedule(best)):
+            continue  # slower than the heuristic inside a model (`visc records validate`)
         found.append(Record(attrs["device"], attrs["key"], trial_schedule(best), float(best.value),
                             attrs.get("workload", ""), attrs.get("default_seconds"), summary.n_trials,
                             summary.study_name, int(attrs.get("space_version", SPACE_VERSION))))
@@ -124,9 +127,15 @@ def _best(records: list[Record]) -> list[Record]:
 
 def export_records(records: str | os.PathLike[str], path: str | os.PathLike[str], device: str | None = None) -> int:
     """Write the best records as JSON; returns how many."""
-    chosen = best_records(records, device)
-    with open(path, "w") as f:
+    return write_export(best_records(records, device), path)
+
+
+def write_export(chosen: list[Record], path: str | os.PathLike[str]) -> int:
+    """Write `chosen` as a records export (written aside, then renamed: never half a file)."""
+    tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
         json.dump({"format": EXPORT_FORMAT, "records": [asdict(r) for r in chosen]}, f, indent=1)
+    os.replace(tmp, path)
     return len(chosen)
 
 
@@ -246,6 +255,6 @@ def record_rows(records: list[Record]) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["Record", "RecordBook", "all_records", "best_records", "export_records", "import_records",
+__all__ = ["Record", "RecordBook", "all_records", "best_records", "export_records", "write_export", "import_records",
            "record_rows", "shipped_records", "shipped_files", "shipped_dir", "ShippedRecordsWarning",
            "EXPORT_FORMAT", "SHIPPED_DIR", "SHIPPED_ENV"]

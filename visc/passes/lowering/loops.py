@@ -608,5 +608,8 @@ class FunctionLowering:
         op = scf.ParallelOp([zero] * len(ubs), ubs, [one] * len(ubs), Region(block))
         op.attributes["kernel_name"] = StringAttr(self.unique_name(name_hint))
         op.attributes["workgroup_size"] = IntegerAttr(workgroup_size, i64)
+        node = self.anchor.attributes.get("onnx_node")
+        if isinstance(node, StringAttr):  # the launch keeps it: profiles and errors name the model's node
+            op.attributes["onnx_node"] = node
         self.block.insert_op_before(op, self.anchor)
         return op
