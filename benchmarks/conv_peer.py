@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tuner_quality import KINDS, naive_schedule, pick_workloads  # noqa: E402
+from tuner_quality import KINDS, conv_fields, naive_schedule, pick_workloads  # noqa: E402
 
 from visc.tools.visc_cli import print_table  # noqa: E402
 from visc.tuner.measure import Measurer  # noqa: E402
@@ -61,11 +61,7 @@ COLUMNS = (
 
 def conv_params(work: Workload) -> dict[str, Any]:
     """Shapes, stride, padding and groups of a conv workload (symmetric padding)."""
-    x, w = (tuple(int(d) for d in s.split(":")[0].split("x")) for s in work.ins[:2])
-    out = tuple(int(d) for d in work.outs[0].split(":")[0].split("x"))
-    attrs = dict(work.attrs)
-    stride = int(attrs.get("strides", "1").replace("array<i64: ", "").split(",")[0].strip(" >"))
-    groups = int(attrs.get("groups", "1").split(":")[0].strip())
+    x, w, out, stride, groups = conv_fields(work)
     pad = ((out[2] - 1) * stride + w[2] - x[2] + 1) // 2
     return {"x": x, "w": w, "out": out, "stride": stride, "pad": pad, "groups": groups}
 
@@ -80,9 +76,8 @@ def torch_times(params: list[dict[str, Any]], repeat: int, hold_s: float = 300e-
     dev = torch.device("cuda")
     flush = torch.empty(64 * 2**20, dtype=torch.float32, device=dev)  # 256 MB, 5x the L2
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    # cycles the stream is held for: the SM clock in kHz, times the seconds
-    cycles = int(torch.cuda.get_device_properties(0).clock_rate * 1e3 * hold_s) if hasattr(
-        torch.cuda.get_device_properties(0), "clock_rate") else int(1.98e9 * hold_s)
+    # cycles the stream is held for: the SM clock (kHz; the H100's 1.98 GHz when torch does not say)
+    cycles = int(getattr(torch.cuda.get_device_properties(0), "clock_rate", 1.98e6) * 1e3 * hold_s)
 
     def timed(fn: Any) -> float:
         for _ in range(5):

@@ -87,6 +87,16 @@ NAIVE = {"tile_oc": 1, "tile_ow": 1, "vec": 1, "flat": 0, "unroll_k": 1, "unroll
          "split_k": 1}
 
 
+def conv_fields(work: Workload) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int]:
+    """A conv workload's input, weight and output shapes, its stride and groups."""
+    x, w = (tuple(int(d) for d in s.split(":")[0].split("x")) for s in work.ins[:2])
+    out = tuple(int(d) for d in work.outs[0].split(":")[0].split("x"))
+    attrs = dict(work.attrs)
+    stride = int(attrs.get("strides", "1").replace("array<i64: ", "").split(",")[0].strip(" >"))
+    groups = int(attrs.get("groups", "1").split(":")[0].strip())
+    return x, w, out, stride, groups
+
+
 @dataclass(frozen=True)
 class Conv:
     """What classifies a conv workload."""
@@ -99,10 +109,7 @@ class Conv:
 
     @staticmethod
     def of(work: Workload) -> Conv:
-        x, w = (tuple(int(d) for d in s.split(":")[0].split("x")) for s in work.ins[:2])
-        attrs = dict(work.attrs)
-        stride = int(attrs.get("strides", "1").replace("array<i64: ", "").split(",")[0].strip(" >"))
-        groups = int(attrs.get("groups", "1").split(":")[0].strip())
+        x, w, _, stride, groups = conv_fields(work)
         return Conv(w[0], x[1], w[2], stride, groups)
 
 

@@ -74,14 +74,19 @@ def interleaved_medians(fns: list[Callable[[], object]], warmup: int, repeat: in
     return [float(np.median(t)) for t in times]
 
 
+def _missing_onnxruntime() -> Exception:
+    """The error a comparison against onnxruntime raises when it is not installed."""
+    from visc.errors import ViscError
+
+    return ViscError("onnxruntime is not installed: pip install 'visc[test]' to compare against it")
+
+
 def ort_session(model: str | bytes, threads: int | None = None) -> Any:
     """An onnxruntime CPU session of `model` (a path or bytes), `threads` intra-op threads."""
     try:
         import onnxruntime as ort
     except ImportError:
-        from visc.errors import ViscError
-
-        raise ViscError("onnxruntime is not installed: pip install 'visc[test]' to compare against it") from None
+        raise _missing_onnxruntime() from None
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     if threads:
@@ -125,10 +130,8 @@ class OrtProcess:
     def __init__(self, model: bytes, feeds: dict[str, np.ndarray], threads: int | None = None):
         import importlib.util
 
-        from visc.errors import ViscError
-
-        if importlib.util.find_spec("onnxruntime") is None:
-            raise ViscError("onnxruntime is not installed: pip install 'visc[test]' to compare against it")
+        if importlib.util.find_spec("onnxruntime") is None:  # the parent never imports it
+            raise _missing_onnxruntime()
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(target=_ort_serve, args=(child, model, threads), daemon=True)

@@ -295,11 +295,11 @@ def _refinement(study: Any, space: SearchSpace, rng: np.random.Generator, seen: 
     ranked = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.value)
     done: set[str] = set()
     for t in ranked:
-        sig = signature(trial_schedule(t))
-        if sig in done:
+        sched = trial_schedule(t)
+        if signature(sched) in done:
             continue
-        done.add(sig)
-        fresh = [n for n in space.neighbors(trial_schedule(t)) if signature(n) not in seen]
+        done.add(signature(sched))
+        fresh = space.neighbors(sched, exclude=seen)
         if fresh:
             return fresh[int(rng.integers(len(fresh)))]
         if len(done) >= top:

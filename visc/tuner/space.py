@@ -216,9 +216,10 @@ class SearchSpace:
                 return {"kernel": i, **params} if len(self.branches) > 1 else params
         return None
 
-    def neighbors(self, sched: dict[str, int]) -> list[dict[str, int]]:
-        """The legal schedules of `sched`'s kernel family one step away: one searched key moved
-        to the next smaller or larger of its candidates (the local moves refinement tries)."""
+    def neighbors(self, sched: dict[str, int], exclude: Container[str] = ()) -> list[dict[str, int]]:
+        """The legal schedules of `sched`'s kernel family one step away, whose `signature` is not
+        in `exclude`: one searched key moved to the next smaller or larger of its candidates
+        (the local moves refinement tries)."""
         for branch in self.branches:
             values = branch.values_of(sched)
             if values is None:
@@ -229,7 +230,7 @@ class SearchSpace:
                 for j in (i - 1, i + 1):
                     if 0 <= j < len(vs):
                         near = branch.schedule({**values, k: vs[j]})
-                        if not self.problems(near):
+                        if signature(near) not in exclude and not self.problems(near):
                             out.append(near)
             return out
         return []
