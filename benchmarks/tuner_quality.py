@@ -18,6 +18,10 @@ build time are the same for both methods). Per workload:
 * TPE refines (`--refine N`, default 2, as `visc tune`): after its random startup, every
   Nth trial is an unmeasured neighbor of its best so far (`tune_task`'s refine); `--refine 0`
   measures plain TPE. Random search never refines;
+* `--transfer N --transfer-from RECORDS` (default off): TPE's startup first measures up to N
+  best schedules of the most similar *other* workloads in RECORDS (records of an earlier run
+  on the device; `visc.tuner.transfer`, as `visc tune --transfer`). A workload's own key is
+  never a donor. Random search gets no seeds: it stays the baseline without prior knowledge;
 * a trial that times within 10% of its study's best so far is built and timed `--confirm`
   more times, and the study keeps the median of all its runs (`tune_task`'s confirm): a
   trial reaches the target on its typical time, not on a lucky draw;
@@ -80,6 +84,7 @@ from visc.tuner.measure import IsolatedMeasurer, Measurement, device_identity
 from visc.tuner.plot import Curve, plot_curves, read_curves
 from visc.tuner.search import tune_task
 from visc.tuner.space import SearchSpace, signature
+from visc.tuner.transfer import donors_of, transfer_seeds
 from visc.tuner.workload import Task, Workload, model_tasks
 
 # The untuned lowering: each key's neutral value (what the lowering does without the key).
@@ -347,6 +352,16 @@ def _without(argv: list[str], *options: str) -> list[str]:
     return out
 
 
+def _record_files(paths: list[str]) -> list[str]:
+    """Records sources, a directory standing for every database under it."""
+    import glob
+
+    out = []
+    for p in paths:
+        out += sorted(glob.glob(os.path.join(p, "**", "*.db"), recursive=True)) if os.path.isdir(p) else [p]
+    return out
+
+
 def run_jobs(labels: list[str], args: argparse.Namespace, argv: list[str]) -> int:
     """Each workload in its own process (`args.jobs` at once), timed runs on one lock; merged."""
     import subprocess
@@ -399,6 +414,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refine", type=int, default=2,
                     help="TPE's local moves: every Nth trial after its startup a neighbor of the best "
                     "(tune_task's refine; 0: plain TPE); random search never refines")
+    ap.add_argument("--transfer", type=int, default=0, metavar="N",
+                    help="TPE's startup first measures up to N best schedules of the most similar other workloads "
+                    "in --transfer-from (0: none)")
+    ap.add_argument("--transfer-from", action="append", default=[], metavar="RECORDS",
+                    help="records databases or exports of an earlier run to transfer from (repeatable)")
     ap.add_argument("--retime", type=int, default=6,
                     help="distinct fastest schedules timed again to fix the best time (0: the lowest single median)")
     ap.add_argument("--retime-rounds", type=int, default=3, help="extra builds (of --repeat runs) per re-timed schedule")
@@ -438,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     picked = pick_workloads(labels, args.weights_seed)
     print(f"{len(picked)} conv workloads on {device_id}; per seed ({len(seeds)}): TPE {args.trials} trials, "
           f"random {random_trials}; first trials: {args.start}", flush=True)
+    donors = donors_of(_record_files(args.transfer_from), device_id) if args.transfer else []
+    if args.transfer:
+        print(f"transfer: {len(donors)} tuned workloads of {device_id} in {len(args.transfer_from)} sources", flush=True)
 
     start = time.perf_counter()
     rows = []
@@ -453,9 +476,10 @@ def main(argv: list[str] | None = None) -> int:
             first = args.start != "none"
             default = measurer.measure(heuristic)
             naive = measurer.measure(naive_sched)
+            transferred = transfer_seeds(task, measurer.space(), donors, args.transfer)
             for s in seeds:
                 tune_task(task, measurer, dbs[s], device_id, args.trials, "tpe", s, resume=True,
-                          start_with_default=first, confirm=args.confirm, refine=args.refine)
+                          start_with_default=first, confirm=args.confirm, refine=args.refine, seeds=transferred)
                 tune_task(task, measurer, dbs[s], device_id, random_trials, "random", s, resume=True,
                           start_with_default=first, confirm=args.confirm)
             found, confirmed = measured([dbs[s] for s in seeds], device_id, task.key)
@@ -488,13 +512,13 @@ def main(argv: list[str] | None = None) -> int:
             "ratio": med["tpe"] / med["random"],
             "vs_default": default_s / best if default.ok else None,
             "vs_naive": naive_s / best if naive.ok else None,
-            "measured_distinct": len(found), "confirmed": confirmed,
+            "measured_distinct": len(found), "confirmed": confirmed, "transfer_seeds": transferred,
             "failed": {m: [sum(t is None for t in c.times) for c in cs] for m, cs in per_seed.items()},
         }
         curves_out[task.key] = {m: [c.times for c in cs] for m, cs in per_seed.items()}
         row = score(row, curves_out[task.key], args.trials)
         rows.append(row)
-        print(f"  {label:14s} {_short(task.describe())}: TPE {row['tpe_to95']} {counts['tpe']}, random "
+        print(f"  {label:14s} {_short(task.describe())}: {len(transferred)} transferred; TPE {row['tpe_to95']} {counts['tpe']}, random "
               f"{row['random_to95']} {counts['random']}; {time.perf_counter() - t0:.0f} s", flush=True)
 
     summary = report(rows, args.trials, random_trials, len(seeds))
@@ -509,6 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.out, "w") as f:
         json.dump({"device": device_id, "trials": args.trials, "random_trials": random_trials, "seeds": seeds,
                    "start": args.start, "confirm": args.confirm, "refine": args.refine,
+                   "transfer": args.transfer, "transfer_from": args.transfer_from,
                    "repeat": args.repeat, "min_repeat_ms": args.min_repeat_ms, "weights_seed": args.weights_seed, "python": sys.version.split()[0],
                    "machine": platform.machine(), "cpus": os.cpu_count(), "naive": NAIVE,
                    "rows": rows, "summary": summary, "curves": curves_out}, f, indent=1)

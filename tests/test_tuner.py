@@ -602,6 +602,92 @@ def test_refine_measures_neighbors_of_the_best(tmp_path, tasks, conv_measurer: M
     assert signature(trial_schedule(measured[refined[0]])) in [signature(n) for n in space.neighbors(trial_schedule(best))]
 
 
+def test_transfer_seeds_come_from_the_nearest_other_workloads(tasks, conv_measurer: Measurer) -> None:
+    """The seeds are the donors' schedules that are legal in the task's space, nearest
+    workload first (c1, a 3x3 conv, before c4, a 1x1); the task's own key, another op kind
+    and illegal schedules are never seeds."""
+    from visc.tuner.transfer import Donor, Shape, transfer_seeds
+
+    c1, c2, c4, pool = (_conv_task(tasks, n) for n in ("c1+r1", "c2", "c4", "pool"))
+    space = conv_measurer.space()
+    rng = np.random.default_rng(3)
+    legal: list[dict[str, int]] = []
+    while len(legal) < 5:
+        sched = space.sample(rng, exclude={signature(s) for s in legal})
+        assert sched is not None
+        legal.append(sched)
+    illegal = {**legal[0], "wg": 1 << 20}
+    assert space.problems(illegal)
+    donors = [Donor(pool.key, pool.describe(), [legal[0]]), Donor(c4.key, c4.describe(), [legal[1], legal[2]]),
+              Donor(c2.key, c2.describe(), [legal[3]]), Donor(c1.key, c1.describe(), [illegal, legal[4]])]
+    mine = Shape.parse(c2.describe())
+    assert mine is not None
+    assert mine.distance(Shape.parse(c1.describe())) < mine.distance(Shape.parse(c4.describe()))  # type: ignore[arg-type,operator]
+    assert mine.distance(Shape.parse(pool.describe())) is None  # type: ignore[arg-type]
+    assert transfer_seeds(c2, space, donors, limit=8) == [legal[4], legal[1], legal[2]]
+    assert transfer_seeds(c2, space, donors, limit=2) == [legal[4], legal[1]]
+    assert transfer_seeds(c2, space, donors, limit=0) == []
+
+
+def test_tune_measures_transferred_seeds_first(tmp_path, tasks, conv_measurer: Measurer) -> None:
+    """TPE's startup measures the seeds right after the default, tagged ``transfer``; a seed
+    measured already is not measured again on resume; random search ignores seeds."""
+    import optuna
+
+    task = _conv_task(tasks, "c2")
+    device = device_identity("opencl")
+    db = str(tmp_path / "t.db")
+    space = conv_measurer.space()
+    rng = np.random.default_rng(5)
+    first = space.sample(rng, exclude={signature(conv_measurer.default_schedule)})
+    assert first is not None
+    second = space.sample(rng, exclude={signature(first), signature(conv_measurer.default_schedule)})
+    assert second is not None
+    synthetic = LuckyFirstMeasurer(conv_measurer)
+    tune_task(task, synthetic, db, device, trials=6, sampler="tpe", seed=1, seeds=[first, second])
+    tune_task(task, synthetic, db, device, trials=9, sampler="tpe", seed=1, resume=True, seeds=[first, second])
+    study = optuna.load_study(study_name=f"{device}|{task.key}|tpe", storage=open_storage(db))
+    measured = [t for t in study.get_trials() if is_measured(t)]
+    assert len(measured) == 9
+    assert measured[0].user_attrs.get("default") and [trial_schedule(t) for t in measured[1:3]] == [first, second]
+    assert [bool(t.user_attrs.get("transfer")) for t in measured] == [False, True, True] + [False] * 6
+    tune_task(task, synthetic, db, device, trials=5, sampler="random", seed=1, seeds=[first, second])
+    chance = optuna.load_study(study_name=f"{device}|{task.key}|random", storage=open_storage(db))
+    assert not any(t.user_attrs.get("transfer") for t in chance.get_trials())
+
+
+def test_tune_cli_transfers_from_tasks_tuned_before(tmp_path, model_path: str) -> None:
+    """`visc tune` seeds each task's TPE startup with the best schedules of the similar tasks
+    its records already hold (here: the model's other convs, tuned first)."""
+    import optuna
+
+    from visc.tools.visc_cli import main
+    from visc.tuner.records import best_records
+    from visc.tuner.transfer import Shape
+
+    db = str(tmp_path / "x.db")
+    common = [model_path, "--ops", "conv2d", "--trials", "4", "--repeat", "1", "--records", db, "--no-isolation"]
+    assert main(["tune", *common]) == 0
+    storage = open_storage(db)
+    by_key = {r.key: r for r in best_records(db)}
+    summaries = optuna.get_all_study_summaries(storage)
+    order = sorted(summaries, key=lambda s: s.datetime_start)
+    later = [s for s in order[1:] if s.user_attrs["sampler"] == "tpe"]
+    assert later
+    seeded = 0
+    for summary in later:
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        sent = [trial_schedule(t) for t in study.get_trials() if t.user_attrs.get("transfer")]
+        mine = Shape.parse(summary.user_attrs["workload"])
+        earlier = [by_key[s.user_attrs["key"]] for s in order if s.datetime_start < summary.datetime_start]
+        for sched in sent:  # each seed was measured earlier for a workload of the same family
+            assert any(r.schedule == sched or sched in [trial_schedule(t) for t in optuna.load_study(
+                study_name=r.source, storage=storage).get_trials()] for r in earlier
+                if mine is not None and mine.distance(Shape.parse(r.workload)) is not None)  # type: ignore[arg-type]
+        seeded += len(sent)
+    assert seeded > 0
+
+
 # ------------------------------------------------------------------------------ plots
 
 

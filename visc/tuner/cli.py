@@ -1,7 +1,7 @@
 """`visc tune` and `visc records`: the tuner's commands (registered by visc.tools.visc_cli).
 
     visc tune model.onnx --target opencl --trials 64 [--records tuning.db] [--resume] [--sampler tpe|random]
-                         [--confirm 2] [--refine 2] [--plot curves.png]
+                         [--confirm 2] [--refine 2] [--transfer 4] [--transfer-from R] [--plot curves.png]
     visc records best [--records tuning.db] [--device-id ID]
     visc records export out.json | visc records import in.json
     visc records validate model.onnx [--records tuning.db|file.json|shipped] [--target opencl] [--out kept.json]
@@ -21,6 +21,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from visc.tools.visc_cli import _resolve_first_input, parse_input_shapes, print_table
     from visc.tuner.measure import IsolatedMeasurer, Measurer, device_identity
     from visc.tuner.search import open_storage, tune_task
+    from visc.tuner.transfer import donors_of, transfer_seeds
     from visc.tuner.workload import model_tasks
 
     if args.plot:
@@ -45,9 +46,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
             bar.n = min(measured, bar.total)
             bar.set_postfix_str(f"best {best * 1e6:.1f} us" if best is not None else "best -", refresh=True)
 
+        seeds: list[dict[str, int]] = []
+        if args.sampler == "tpe" and args.transfer > 0:
+            donors = donors_of([args.records, *args.transfer_from, "shipped"], device_id)
+            seeds = transfer_seeds(task, measurer.space(), donors, args.transfer)
         try:
             result = tune_task(task, measurer, storage, device_id, args.trials, args.sampler, args.seed,
-                               args.resume, progress, confirm=args.confirm, refine=args.refine)
+                               args.resume, progress, confirm=args.confirm, refine=args.refine, seeds=seeds)
         finally:
             bar.close()
             if hasattr(measurer, "close"):
@@ -153,6 +158,11 @@ def add_parsers(sub: Any, shape_help: str) -> None:
     s.add_argument("--refine", type=int, default=2, metavar="N",
                    help="after TPE's random startup, every Nth trial is an unmeasured neighbor of the best so far "
                    "(one key one step away), so the search settles on the best region sooner (0: TPE only)")
+    s.add_argument("--transfer", type=int, default=4, metavar="N",
+                   help="TPE's startup first measures up to N best schedules of the most similar workloads "
+                        "already tuned on the device (these records, --transfer-from, the shipped ones); 0: off")
+    s.add_argument("--transfer-from", action="append", default=[], metavar="RECORDS",
+                   help="more records (a database or an export) to transfer from (repeatable)")
     s.add_argument("--timeout", type=float, default=20.0, help="seconds of timed runs before a trial fails")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-isolation", action="store_true", help="measure in this process (no worker)")
