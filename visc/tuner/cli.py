@@ -21,7 +21,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from visc.tools.visc_cli import _resolve_first_input, parse_input_shapes, print_table
     from visc.tuner.measure import IsolatedMeasurer, Measurer, device_identity
     from visc.tuner.search import open_storage, tune_task
-    from visc.tuner.transfer import donors_of, transfer_seeds
+    from visc.tuner.transfer import donors_of, timings, transfer_seeds
     from visc.tuner.workload import model_tasks
 
     if args.plot:
@@ -34,6 +34,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     device_id = device_identity(args.target, args.device)
     storage = open_storage(args.records)
     print(f"{len(tasks)} tasks on {device_id}; records: {args.records}")
+    transfer = args.sampler == "tpe" and args.transfer > 0
+    # the other donors do not change while tuning: read once; the records grow task by task
+    fixed = timings([*args.transfer_from, "shipped"], device_id) if transfer else {}
     rows = []
     for i, task in enumerate(tasks):
         factory: Any = Measurer if args.no_isolation else IsolatedMeasurer
@@ -47,8 +50,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
             bar.set_postfix_str(f"best {best * 1e6:.1f} us" if best is not None else "best -", refresh=True)
 
         seeds: list[dict[str, int]] = []
-        if args.sampler == "tpe" and args.transfer > 0:
-            donors = donors_of([args.records, *args.transfer_from, "shipped"], device_id)
+        if transfer:
+            donors = donors_of([args.records], device_id, known=fixed)
             seeds = transfer_seeds(task, measurer.space(), donors, args.transfer)
         try:
             result = tune_task(task, measurer, storage, device_id, args.trials, args.sampler, args.seed,

@@ -99,8 +99,10 @@ class Donor:
     schedules: list[dict[str, int]]
 
 
-def _timed(records: str | os.PathLike[str], device: str,
-           found: dict[str, tuple[str, list[tuple[float, dict[str, int]]]]]) -> None:
+Timings = dict[str, tuple[str, list[tuple[float, dict[str, int]]]]]  # key -> (workload, [(seconds, schedule)])
+
+
+def _timed(records: str | os.PathLike[str], device: str, found: Timings) -> None:
     """Every completed trial of `device`'s studies in a records database, by key."""
     import optuna
     from optuna.trial import TrialState
@@ -115,17 +117,19 @@ def _timed(records: str | os.PathLike[str], device: str,
             continue
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         timed = found.setdefault(attrs["key"], (attrs.get("workload", ""), []))[1]
-        timed += [(float(t.value), trial_schedule(t)) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                  if not rejected(attrs, trial_schedule(t))]
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            sched = trial_schedule(t)
+            if not rejected(attrs, sched):
+                timed.append((float(t.value), sched))
 
 
-def donors_of(sources: Iterable[str | os.PathLike[str]], device: str, per_key: int = 2) -> list[Donor]:
-    """The tuned workloads of `device` in `sources`: records databases (the fastest `per_key`
-    schedules their studies measured, over all of them), exports (their record) or ``shipped``
-    (visc's records of the device)."""
+def timings(sources: Iterable[str | os.PathLike[str]], device: str) -> Timings:
+    """What `sources` measured of `device`: records databases (every completed trial), exports
+    (their record) or ``shipped`` (visc's records of the device). Read once, then passed to
+    `donors_of` as `known` when only some sources change between tasks."""
     from visc.tuner.records import _is_json, best_records, shipped_records
 
-    found: dict[str, tuple[str, list[tuple[float, dict[str, int]]]]] = {}
+    found: Timings = {}
     for source in sources:
         if os.fspath(source) == "shipped":
             chosen = shipped_records(device)
@@ -138,6 +142,16 @@ def donors_of(sources: Iterable[str | os.PathLike[str]], device: str, per_key: i
             continue
         for r in chosen:
             found.setdefault(r.key, (r.workload, []))[1].append((r.seconds, r.schedule))
+    return found
+
+
+def donors_of(sources: Iterable[str | os.PathLike[str]], device: str, per_key: int = 2,
+              known: Timings | None = None) -> list[Donor]:
+    """The tuned workloads of `device` in `sources` (see `timings`) and in `known`: each key's
+    fastest `per_key` distinct schedules over all of them."""
+    found: Timings = {key: (workload, list(timed)) for key, (workload, timed) in (known or {}).items()}
+    for key, (workload, timed) in timings(sources, device).items():
+        found.setdefault(key, (workload, []))[1].extend(timed)
     donors = []
     for key, (workload, timed) in found.items():
         best: dict[str, dict[str, int]] = {}
@@ -174,4 +188,4 @@ def transfer_seeds(task: Task, space: SearchSpace, donors: Sequence[Donor], limi
     return seeds
 
 
-__all__ = ["Shape", "Donor", "donors_of", "transfer_seeds"]
+__all__ = ["Shape", "Donor", "Timings", "timings", "donors_of", "transfer_seeds"]
