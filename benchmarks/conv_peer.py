@@ -13,15 +13,18 @@ one GPU, per workload:
   `cudnn.benchmark`, TF32 off), timed the same way: the L2 flushed, the stream held by
   `torch.cuda._sleep`, events around the one call; the activation of visc's fused epilogue
   is not included on the cuDNN side;
-* floor: an empty kernel timed the same way (what events and a launch cost), and the
-  DRAM floor, the bytes a conv must move (input, weights, output) at the GPU's peak DRAM
-  bandwidth (`--dram-gbs`, default the H100 SXM's 3350 GB/s).
+* floors: an empty kernel timed the same way (what events and a launch cost); the DRAM
+  floor, the bytes a conv must move (input, weights, output) at the GPU's peak DRAM
+  bandwidth (`--dram-gbs`, default the H100 SXM's 3350 GB/s); and the copy floor, PyTorch
+  copying as many bytes as the conv moves (half read, half written) timed the same way:
+  a plain copy pays the launch, the cold-L2 DRAM latency and the bandwidth, and no conv
+  can move its bytes faster.
 
 "naive/cuDNN" is the most any schedule could gain over the naive one if it matched cuDNN;
-"naive/floor" bounds it for any kernel at all.
+"naive/floor" (the highest floor) bounds it for any kernel at all.
 
     python benchmarks/conv_peer.py [--best-from benchmarks/results/tuner_quality_cuda_h100_confirm.json]
-        [--workloads "M dw 3x3,R 3x3"] [--repeat 50] [--out benchmarks/results/conv_peer.json]
+        [--workloads "M dw 3x3,R 3x3"] [--batch 1] [--repeat 50] [--out benchmarks/results/conv_peer.json]
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ COLUMNS = (
     ("cudnn_us", "cuDNN us", ".1f"),
     ("empty_us", "empty kernel us", ".1f"),
     ("dram_us", "DRAM floor us", ".1f"),
+    ("copy_us", "copy floor us", ".1f"),
     ("naive_vs_best", "naive/best", ".2f"),
     ("naive_vs_cudnn", "naive/cuDNN", ".2f"),
     ("best_vs_cudnn", "best/cuDNN", ".2f"),
@@ -66,8 +70,10 @@ def conv_params(work: Workload) -> dict[str, Any]:
     return {"x": x, "w": w, "out": out, "stride": stride, "pad": pad, "groups": groups}
 
 
-def torch_times(params: list[dict[str, Any]], repeat: int, hold_s: float = 300e-6) -> tuple[list[float], float]:
-    """cuDNN's cold-L2 time of each conv, and an empty kernel's, in seconds (medians)."""
+def torch_times(params: list[dict[str, Any]], repeat: int,
+                hold_s: float = 300e-6) -> tuple[list[float], list[float], float]:
+    """cuDNN's cold-L2 time of each conv, a copy of as many bytes as it moves, and an empty
+    kernel's, in seconds (medians)."""
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -93,7 +99,7 @@ def torch_times(params: list[dict[str, Any]], repeat: int, hold_s: float = 300e-
             runs.append(start.elapsed_time(end) * 1e-3)
         return statistics.median(runs)
 
-    out = []
+    out, copies = [], []
     for p in params:
         x = torch.randn(p["x"], device=dev)
         w = torch.randn(p["w"], device=dev) * 0.05
@@ -103,14 +109,18 @@ def torch_times(params: list[dict[str, Any]], repeat: int, hold_s: float = 300e-
             raise SystemExit(f"torch conv gives {tuple(got.shape)}, the workload {p['out']}")
         out.append(timed(lambda x=x, w=w, b=b, p=p: torch.nn.functional.conv2d(
             x, w, b, p["stride"], p["pad"], 1, p["groups"])))
+        half = int(np.prod(p["x"]) + np.prod(p["w"]) + np.prod(p["out"])) // 2
+        src, dst = torch.randn(half, device=dev), torch.empty(half, device=dev)
+        copies.append(timed(lambda src=src, dst=dst: dst.copy_(src)))
     one = torch.zeros(1, device=dev)
-    return out, timed(lambda: one.add_(1.0))
+    return out, copies, timed(lambda: one.add_(1.0))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workloads", default=",".join(KINDS), help="comma-separated kinds (tuner_quality.py --list)")
     ap.add_argument("--best-from", default=None, help="a tuner_quality.py JSON whose best schedules are timed too")
+    ap.add_argument("--batch", type=int, default=1, help="the models' batch size (their convs' dim 0)")
     ap.add_argument("--repeat", type=int, default=50, help="timed runs per kernel (median)")
     ap.add_argument("--dram-gbs", type=float, default=3350.0, help="the GPU's peak DRAM bandwidth, GB/s")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "conv_peer.json"))
@@ -121,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         for row in json.load(open(args.best_from))["rows"]:
             if row.get("retimed"):
                 best_of[row["key"]] = row["retimed"][0]["schedule"]
-    picked = pick_workloads(labels, 0)
+    picked = pick_workloads(labels, 0, args.batch)
     rows = []
     for label, task in picked:
         m = Measurer(task.module_text, "cuda", warmup=3, repeat=args.repeat)
@@ -142,11 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         row["dram_us"] = float(moved / (args.dram_gbs * 1e9) * 1e6)
         rows.append(row)
         print(f"  {label}: naive {row['naive_us']:.1f} us, heuristic {row['heuristic_us']:.1f} us", flush=True)
-    cudnn, empty = torch_times([r["params"] for r in rows], args.repeat)
-    for r, t in zip(rows, cudnn, strict=True):
-        r["cudnn_us"], r["empty_us"] = t * 1e6, empty * 1e6
+    cudnn, copies, empty = torch_times([r["params"] for r in rows], args.repeat)
+    for r, t, c in zip(rows, cudnn, copies, strict=True):
+        r["cudnn_us"], r["copy_us"], r["empty_us"] = t * 1e6, c * 1e6, empty * 1e6
         r["naive_vs_cudnn"] = r["naive_us"] / r["cudnn_us"]
-        r["naive_vs_floor"] = r["naive_us"] / max(r["empty_us"], r["dram_us"])
+        r["naive_vs_floor"] = r["naive_us"] / max(r["empty_us"], r["dram_us"], r["copy_us"])
         if "best_us" in r:
             r["naive_vs_best"] = r["naive_us"] / r["best_us"]
             r["best_vs_cudnn"] = r["best_us"] / r["cudnn_us"]
@@ -154,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
 
     env = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__,
            "cudnn": torch.backends.cudnn.version(), "repeat": args.repeat, "dram_gbs": args.dram_gbs,
-           "best_from": args.best_from, "python": sys.version.split()[0], "machine": platform.machine()}
+           "best_from": args.best_from, "batch": args.batch, "python": sys.version.split()[0], "machine": platform.machine()}
     print(f"GPU: {env['gpu']}; torch {env['torch']} (cuDNN {env['cudnn']}, TF32 off); cold L2; "
           f"median of {args.repeat}")
-    print_table(rows, COLUMNS)
+    print_table(rows, [c for c in COLUMNS if all(c[0] in r for r in rows)])
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"env": env, "rows": rows}, f, indent=1)

@@ -147,14 +147,36 @@ COLUMNS = (
 )
 
 
-def pick_workloads(labels: list[str], seed: int) -> list[tuple[str, Task]]:
-    """The most frequent conv task of each kind (first occurrence on ties)."""
+def batched(model: Any, batch: int) -> tuple[Any, dict[str, list[int]] | None]:
+    """`model` (an ONNX ModelProto) and its input shapes with dim 0 set to `batch` (None: as
+    saved). A Reshape to a constant shape led by 1 (ResNet-50 light flattens to [1, 2048])
+    gets -1 there, so the model takes any batch."""
+    if batch == 1:
+        return model, None
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    inits = {i.name: i for i in model.graph.initializer}
+    for node in model.graph.node:
+        shape = inits.get(node.input[1]) if node.op_type == "Reshape" and len(node.input) > 1 else None
+        if shape is not None:
+            value = numpy_helper.to_array(shape).copy()
+            if value.size and value[0] == 1:
+                value[0] = -1
+                shape.CopyFrom(numpy_helper.from_array(value, shape.name))
+    return model, {i.name: [batch] + [d.dim_value for d in i.type.tensor_type.shape.dim[1:]]
+                   for i in model.graph.input if i.name not in inits}
+
+
+def pick_workloads(labels: list[str], seed: int, batch: int = 1) -> list[tuple[str, Task]]:
+    """The most frequent conv task of each kind (first occurrence on ties), at `batch`."""
     tasks: dict[str, list[Task]] = {}
     picked = []
     for label in labels:
         model, match = KINDS[label]
         if model not in tasks:
-            tasks[model] = model_tasks(load_model(model, seed=seed), kinds=("vision.conv2d",))
+            tasks[model] = model_tasks(*batched(load_model(model, seed=seed), batch), kinds=("vision.conv2d",))
         matches = [t for t in tasks[model] if match(Conv.of(t.workload))]
         if not matches:
             raise SystemExit(f"{model} has no conv of kind '{label}'")
@@ -428,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build-timeout", type=float, default=30.0,
                     help="seconds a trial's build may take before it fails (a slow compile is a failure)")
     ap.add_argument("--weights-seed", type=int, default=0, help="seed of the models' random weights")
+    ap.add_argument("--batch", type=int, default=1, help="the models' batch size (their convs' dim 0)")
     ap.add_argument("--records-dir", default=None, help="keep the studies here, one database per seed "
                     "(default: a temporary directory)")
     ap.add_argument("--plot", default=None, help="also write seed 0's best-time-versus-trial PNG here")
@@ -455,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(args.records_dir, exist_ok=True)
     dbs = {s: os.path.join(args.records_dir, f"tuner_quality_seed{s}.db") for s in seeds}
     device_id = device_identity(args.target, args.device)
-    picked = pick_workloads(labels, args.weights_seed)
+    picked = pick_workloads(labels, args.weights_seed, args.batch)
     print(f"{len(picked)} conv workloads on {device_id}; per seed ({len(seeds)}): TPE {args.trials} trials, "
           f"random {random_trials}; first trials: {args.start}", flush=True)
     donors = donors_of(_record_files(args.transfer_from), device_id) if args.transfer else []
@@ -534,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dump({"device": device_id, "trials": args.trials, "random_trials": random_trials, "seeds": seeds,
                    "start": args.start, "confirm": args.confirm, "refine": args.refine,
                    "transfer": args.transfer, "transfer_from": args.transfer_from,
-                   "repeat": args.repeat, "min_repeat_ms": args.min_repeat_ms, "weights_seed": args.weights_seed, "python": sys.version.split()[0],
+                   "repeat": args.repeat, "min_repeat_ms": args.min_repeat_ms, "weights_seed": args.weights_seed, "batch": args.batch, "python": sys.version.split()[0],
                    "machine": platform.machine(), "cpus": os.cpu_count(), "naive": NAIVE,
                    "rows": rows, "summary": summary, "curves": curves_out}, f, indent=1)
     print(f"saved {args.out}")

@@ -318,6 +318,19 @@ def test_cpu_backend_explicit_staged_schedule(stage: int) -> None:
     close(compiled.run([x])[0], want, rtol=1e-4, atol=1e-4)
 
 
+def test_cpu_target_runs_a_given_stage2_schedule_as_stage1() -> None:
+    """Target cpu without placement: vision-default-schedule turns a given stage=2 into stage=1
+    (private accumulators across barriers would be shared by a group's threads on the host)."""
+    x, w, b = randn(1, 6, 9, 9), randn(12, 6, 3, 3), randn(12)
+    attrs = conv_attrs(strides=(2, 2), pads=(1, 1, 1, 1), schedule=staged(2, 16, 16, 8, 4, 4))
+    text = stage3("conv2d", {"x": x}, {"w": w, "b": b}, {"y": ((1, 12, 5, 5), np.float32)}, attrs, ["x", "w", "b"])
+    module = parse(text)
+    run_passes(module, ["vision-default-schedule{target=cpu}", "lower-vision-to-loops", "lower-loops-to-cpu"], None)
+    compiled = finish_module(module, {"w": w, "b": b}, "cpu")
+    (want,) = ort_run("Conv", [x, w, b], {"strides": [2, 2], "pads": [1, 1, 1, 1]})
+    close(compiled.run([x])[0], want, rtol=1e-4, atol=1e-4)
+
+
 def test_cuda_ptx_assembles_and_runs_on_host() -> None:
     from test_ptx_backend import PTXAS, lower_for_host
 

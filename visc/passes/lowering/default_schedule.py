@@ -360,11 +360,21 @@ def opencl_device_type(spec: str = "") -> str:
     return "cpu" if device.type & cl.device_type.CPU else "gpu"
 
 
+def _host_accumulators(vop: VisionOp) -> None:
+    """A given ``stage = 2`` schedule on target cpu becomes ``stage = 1``: the CPU backend runs
+    a work-group's threads one after another through one stack frame, so per-thread private
+    accumulators kept across barriers would be shared (as for ops placed on the CPU)."""
+    sched = vop.attributes["schedule"]
+    if isinstance(sched, ScheduleAttr) and sched.get("stage", 0) == 2:
+        vop.attributes["schedule"] = ScheduleAttr({**sched.as_dict(), "stage": 1})
+
+
 @dataclass(frozen=True)
 class DefaultSchedulePass(ModulePass):
     """Options: ``target`` (opencl | cuda | cpu), ``device_type`` (gpu | cpu | auto: for
     opencl, the kind of the device ``device`` selects; cuda is gpu, cpu is cpu),
-    ``device`` (an OpenCL device spec for auto), ``max_workgroup_size``."""
+    ``device`` (an OpenCL device spec for auto), ``max_workgroup_size``. Given schedules are
+    kept, except that target cpu runs ``stage = 2`` as ``stage = 1`` (`_host_accumulators`)."""
 
     name = "vision-default-schedule"
 
@@ -393,7 +403,11 @@ class DefaultSchedulePass(ModulePass):
 
         device_type = self.resolved_device_type()
         for vop in op.walk():
-            if not isinstance(vop, VisionOp) or isinstance(vop, ReshapeOp) or "schedule" in vop.attributes:
+            if not isinstance(vop, VisionOp) or isinstance(vop, ReshapeOp):
+                continue
+            if "schedule" in vop.attributes:
+                if self.target == "cpu":
+                    _host_accumulators(vop)
                 continue
             if not schedule_keys(vop):
                 continue
