@@ -22,6 +22,10 @@ build time are the same for both methods). Per workload:
   best schedules of the most similar *other* workloads in RECORDS (records of an earlier run
   on the device; `visc.tuner.transfer`, as `visc tune --transfer`). A workload's own key is
   never a donor. Random search gets no seeds: it stays the baseline without prior knowledge;
+* `--batch B` (default 1) takes the convs of the models at batch B (ResNet-50 light's
+  flattening Reshape to [1, 2048] is given -1): the same layers with B times the work, where
+  small MobileNetV2 kernels are no longer bound by the launch. With `--transfer`, a workload's
+  batch-1 key is another key, so batch-1 records seed the batch-B studies;
 * a trial that times within 10% of its study's best so far is built and timed `--confirm`
   more times, and the study keeps the median of all its runs (`tune_task`'s confirm): a
   trial reaches the target on its typical time, not on a lucky draw;
@@ -54,7 +58,7 @@ workloads at once, each in its own process, their timed runs taking turns on a l
 cost; on a CPU device the builds would disturb the timed runs, so keep `--jobs 1` there.
 
     python benchmarks/tuner_quality.py [--trials 16] [--random-trials 48] [--seeds 3]
-        [--target opencl|cuda|cpu] [--workloads "R 3x3,M dw 3x3"] [--records-dir DIR] [--plot tq.png]
+        [--target opencl|cuda|cpu] [--workloads "R 3x3,M dw 3x3"] [--batch 1] [--records-dir DIR] [--plot tq.png]
     python benchmarks/tuner_quality.py --merge a.json,b.json --out tq.json   # subsets run apart
     python benchmarks/tuner_quality.py --target cuda --jobs 8 --trials 32    # a GPU host
 

@@ -259,7 +259,8 @@ def test_records_apply_in_compile(tmp_path, model_path: str, tasks) -> None:
 
     x = np.random.default_rng(0).standard_normal((1, 4, 8, 8)).astype(np.float32)
     want = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    for records in (db, exported):
+    book = RecordBook.load(db, "opencl")  # read once, applied by two compiles
+    for records in (db, exported, book, book):
         model = compile_model(model_path, records=records)
         assert model.metadata["tuned_ops"] == 5  # c1+r1, c2, c3, c4, pool
         got = model.run([x])[0]

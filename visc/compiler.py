@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import onnx
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp
@@ -23,6 +24,9 @@ from visc.errors import CompileError, ViscError
 from visc.passes import all_passes
 from visc.passes.graph.concat_in_place import SLAB_ALIGN
 from visc.weights import WeightStore, use_weights
+
+if TYPE_CHECKING:
+    from visc.tuner.records import RecordBook
 
 TARGETS = ("opencl", "cuda", "cpu")
 
@@ -190,15 +194,16 @@ def compile_model(
     print_ir_after: Callable[[str, ModuleOp], None] | None = None,
     arch: str | None = None,
     fallback: Sequence[str] | None = None,
-    records: str | os.PathLike[str] | bool | None = None,
+    records: str | os.PathLike[str] | bool | RecordBook | None = None,
 ):
     """Compile an ONNX model for `target`; returns a `visc.CompiledModel`. For "cuda",
     ``arch`` (e.g. "sm_90") picks the GPU architecture; by default the GPU found, else sm_80.
     ``fallback`` (GPU targets): ONNX op types to run on the CPU backend (a mixed plan); ops
     with no GPU lowering go there too. An empty list still places such ops. ``records``: a
     tuning database (Optuna storage file or URL, or an exported .json) whose best schedules
-    for this device replace the default ones (see visc.tuner.records); None (or True): the
-    records visc ships for this device, if any; False: the default heuristic only."""
+    for this device replace the default ones (see visc.tuner.records), or a `RecordBook`
+    already read; None (or True): the records visc ships for this device, if any; False: the
+    default heuristic only."""
     from visc.frontend.onnx import import_model
 
     if target not in TARGETS:
@@ -212,16 +217,21 @@ def compile_model(
     if records is not False:
         from visc.tuner.records import RecordBook
 
-        if records is None or records is True:
+        if isinstance(records, RecordBook):
+            book = records
+        elif records is None or records is True:
             book = RecordBook.shipped(target, device)  # None: no shipped records for this device
         else:
             book = RecordBook.load(records, target, device)
 
+    tuned_ops = 0
+
     def after(spec: str, module: ModuleOp, seconds: float) -> None:
+        nonlocal tuned_ops
         name = spec.split("{")[0]
         if book is not None and name == "vision-bufferize":  # tuned schedules before the defaults
             start = time.perf_counter()
-            book.apply(module)
+            tuned_ops += book.apply(module)
             seconds += time.perf_counter() - start
         report.seconds[name] = report.seconds.get(name, 0.0) + seconds
         if print_ir_after is not None:
@@ -235,7 +245,7 @@ def compile_model(
     run_passes(imported.module, specs, imported.weights, after)
     metadata: dict[str, object] = {"device_type": device_type, "pipeline": specs}
     if book is not None:
-        metadata["tuned_ops"] = book.applied
+        metadata["tuned_ops"] = tuned_ops  # this compile's (a RecordBook may serve several)
         metadata["records"] = book.source
     return finish_module(imported.module, imported.weights, target, device, arch, report, metadata)
 

@@ -87,7 +87,7 @@ def validate_records(model: str, records: str | os.PathLike[str] | None, target:
     if book is None or not book.schedules:
         raise ViscError(f"no records for the {target} device to validate"
                         + (f" in {os.fspath(records)}" if records is not None else " among the shipped ones"))
-    tuned = compile_model(model, target=target, device=device, records=records, input_shapes=input_shapes)
+    tuned = compile_model(model, target=target, device=device, records=book, input_shapes=input_shapes)
     plain = compile_model(model, target=target, device=device, records=False, input_shapes=input_shapes)
     inputs = random_inputs(tuned.plan.inputs, seed=0)
     tuned_nodes = [launch.node for launch in tuned.plan.launches]
