@@ -298,13 +298,17 @@ def test_validate_marks_records_and_compiles_skip_the_rejected(tmp_path, model_p
     for task in tasks:
         tune_task(task, Measurer(task.module_text, "opencl", repeat=1), db, device, trials=3, sampler="random",
                   seed=1)
-    verdicts = validate_records(model_path, db, repeat=3)
+    validation = validate_records(model_path, db, repeat=3)
+    verdicts = validation.verdicts
     assert {v.key for v in verdicts} == {t.key for t in tasks}
     assert all(v.record_us > 0 and v.default_us > 0 for v in verdicts)
+    assert validation.model_ms > 0 and validation.default_model_ms > 0
+    assert validation.speedup == pytest.approx(validation.default_model_ms / validation.model_ms)
     out = str(tmp_path / "kept.json")
     assert cli(["records", "validate", model_path, "--records", db, "--repeat", "3", "--out", out]) == 0
     printed = capsys.readouterr().out
     assert "beat the heuristic" in printed and "verdicts written to" in printed
+    assert "whole model, wall time (median of 3)" in printed
     import optuna
 
     marked = {s.user_attrs["key"]: s.user_attrs[IN_MODEL_ATTR] for s in optuna.get_all_study_summaries(open_storage(db))}

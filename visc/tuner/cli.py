@@ -117,8 +117,9 @@ def _validate(args: argparse.Namespace) -> int:
     source = None if shipped else args.records
     shapes = _resolve_first_input(parse_input_shapes(args.input_shape), args.file)
     with tqdm(total=args.repeat, desc="profiling with and without the records", unit="run") as bar:
-        verdicts = validate_records(args.file, source, args.target, args.device, args.repeat, shapes,
-                                    progress=lambda n: bar.update(n - bar.n))
+        validation = validate_records(args.file, source, args.target, args.device, args.repeat, shapes,
+                                      progress=lambda n: bar.update(n - bar.n))
+    verdicts = validation.verdicts
     print_table([{"workload": v.workload[:60], "ops": v.nodes, "record_us": v.record_us,
                   "default_us": v.default_us, "speedup": v.speedup, "kept": "yes" if v.kept else "no"}
                  for v in verdicts],
@@ -126,6 +127,8 @@ def _validate(args: argparse.Namespace) -> int:
                  ("default_us", "heuristic us", ".1f"), ("speedup", "speedup", ".2f"), ("kept", "kept", "")))
     kept = sum(v.kept for v in verdicts)
     print(f"{kept} of {len(verdicts)} records beat the heuristic inside {os.path.basename(args.file)}")
+    print(f"whole model, wall time (median of {args.repeat}): {validation.model_ms:.2f} ms with the records, "
+          f"{validation.default_model_ms:.2f} ms with the heuristic only ({validation.speedup:.2f}x)")
     ident = device_identity(args.target, args.device)
     if source is not None and not _is_json(source):
         n = mark_verdicts(source, ident, verdicts, args.file)

@@ -10,7 +10,10 @@ heuristic that way (SqueezeNet's first conv: 614 against 461 us in the model).
 profiles both in alternation (`CompiledModel.profile`: every launch's device time), and
 compares, per task that has a record, the summed time of the launches of the task's ONNX
 nodes (every launch of a node: split-K convs launch two kernels). A record is kept when its
-median is below the heuristic's. `mark_verdicts` writes the verdicts into an Optuna records
+median is below the heuristic's. The whole model is also timed both ways by the wall clock
+(`Validation.model_ms`): the profile judges each record, but only the wall time says whether
+the records pay off end to end (on PoCL the two disagreed: the profile's verdicts did not
+move SqueezeNet's latency). `mark_verdicts` writes the verdicts into an Optuna records
 database, where `best_records` then skips a rejected schedule; `export_kept` writes the kept
 records of any source (a database, an export, the shipped files) as a new export.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,6 +49,19 @@ class Verdict:
     @property
     def speedup(self) -> float:
         return self.default_us / self.record_us if self.record_us else 0.0
+
+
+@dataclass
+class Validation:
+    """The verdicts, and the whole model's median wall time with and without the records."""
+
+    verdicts: list[Verdict]
+    model_ms: float
+    default_model_ms: float
+
+    @property
+    def speedup(self) -> float:
+        return self.default_model_ms / self.model_ms if self.model_ms else 0.0
 
 
 def node_seconds(launch_nodes: Sequence[str], profile: Sequence[tuple[str, float]]) -> dict[str, float]:
@@ -74,9 +91,9 @@ def judge(tasks: Sequence[Any], schedules: dict[str, dict[str, int]],
 
 def validate_records(model: str, records: str | os.PathLike[str] | None, target: str = "opencl",
                      device: str | None = None, repeat: int = 20, input_shapes: dict[str, Any] | None = None,
-                     progress: Callable[[int], None] | None = None) -> list[Verdict]:
-    """Profile `model` with `records` (None: the shipped ones) and with the heuristic only,
-    `repeat` runs each in alternation; one verdict per task a record covers."""
+                     progress: Callable[[int], None] | None = None) -> Validation:
+    """Profile and time `model` with `records` (None: the shipped ones) and with the heuristic
+    only, `repeat` runs each in alternation; one verdict per task a record covers."""
     from visc.compiler import compile_model
     from visc.errors import ViscError
     from visc.runtime.bench import random_inputs
@@ -94,14 +111,21 @@ def validate_records(model: str, records: str | os.PathLike[str] | None, target:
     plain_nodes = [launch.node for launch in plain.plan.launches]
     for m in (tuned, plain):
         m.profile(inputs)  # warm-up: first-run allocations and code loading
+        m.run(inputs)
     tuned_runs, plain_runs = [], []
+    walls: dict[str, list[float]] = {"tuned": [], "plain": []}
     for i in range(repeat):
         tuned_runs.append(node_seconds(tuned_nodes, tuned.profile(inputs)))
         plain_runs.append(node_seconds(plain_nodes, plain.profile(inputs)))
+        for name, m in (("tuned", tuned), ("plain", plain)):
+            start = time.perf_counter()
+            m.run(inputs)
+            walls[name].append(time.perf_counter() - start)
         if progress is not None:
             progress(i + 1)
     tasks = model_tasks(model, input_shapes)
-    return judge(tasks, book.schedules, tuned_runs, plain_runs)
+    return Validation(judge(tasks, book.schedules, tuned_runs, plain_runs),
+                      statistics.median(walls["tuned"]) * 1e3, statistics.median(walls["plain"]) * 1e3)
 
 
 def mark_verdicts(records: str | os.PathLike[str], device: str, verdicts: Sequence[Verdict], model: str) -> int:
@@ -132,4 +156,4 @@ def rejected(attrs: dict[str, Any], schedule: dict[str, int]) -> bool:
             and float(verdict.get("record_us", 0.0)) >= float(verdict.get("default_us", 0.0)))
 
 
-__all__ = ["Verdict", "IN_MODEL_ATTR", "node_seconds", "judge", "validate_records", "mark_verdicts", "rejected"]
+__all__ = ["Verdict", "Validation", "IN_MODEL_ATTR", "node_seconds", "judge", "validate_records", "mark_verdicts", "rejected"]
