@@ -299,6 +299,7 @@ def test_cpu_backend_with_gpu_default_schedules() -> None:
     compiled = compile_model(model, target="cpu", pipeline=specs,
                              print_ir_after=lambda s, m: seen.append(str(m)) if s.startswith("vision-default") else None)
     assert "stage = 1" in seen[0] and "stage = 2" not in seen[0]
+    assert all(launch.node for launch in compiled.plan.launches)  # work-group kernels name their node too
     x = np.random.default_rng(3).standard_normal((2, 8, 17, 17)).astype(np.float32)
     close(compiled.run([x])[0], _reference(model, x), rtol=1e-4, atol=1e-4)
 

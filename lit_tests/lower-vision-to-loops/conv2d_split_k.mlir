@@ -4,7 +4,8 @@
 // block, so K is cut into 4 slices of ceil(18 / 4) = 5 tiles of 16 (the last slice reads
 // zeros past K). Each work-group writes its partial sums to a scratch buffer [4, 16, 9]
 // beyond the arena (which grows to hold it); a second kernel, one thread per output, adds
-// the 4 slices in order and finishes the output (bias) as the unsplit kernel would.
+// the 4 slices in order and finishes the output (bias) as the unsplit kernel would. Both
+// kernels carry the conv's ONNX node, so profiles and errors name it.
 
 func.func @main(%x: memref<1x32x3x3xf32>, %out: memref<1x16x3x3xf32>) attributes {vision.arena_size = 0 : i64} {
   %w = vision.weight @w : memref<16x32x3x3xf32>
@@ -20,9 +21,9 @@ func.func @main(%x: memref<1x32x3x3xf32>, %out: memref<1x16x3x3xf32>) attributes
 // CHECK:          scf.for
 // CHECK-NOT:      memref.store {{.*}} %out
 // CHECK:          memref.store %{{.*}}, %[[P]][%[[S]], %{{.*}}, %{{.*}}] : memref<4x16x9xf32>
-// CHECK:        }) {kernel_name = "conv2d_conv1", workgroup_size = 16 : i64{{.*}}}
+// CHECK:        }) {kernel_name = "conv2d_conv1", workgroup_size = 16 : i64, onnx_node = "conv1"}
 // CHECK:        "scf.parallel"
 // CHECK-COUNT-4: memref.load %[[P]]
 // CHECK:          memref.load %b
 // CHECK:          memref.store %{{.*}}, %out
-// CHECK:        }) {kernel_name = "conv2d_conv1_split_k", workgroup_size = 16 : i64{{.*}}}
+// CHECK:        }) {kernel_name = "conv2d_conv1_split_k", workgroup_size = 16 : i64, onnx_node = "conv1"}

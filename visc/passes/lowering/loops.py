@@ -606,10 +606,17 @@ class FunctionLowering:
         ubs = [self.index_const(bounds[i]) for i in kept] or [self.index_const(1)]
         zero, one = self.index_const(0), self.index_const(1)
         op = scf.ParallelOp([zero] * len(ubs), ubs, [one] * len(ubs), Region(block))
+        self.place_kernel(op, name_hint, workgroup_size)
+        return op
+
+    def place_kernel(self, op: scf.ParallelOp, name_hint: str, workgroup_size: int) -> None:
+        """Name a kernel's top-level loop, tag it with the ONNX node of the op being lowered
+        (the launch keeps it: profiles and errors name the model's node) and put it before
+        that op."""
+        assert self.anchor is not None
         op.attributes["kernel_name"] = StringAttr(self.unique_name(name_hint))
         op.attributes["workgroup_size"] = IntegerAttr(workgroup_size, i64)
         node = self.anchor.attributes.get("onnx_node")
-        if isinstance(node, StringAttr):  # the launch keeps it: profiles and errors name the model's node
+        if isinstance(node, StringAttr):
             op.attributes["onnx_node"] = node
         self.block.insert_op_before(op, self.anchor)
-        return op

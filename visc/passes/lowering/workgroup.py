@@ -127,9 +127,7 @@ def group_kernel(
     ubs = [fl.index_const(groups[i]) for i in kept] or [fl.index_const(1)]
     zero, one = fl.index_const(0), fl.index_const(1)
     op = scf.ParallelOp([zero] * len(ubs), ubs, [one] * len(ubs), Region(block))
-    op.attributes["kernel_name"] = StringAttr(fl.unique_name(name_hint))
-    op.attributes["workgroup_size"] = IntegerAttr(workgroup_size, i64)
-    fl.block.insert_op_before(op, fl.anchor)
+    fl.place_kernel(op, name_hint, workgroup_size)
     return op
 
 
