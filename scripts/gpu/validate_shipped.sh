@@ -2,7 +2,8 @@
 # On a lent NVIDIA machine: `visc records validate` of the shipped H100 records (CUDA and
 # NVIDIA OpenCL) inside the torchvision ResNet-50 and MobileNetV2 they were tuned on (batch 1):
 # per-task verdicts from the profile, and the whole model's wall time with and without the
-# records. Writes the kept records of each target as $OUT/<target>_kept.json.
+# records. Writes the kept records of each target as $OUT/<target>_kept.json and validates
+# those alone again (their whole-model wall time against the heuristic's).
 #   scripts/gpu/validate_shipped.sh [repeat]
 set -u -o pipefail
 REPEAT=${1:-30}
@@ -26,4 +27,9 @@ for target in cuda opencl; do
     records="$OUT/${target}_kept_${model}.json"
   done
   cp "$records" "$OUT/${target}_kept.json"
+  for model in resnet50 mobilenet_v2; do  # the kept records alone, against the heuristic
+    echo "== $target $model (kept only)"
+    python3 -m visc.tools.visc_cli records validate "/tmp/models/${model}_b1.onnx" --target "$target" \
+      --records "$OUT/${target}_kept.json" --repeat "$REPEAT" 2>&1 | grep "beat the heuristic\|whole model"
+  done
 done
