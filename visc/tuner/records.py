@@ -193,7 +193,6 @@ class RecordBook:
         self.device = device
         self.schedules = schedules
         self.source = source
-        self.applied = 0
 
     @staticmethod
     def load(records: str | os.PathLike[str], target: str, device: str | None = None) -> RecordBook:
@@ -240,7 +239,6 @@ class RecordBook:
                 continue
             op.attributes["schedule"] = ScheduleAttr(sched)
             count += 1
-        self.applied += count
         return count
 
 
