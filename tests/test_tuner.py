@@ -154,8 +154,11 @@ def test_space_is_a_tree_of_kernel_families(tasks) -> None:
     module = Parser(make_context(), _conv_task(tasks, "c2").module_text).parse_module()
     gpu = task_space(module, DeviceLimits("gpu", 1024, 48 * 1024, 128))
     cpu = task_space(module, DeviceLimits("cpu", 1024, 1 << 20, 256))
-    assert [b.name for b in gpu.branches] == ["direct", "staged"]
+    assert [b.name for b in gpu.branches] == ["direct", "staged", "split"]
     assert [b.name for b in cpu.branches] == ["direct", "packed", "staged"]
+    split = gpu.branches[2]
+    assert split.choices["stage"] == [3] and "threads_k" in split.choices and "block_m" not in split.choices
+    assert "threads_k" not in gpu.branches[1].choices and gpu.branches[1].fixed["threads_k"] == 1
     staged = gpu.branches[1]
     assert "wg" not in staged.choices and "vec" not in staged.choices and staged.fixed["vec"] == 1
     assert all(v & (v - 1) == 0 for v in staged.choices["tile_ow"])  # must divide a power-of-two block
@@ -178,9 +181,12 @@ def test_space_is_a_tree_of_kernel_families(tasks) -> None:
             assert all(sched[k] == v for k, v in branch.fixed.items())
             if branch.name == "staged":
                 assert sched["wg"] == (sched["block_m"] // sched["tile_oc"]) * (sched["block_n"] // sched["tile_ow"])
+            elif branch.name == "split":
+                assert sched["wg"] == (sched["block_n"] // sched["tile_ow"]) * sched["threads_k"]
+                assert sched["stage"] == 3 and sched["block_m"] == 64 and sched["split_k"] == 1
             else:
                 assert sched["stage"] == 0 and sched["split_k"] == 1
-    assert seen == {"direct", "packed", "staged"}
+    assert seen == {"direct", "packed", "staged", "split"}
     # a schedule that leaves out keys at their neutral value is the same schedule
     plain = gpu.sample(np.random.default_rng(1))
     assert plain is not None

@@ -19,7 +19,9 @@ conv2d (groups = 1) and matmul also get the staged keys (``stage``, ``block_m``,
 ``tile_k``, ``split_k``; conv_staged.py / matmul_staged.py): staged proposals must use exactly
 ``(block_m / TM) * (block_n / TN)`` threads, at most the device's work-group size, and tiles
 (plus, for ``stage = 1``, accumulators) that fit its local memory. ``stage = 2`` (per-thread
-register arrays across barriers) is offered on GPUs only.
+register arrays across barriers) is offered on GPUs only, and so is ``stage = 3`` (the
+reduction split across ``threads_k`` threads, split_reduction_gemm.py), a branch of its own
+(``split``) whose work-group is ``(block_n / TN) * threads_k`` threads.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from visc.dialects.vision import (
     shape_of,
 )
 from visc.passes.lowering.conv_staged import NEUTRAL as STAGED_CONV_NEUTRAL
+from visc.passes.lowering.split_reduction_gemm import SPLIT_STAGE, split_threads
 from visc.passes.lowering.staged_gemm import STAGED_DEFAULTS
 
 _WIDTHS = (1, 2, 4, 8, 16)  # vector widths worth searching (3 is legal but never faster)
@@ -105,8 +108,8 @@ def _lanes(op: VisionOp, limits: DeviceLimits) -> int:
 
 # what a key is pinned to where its branch does not read it: what the lowerings assume of a
 # schedule without it (a staged conv requires the unstaged keys at these values)
-NEUTRAL = {"stage": 0, **STAGED_DEFAULTS, **dict(STAGED_CONV_NEUTRAL)}
-_STAGED_ONLY = ("stage", "block_m", "block_n", "tile_k", "split_k")
+NEUTRAL = {"stage": 0, **STAGED_DEFAULTS, **dict(STAGED_CONV_NEUTRAL), "threads_k": 1}
+_STAGED_ONLY = ("stage", "block_m", "block_n", "tile_k", "split_k", "threads_k")
 
 
 def ordered_choices(key: str, values: list[int]) -> list[int]:
@@ -124,6 +127,7 @@ class Branch:
     choices: dict[str, list[int]]
     fixed: dict[str, int]
     derived_wg: tuple[str, str] | None = None  # (tm key, tn key) of a staged block
+    split: bool = False  # wg = (block_n / tn) * threads_k (stage 3) rather than the block's tiles
 
     @property
     def size(self) -> int:
@@ -134,7 +138,10 @@ class Branch:
         sched = {**self.fixed, **values}
         if self.derived_wg is not None:
             tm, tn = self.derived_wg
-            sched["wg"] = (sched["block_m"] // sched[tm]) * (sched["block_n"] // sched[tn])
+            if self.split:
+                sched["wg"] = split_threads(sched, tm, tn)
+            else:
+                sched["wg"] = (sched["block_m"] // sched[tm]) * (sched["block_n"] // sched[tn])
         return sched
 
     def values_of(self, sched: dict[str, int]) -> dict[str, int] | None:
@@ -167,15 +174,22 @@ def branches_of(choices: dict[str, list[int]], unroll_fully: bool = True) -> lis
         searched["tile_oc"] = [v for v in searched.get("tile_oc", []) if v >= packs[0]] or searched["tile_oc"]
         out.append(Branch("packed", searched, {k: v for k, v in fixed.items() if k not in searched}))
     stages = [s for s in ordered.get("stage", []) if s]
-    if stages:
-        tm, tn = ("tile_oc", "tile_ow") if "tile_oc" in ordered else ("tile_m", "tile_n")
+    tm, tn = ("tile_oc", "tile_ow") if "tile_oc" in ordered else ("tile_m", "tile_n")
+    staged = [s for s in stages if s != SPLIT_STAGE]
+    if staged:
         top = max(ordered.get("block_m", [64]) + ordered.get("block_n", [64]))
-        searched = {"stage": stages, **{k: ordered[k] for k in _STAGED_ONLY[1:] if k in ordered},
+        searched = {"stage": staged, **{k: ordered[k] for k in _STAGED_ONLY[1:] if k in ordered and k != "threads_k"},
                     tm: [v for v in _pow2(ordered[tm]) if v <= top], tn: [v for v in _pow2(ordered[tn]) if v <= top]}
         if "unroll_k" in ordered:
             searched["unroll_k"] = ordered["unroll_k"]
         pinned = {k: v for k, v in fixed.items() if k not in searched and k != "wg"}
         out.append(Branch("staged", searched, pinned, (tm, tn)))
+    if SPLIT_STAGE in stages:  # after "staged": earlier studies' branch indices stay valid
+        searched = {"stage": [SPLIT_STAGE], tm: [v for v in _pow2(ordered[tm]) if v <= 16],
+                    tn: [v for v in ordered[tn] if v in (1, 2, 4)], "block_n": ordered["block_n"],
+                    "threads_k": ordered["threads_k"], "unroll_k": [u for u in (1, 2, 4, 8, 0) if u in ordered.get("unroll_k", [1])]}
+        pinned = {k: v for k, v in fixed.items() if k not in searched and k != "wg"}
+        out.append(Branch("split", searched, pinned, (tm, tn), split=True))
     return out
 
 
@@ -273,17 +287,21 @@ _TILE_K = [8, 16, 32]
 
 
 _SPLIT_K = [1, 2, 4, 8, 16, 32]
+_THREADS_K = [1, 2, 4, 8, 16, 32, 64]
 
 
 def _staged_choices(op: VisionOp, limits: DeviceLimits) -> dict[str, list[int]]:
     k = _contraction_k(op)
+    gpu = limits.device_type == "gpu"
     return {
-        "stage": [0, 1, 2] if limits.device_type == "gpu" else [0, 1],
+        "stage": [0, 1, 2, SPLIT_STAGE] if gpu else [0, 1],
         "block_m": list(_BLOCKS),
         "block_n": list(_BLOCKS),
         "tile_k": list(_TILE_K),
         # K-slices: on GPUs, where few blocks leave SMs idle; each slice keeps >= 2 K tiles
-        "split_k": [s for s in _SPLIT_K if s == 1 or (limits.device_type == "gpu" and k >= 2 * s * min(_TILE_K))],
+        "split_k": [s for s in _SPLIT_K if s == 1 or (gpu and k >= 2 * s * min(_TILE_K))],
+        # stage 3's threads per output group: on GPUs, each thread's slice keeps >= 4 elements
+        "threads_k": [t for t in _THREADS_K if t == 1 or (gpu and k >= 4 * t)],
     }
 
 
@@ -407,7 +425,25 @@ def _contraction_k(op: VisionOp) -> int:
     return _contraction(op)
 
 
+def _split_constraints(op: VisionOp, limits: DeviceLimits, sched: dict[str, int]) -> list[str]:
+    """Device limits of a ``stage = 3`` proposal (the lowering checks the rest)."""
+    tm_key, tn_key = ("tile_oc", "tile_ow") if isinstance(op, Conv2dOp) else ("tile_m", "tile_n")
+    tm, tn = sched.get(tm_key, 1), sched.get(tn_key, 1)
+    threads = split_threads(sched, tm_key, tn_key)
+    problems = []
+    if threads > limits.max_workgroup_size:
+        problems.append(f"stage=3 needs {threads} threads, more than the device's {limits.max_workgroup_size}")
+    need = tm * tn * threads * element_type_of(op.dests[0]).bitwidth // 8  # type: ignore[attr-defined]
+    if need > limits.local_memory_bytes:
+        problems.append(f"partial sums need {need} bytes of local memory, the device has {limits.local_memory_bytes}")
+    if tm * tn > limits.max_accumulators:
+        problems.append(f"register tile {tm}x{tn} exceeds {limits.max_accumulators} accumulators")
+    return problems
+
+
 def _constraints(op: VisionOp, limits: DeviceLimits, sched: dict[str, int]) -> list[str]:
+    if sched.get("stage", 0) == SPLIT_STAGE:
+        return _split_constraints(op, limits, sched)
     if sched.get("stage", 0):
         return _staged_constraints(op, limits, sched)
     problems = []

@@ -128,6 +128,8 @@ def check_conv2d(op: VisionOp, sched: Schedule) -> Problems:
         return check_conv2d_staged(op, sched)
     g = _geometry(op)
     problems: Problems = []
+    if sched.get("threads_k", 1) != 1:
+        problems.append(f"schedule threads_k={sched.get('threads_k', 1)} needs stage=3 (the split reduction)")
     flat = check_range(problems, sched, "flat", 0, 0, 1)
     if flat and not flattenable(op):
         problems.append("schedule flat=1 needs a 1x1 kernel, stride 1, no padding and fuse operands "
@@ -423,7 +425,7 @@ def lower_conv2d_transpose(op: VisionOp, sched: Schedule, fl: FunctionLowering) 
 
 LOWERINGS: dict[type[VisionOp], Lowering] = {
     Conv2dOp: Lowering(frozenset({"wg", "tile_oc", "tile_ow", "vec", "flat", "unroll_k", "unroll_win", "pack",
-                                  "stage", "block_m", "block_n", "tile_k", "split_k"}),  # conv_staged.py: stage >= 1
+                                  "stage", "block_m", "block_n", "tile_k", "split_k", "threads_k"}),  # conv_staged.py: stage >= 1
                        check_conv2d, lower_conv2d),
     Conv2dTransposeOp: Lowering(frozenset({"wg"}), only_wg, lower_conv2d_transpose),
 }

@@ -1,10 +1,11 @@
-"""conv2d (groups = 1) as an implicit GEMM staged through work-group memory (``stage >= 1``).
+"""conv2d (groups = 1) as an implicit GEMM (``stage >= 1``): staged through work-group memory
+(``stage`` 1, 2) or with the reduction split across a work-group's threads (``stage = 3``).
 
 ``M`` = output channels, ``N`` = output pixels of the whole batch (``n * OH * OW``), ``K`` =
 ``C * KH * KW``. ``A`` is the weight viewed as an ``O x K`` matrix (contiguous along k); ``B`` is
 the input im2col'd on the fly: column ``p`` = (image, oh, ow), row ``k`` = (c, kh, kw), zero
-where the window lies in the padding. The GEMM engine (`visc.passes.lowering.staged_gemm`)
-stages both tiles and accumulates; each output then gets the bias and the fused epilogue
+where the window lies in the padding. The GEMM engine (`visc.passes.lowering.staged_gemm`,
+or `visc.passes.lowering.split_reduction_gemm` for ``stage = 3``) reads both and accumulates; each output then gets the bias and the fused epilogue
 (`common.epilogue`) and is stored. Batch-1 layers with few pixels (ResNet's 7x7 stages) still
 get several work-groups along N because all images share one N dimension.
 
@@ -12,7 +13,8 @@ Schedule keys read when ``stage >= 1`` (conv.py's docstring lists the others):
 
 * ``stage``    0: conv.py's register-tiled kernel; 1: staged, accumulators in work-group memory
                (any backend); 2: staged, accumulators in registers (GPU targets; an op placed
-               on the CPU backend is lowered as stage 1).
+               on the CPU backend is lowered as stage 1); 3: the reduction split across
+               threads (keys below).
 * ``block_m``  output channels per work-group.
 * ``block_n``  output pixels per work-group.
 * ``tile_k``   K step staged per barrier pair.
@@ -22,8 +24,17 @@ Schedule keys read when ``stage >= 1`` (conv.py's docstring lists the others):
 * ``unroll_k`` 0: the K step is unrolled while building; else the hint on its loop.
 * ``split_k``  K-slices summed by a second kernel (1: none), for layers with few blocks.
 
-``vec`` must stay 1, ``flat`` 0, ``unroll_win`` 1 (the window is part of K) and ``pack`` 0; the
-weight must not be stored packed (``packed_oc``).
+``vec`` must stay 1, ``flat`` 0, ``unroll_win`` 1 (the window is part of K), ``pack`` 0 and
+``threads_k`` 1; the weight must not be stored packed (``packed_oc``).
+
+Keys read when ``stage = 3`` (``block_m``, ``tile_k``, ``split_k`` keep their defaults):
+
+* ``tile_oc``   output channels per work-group, all of them in every thread (TM).
+* ``tile_ow``   output pixels per thread (TN; divides block_n).
+* ``block_n``   output pixels per work-group.
+* ``threads_k`` threads sharing each pixel group's reduction, each summing one slice of K.
+* ``wg``        must equal ``(block_n / tile_ow) * threads_k``.
+* ``unroll_k``  K elements per loop step of a slice (0: the whole slice, up to 64).
 """
 
 from __future__ import annotations
@@ -33,6 +44,12 @@ from xdsl.ir import SSAValue
 from visc.dialects.vision import VisionOp, get_int
 from visc.passes.lowering.common import Problems, Schedule, elt, epilogue, kernel_hint, node_name
 from visc.passes.lowering.loops import FunctionLowering, Idx, KernelBuilder
+from visc.passes.lowering.split_reduction_gemm import (
+    SPLIT_STAGE,
+    SplitReductionGemm,
+    check_split,
+    split_tiles,
+)
 from visc.passes.lowering.staged_gemm import StagedGemm, check_staged, staged_tiles
 from visc.passes.lowering.workgroup import GroupBuilder, byte_size
 
@@ -50,16 +67,20 @@ def gemm_sizes(op: VisionOp) -> tuple[int, int, int]:
 def check_conv2d_staged(op: VisionOp, sched: Schedule) -> Problems:
     problems: Problems = []
     stage = sched.get("stage", 0)
-    if stage not in (1, 2):
-        return [f"schedule stage={stage} is illegal (0, 1 or 2)"]
+    if stage not in (1, 2, SPLIT_STAGE):
+        return [f"schedule stage={stage} is illegal (0, 1, 2 or {SPLIT_STAGE})"]
     if get_int(op, "groups", 1) != 1:
         return [f"schedule stage={stage} needs groups = 1 (this conv has {get_int(op, 'groups', 1)})"]
     if "wg" not in sched.values:
         return ["schedule has no 'wg' (work-group size)"]
     if get_int(op, "packed_oc", 0):
         return [f"schedule stage={stage} reads the weight as an O x K matrix: it must not be packed (packed_oc)"]
-    check_staged(problems, sched, "tile_oc", "tile_ow", byte_size(elt(op.dests[0])),
-                 other_keys=NEUTRAL)
+    if stage == SPLIT_STAGE:
+        check_split(problems, sched, "tile_oc", "tile_ow", gemm_sizes(op)[2], byte_size(elt(op.dests[0])),
+                    other_keys=NEUTRAL)
+    else:
+        check_staged(problems, sched, "tile_oc", "tile_ow", byte_size(elt(op.dests[0])),
+                     other_keys=(*NEUTRAL, ("threads_k", 1)))
     return problems
 
 
@@ -67,7 +88,6 @@ def lower_conv2d_staged(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> 
     from visc.passes.lowering.conv import _clamped, _geometry
 
     g = _geometry(op)
-    tiles = staged_tiles(sched, "tile_oc", "tile_ow", op)
     m, n, kk = gemm_sizes(op)
     x, w, out = op.ins[0], op.ins[1], op.outs[0]
     bias = op.ins[2] if len(op.ins) == 3 else None
@@ -108,6 +128,11 @@ def lower_conv2d_staged(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> 
         idx = [img, oc, oh, ow]
         k.store(epilogue(k, op, v, idx, fuse), out, idx)
 
+    if sched.get("stage", 0) == SPLIT_STAGE:
+        split = split_tiles(sched, "tile_oc", "tile_ow")
+        SplitReductionGemm(m, n, kk, [], split, elt(out), load_a, load_b, store).build(fl, kernel_hint(op))
+        return
+    tiles = staged_tiles(sched, "tile_oc", "tile_ow", op)
     StagedGemm(m, n, kk, [], tiles, elt(out), load_a, load_b, store).build(fl, kernel_hint(op))
 
 

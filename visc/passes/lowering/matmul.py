@@ -20,7 +20,8 @@ Reads these schedule keys:
 Batch dimensions broadcast with numpy rules (a size-1 batch dim of ``a``, ``b`` or ``c`` is
 read at index 0). The steps (`_Plan.coords`, `_Plan.reduce`, `_Plan.store`) are separate;
 ``stage >= 1`` (work-group memory staging of ``a``/``b`` tiles, keys ``stage``, ``block_m``,
-``block_n``, ``tile_k``) is matmul_staged.py, which reuses `_Plan.store`.
+``block_n``, ``tile_k``, ``split_k``; ``stage = 3``: the reduction split across threads,
+``threads_k``) is matmul_staged.py, which reuses `_Plan.store`.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def check_matmul(op: VisionOp, sched: Schedule) -> Problems:
         return check_matmul_staged(op, sched)
     m, n, k = _dims(op)
     problems: Problems = []
+    if sched.get("threads_k", 1) != 1:
+        problems.append(f"schedule threads_k={sched.get('threads_k', 1)} needs stage=3 (the split reduction)")
     check_wg(problems, sched)
     check_range(problems, sched, "tile_m", 1, 1, m, f"the output has {m} rows")
     vec = sched.get("vec", 1)
@@ -268,6 +271,6 @@ def lower_matmul(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
 
 LOWERINGS: dict[type[VisionOp], Lowering] = {
     MatmulOp: Lowering(frozenset({"wg", "tile_m", "tile_n", "vec", "unroll_k",
-                                  "stage", "block_m", "block_n", "tile_k", "split_k"}),  # matmul_staged.py: stage >= 1
+                                  "stage", "block_m", "block_n", "tile_k", "split_k", "threads_k"}),  # matmul_staged.py: stage >= 1
                        check_matmul, lower_matmul),
 }
