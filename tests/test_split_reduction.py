@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from test_lowering import close, ort_run, parse, randn, run, stage3
+from test_staged_lowering import conv_attrs, lowered_ops
 
 from visc.compiler import finish_module, run_passes
 
@@ -17,13 +18,6 @@ def split(tm: int, tn: int, bn: int, rk: int, unroll: int = 1, conv: bool = True
     keys = ("tile_oc", "tile_ow") if conv else ("tile_m", "tile_n")
     return {"stage": 3, keys[0]: tm, keys[1]: tn, "block_n": bn, "threads_k": rk, "unroll_k": unroll,
             "wg": (bn // tn) * rk}
-
-
-def conv_attrs(strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), schedule=None) -> dict[str, Any]:
-    attrs: dict[str, Any] = {"strides": strides, "pads": pads, "dilations": dilations, "groups": 1}
-    if schedule is not None:
-        attrs["schedule"] = schedule
-    return attrs
 
 
 CONV_CASES = [
@@ -117,18 +111,8 @@ def _conv_text(schedule: dict[str, int]) -> str:
                   ["x", "w"])
 
 
-def _lowered(text: str) -> list[str]:
-    from visc.dialects import make_context
-    from visc.passes.lowering.vision_to_loops import LowerVisionToLoopsPass
-
-    module = parse(text)
-    LowerVisionToLoopsPass().apply(make_context(), module)
-    module.verify()
-    return [op.name + (str(op.results[0].type) if op.name == "memref.alloca" else "") for op in module.walk()]
-
-
 def test_one_barrier_and_partials_in_workgroup_memory() -> None:
-    ops = _lowered(_conv_text(split(4, 2, 16, 8)))
+    ops = lowered_ops(_conv_text(split(4, 2, 16, 8)))
     assert ops.count("gpu.barrier") == 1 and ops.count("scf.parallel") == 3  # group + 2 thread loops
     assert "memref.allocamemref<512xf32, 3 : i64>" in ops  # partials: 8 slices x 8 accumulators x 8 lanes
     assert not any(op.startswith("memref.allocamemref<") and ", 3 : i64>" not in op for op in ops)  # no private arrays
@@ -148,7 +132,7 @@ def test_illegal_split_schedules(schedule: dict[str, int], message: str) -> None
     from visc.errors import CompileError
 
     with pytest.raises(CompileError, match=message):
-        _lowered(_conv_text(schedule))
+        lowered_ops(_conv_text(schedule))
 
 
 def test_cuda_path_runs_on_host_and_assembles() -> None:

@@ -141,7 +141,7 @@ def _conv_text(schedule: dict[str, int], placement: str | None = None) -> str:
     return stage3("conv2d", {"x": x}, {"w": w}, {"y": ((1, 16, 6, 6), np.float32)}, attrs, ["x", "w"])
 
 
-def _lowered_ops(text: str) -> list[str]:
+def lowered_ops(text: str) -> list[str]:
     module = parse(text)
     LowerVisionToLoopsPass().apply(make_context(), module)
     module.verify()
@@ -149,12 +149,12 @@ def _lowered_ops(text: str) -> list[str]:
 
 
 def test_block_thread_form_and_accumulator_storage() -> None:
-    regs = _lowered_ops(_conv_text(staged(2, 16, 16, 8, 4, 4)))
+    regs = lowered_ops(_conv_text(staged(2, 16, 16, 8, 4, 4)))
     assert regs.count("gpu.barrier") == 2 and regs.count("scf.parallel") == 5  # group + 4 thread loops
     assert "memref.allocamemref<16xf32>" in regs  # private accumulators
     assert "memref.allocamemref<136xf32, 3 : i64>" in regs  # A tile: 8 x (16 + 1)
     # stage 2 placed on the CPU backend keeps its accumulators in work-group memory
-    cpu = _lowered_ops(_conv_text(staged(2, 16, 16, 8, 4, 4), placement="cpu"))
+    cpu = lowered_ops(_conv_text(staged(2, 16, 16, 8, 4, 4), placement="cpu"))
     assert "memref.allocamemref<16xf32>" not in cpu and "memref.allocamemref<256xf32, 3 : i64>" in cpu
 
 
@@ -168,13 +168,13 @@ def test_block_thread_form_and_accumulator_storage() -> None:
 ])
 def test_illegal_staged_schedules(schedule: dict[str, int], message: str) -> None:
     with pytest.raises(CompileError, match=message):
-        _lowered_ops(_conv_text(schedule))
+        lowered_ops(_conv_text(schedule))
 
 
 def test_grouped_conv_cannot_stage() -> None:
     text = _conv_text(staged(2, 16, 16, 8, 4, 4)).replace("groups = 1", "groups = 2").replace("16x8x3x3", "16x4x3x3")
     with pytest.raises(CompileError, match="needs groups = 1"):
-        _lowered_ops(text)
+        lowered_ops(text)
 
 
 # ---------------------------------------------------------------------------- heuristic and space

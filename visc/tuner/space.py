@@ -43,8 +43,9 @@ from visc.dialects.vision import (
     get_int,
     shape_of,
 )
+from visc.passes.lowering.common import Schedule
 from visc.passes.lowering.conv_staged import NEUTRAL as STAGED_CONV_NEUTRAL
-from visc.passes.lowering.split_reduction_gemm import SPLIT_STAGE, split_threads
+from visc.passes.lowering.split_reduction_gemm import SPLIT_STAGE, split_tiles
 from visc.passes.lowering.staged_gemm import STAGED_DEFAULTS
 
 _WIDTHS = (1, 2, 4, 8, 16)  # vector widths worth searching (3 is legal but never faster)
@@ -139,7 +140,7 @@ class Branch:
         if self.derived_wg is not None:
             tm, tn = self.derived_wg
             if self.split:
-                sched["wg"] = split_threads(sched, tm, tn)
+                sched["wg"] = split_tiles(Schedule(sched), tm, tn).threads
             else:
                 sched["wg"] = (sched["block_m"] // sched[tm]) * (sched["block_n"] // sched[tn])
         return sched
@@ -260,7 +261,6 @@ class SearchSpace:
 
     def problems(self, sched: dict[str, int]) -> list[str]:
         """Why `sched` cannot or should not be built (empty when it can)."""
-        from visc.passes.lowering.common import Schedule
         from visc.passes.lowering.vision_to_loops import LOWERINGS
 
         problems = [f"{k}={v} is not in the space {self.choices[k]}" for k, v in sched.items()
@@ -380,13 +380,18 @@ def _threads(op: VisionOp, sched: dict[str, int]) -> int:
     return 0
 
 
+def _tile_keys(op: VisionOp) -> tuple[str, str]:
+    """The keys of a GEMM lowering's per-thread rows and columns (TM, TN)."""
+    return ("tile_oc", "tile_ow") if isinstance(op, Conv2dOp) else ("tile_m", "tile_n")
+
+
 def _staged_constraints(op: VisionOp, limits: DeviceLimits, sched: dict[str, int]) -> list[str]:
     """Device limits of a staged proposal (the lowering checks the rest)."""
     from visc.passes.lowering.staged_gemm import Tiles, local_bytes
 
     conv = isinstance(op, Conv2dOp)
-    tm, tn = (sched.get("tile_oc", 1), sched.get("tile_ow", 1)) if conv else (sched.get("tile_m", 1),
-                                                                            sched.get("tile_n", 1))
+    tm_key, tn_key = _tile_keys(op)
+    tm, tn = sched.get(tm_key, 1), sched.get(tn_key, 1)
     bm, bn = sched.get("block_m", 64), sched.get("block_n", 64)
     problems = []
     if bm % tm or bn % tn:
@@ -427,17 +432,15 @@ def _contraction_k(op: VisionOp) -> int:
 
 def _split_constraints(op: VisionOp, limits: DeviceLimits, sched: dict[str, int]) -> list[str]:
     """Device limits of a ``stage = 3`` proposal (the lowering checks the rest)."""
-    tm_key, tn_key = ("tile_oc", "tile_ow") if isinstance(op, Conv2dOp) else ("tile_m", "tile_n")
-    tm, tn = sched.get(tm_key, 1), sched.get(tn_key, 1)
-    threads = split_threads(sched, tm_key, tn_key)
+    t = split_tiles(Schedule(sched), *_tile_keys(op))
     problems = []
-    if threads > limits.max_workgroup_size:
-        problems.append(f"stage=3 needs {threads} threads, more than the device's {limits.max_workgroup_size}")
-    need = tm * tn * threads * element_type_of(op.dests[0]).bitwidth // 8  # type: ignore[attr-defined]
+    if t.threads > limits.max_workgroup_size:
+        problems.append(f"stage=3 needs {t.threads} threads, more than the device's {limits.max_workgroup_size}")
+    need = t.local_elements() * element_type_of(op.dests[0]).bitwidth // 8  # type: ignore[attr-defined]
     if need > limits.local_memory_bytes:
         problems.append(f"partial sums need {need} bytes of local memory, the device has {limits.local_memory_bytes}")
-    if tm * tn > limits.max_accumulators:
-        problems.append(f"register tile {tm}x{tn} exceeds {limits.max_accumulators} accumulators")
+    if t.tm * t.tn > limits.max_accumulators:
+        problems.append(f"register tile {t.tm}x{t.tn} exceeds {limits.max_accumulators} accumulators")
     return problems
 
 

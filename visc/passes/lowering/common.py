@@ -107,6 +107,14 @@ def check_unroll(problems: Problems, sched: Schedule, key: str) -> None:
     check_range(problems, sched, key, 1, 0, None, "0 means fully")
 
 
+def check_neutral(problems: Problems, sched: Schedule, keys: Sequence[tuple[str, int]], kernel: str) -> None:
+    """Record a problem for each key `kernel` does not read that is not at its neutral value
+    (a schedule means exactly one kernel)."""
+    for key, neutral in keys:
+        if sched.get(key, neutral) != neutral:
+            problems.append(f"schedule {key}={sched.get(key, neutral)} is not used by {kernel} (it needs {key}={neutral})")
+
+
 def only_wg(op: VisionOp, sched: Schedule) -> Problems:
     problems: Problems = []
     check_wg(problems, sched)

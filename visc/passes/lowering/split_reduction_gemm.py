@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from xdsl.ir import Attribute, SSAValue
 
-from visc.passes.lowering.common import Problems, Schedule, check_range, check_unroll
+from visc.passes.lowering.common import Problems, Schedule, check_neutral, check_range, check_unroll
 from visc.passes.lowering.loops import FunctionLowering, Idx
 from visc.passes.lowering.staged_gemm import (
     MAX_LOCAL_BYTES,
@@ -63,7 +63,7 @@ class SplitTiles:
 
     @property
     def lanes(self) -> int:
-        return self.bn // self.tn
+        return self.bn // max(1, self.tn)  # tn < 1: check_split reports it
 
     @property
     def threads(self) -> int:
@@ -86,11 +86,6 @@ def split_tiles(sched: Schedule, tm_key: str, tn_key: str) -> SplitTiles:
                       sched.get("threads_k", 1), sched.get("unroll_k", 1))
 
 
-def split_threads(sched: dict[str, int], tm_key: str, tn_key: str) -> int:
-    """The work-group size a ``stage = 3`` schedule must declare as ``wg``."""
-    return (sched.get("block_n", STAGED_DEFAULTS["block_n"]) // max(1, sched.get(tn_key, 1))) * sched.get("threads_k", 1)
-
-
 def check_split(problems: Problems, sched: Schedule, tm_key: str, tn_key: str, k_len: int, elt_bytes: int,
                 other_keys: Sequence[tuple[str, int]] = ()) -> SplitTiles:
     """Legality of a ``stage = 3`` schedule; `other_keys` (and the staged engine's block_m,
@@ -101,10 +96,8 @@ def check_split(problems: Problems, sched: Schedule, tm_key: str, tn_key: str, k
     check_range(problems, sched, tm_key, 1, 1, MAX_THREAD_TILE)
     check_range(problems, sched, tn_key, 1, 1, MAX_THREAD_TILE)
     check_unroll(problems, sched, "unroll_k")
-    neutral = [*((key, STAGED_DEFAULTS[key]) for key in ("block_m", "tile_k", "split_k")), *other_keys]
-    for key, value in neutral:
-        if sched.get(key, value) != value:
-            problems.append(f"schedule {key}={sched.get(key, value)} is not used by stage=3 (it needs {key}={value})")
+    staged_only = [(key, STAGED_DEFAULTS[key]) for key in ("block_m", "tile_k", "split_k")]
+    check_neutral(problems, sched, [*staged_only, *other_keys], "stage=3")
     if problems:
         return t
     if t.bn % t.tn:
@@ -218,4 +211,4 @@ class SplitReductionGemm:
         k.threads(t.threads, finish)
 
 
-__all__ = ["SPLIT_STAGE", "SplitReductionGemm", "SplitTiles", "check_split", "split_threads", "split_tiles"]
+__all__ = ["SPLIT_STAGE", "SplitReductionGemm", "SplitTiles", "check_split", "split_tiles"]

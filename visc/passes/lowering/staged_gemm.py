@@ -47,7 +47,7 @@ from xdsl.dialects import memref
 from xdsl.dialects.builtin import StringAttr
 from xdsl.ir import Attribute, Operation, SSAValue
 
-from visc.passes.lowering.common import Problems, Schedule, check_range, check_unroll
+from visc.passes.lowering.common import Problems, Schedule, check_neutral, check_range, check_unroll
 from visc.passes.lowering.loops import Cond, FunctionLowering, Idx, KernelBuilder
 from visc.passes.lowering.workgroup import GroupBuilder, byte_size, group_kernel, scratch
 
@@ -121,10 +121,7 @@ def check_staged(problems: Problems, sched: Schedule, tm_key: str, tn_key: str, 
     tm = check_range(problems, sched, tm_key, 4, 1, None)
     tn = check_range(problems, sched, tn_key, 4, 1, None)
     check_unroll(problems, sched, "unroll_k")
-    for key, neutral in other_keys:
-        if sched.get(key, neutral) != neutral:
-            problems.append(f"schedule {key}={sched.get(key, neutral)} is not used by a staged schedule "
-                            f"(stage={t.stage} needs {key}={neutral})")
+    check_neutral(problems, sched, other_keys, f"a staged schedule (stage={t.stage})")
     if problems:
         return t
     if t.bm % tm or t.bn % tn:
