@@ -93,7 +93,7 @@ from visc.tuner.workload import Task, Workload, model_tasks
 
 # The untuned lowering: each key's neutral value (what the lowering does without the key).
 NAIVE = {"tile_oc": 1, "tile_ow": 1, "vec": 1, "flat": 0, "unroll_k": 1, "unroll_win": 1, "stage": 0, "pack": 0,
-         "split_k": 1}
+         "split_k": 1, "threads_k": 1}
 
 
 def conv_fields(work: Workload) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int]:

@@ -177,7 +177,7 @@ class CUDAExecutor:
         self._graph: Any = None
         self._graph_exec: Any = None
         self._allocations: list[Any] = []
-        self._flush: tuple[int, int] | None = None  # (buffer, bytes) that flush_l2 overwrites
+        self._flush: tuple[int, int] | None = None  # (buffer, bytes) that _flush_l2_async overwrites
         self._spin: Any = None  # the kernel `_hold_stream` launches (loaded on first use)
         with self.active():
             self._stream = drv.Stream()
@@ -398,14 +398,26 @@ class CUDAExecutor:
 
     # -- profiling ------------------------------------------------------------------------
 
-    def profile_run(self, inputs: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+    def profile_run(self, inputs: Sequence[np.ndarray], cold: bool = False,
+                    hold: float = 300e-6) -> list[tuple[str, float]]:
         """Device time of every launch in plan order, in seconds, from CUDA events recorded
-        between the launches on the stream (`kernel_times` gives gap-free numbers)."""
+        between the launches on the stream (`kernel_times` gives gap-free numbers).
+
+        The inputs are copied first; ``cold`` then empties the L2 (tuning times a kernel as it
+        meets its weights inside a model whose weights outgrow the L2, not with them left by
+        the previous repeat), and the stream is held for ``hold`` seconds (`_hold_stream`)
+        while the host queues the events and launches behind it. So the first start event
+        follows a kernel, never the input copies or the host: on the H100 an event queued right
+        after the copies added 1-5 us to kernels of 6-25 us (scripts/gpu/timing_probe.py)."""
         arrays = self.plan.check_inputs(inputs)
         drv = self._drv
         with self._lock, self.active():
             events = [drv.Event() for _ in range(len(self._launches) + 1)]
             self._copy_in(arrays)
+            if cold:
+                self._flush_l2_async()
+            if hold > 0:
+                self._hold_stream(hold)
             self._enqueue_launches(events)
             self._copy_out()
             return [(launch.name, events[i + 1].time_since(events[i]) * 1e-3)
@@ -431,16 +443,6 @@ class CUDAExecutor:
             self._spin = self._drv.module_from_buffer(_SPIN_PTX.encode() + b"\0").get_function("visc_spin")
             self._spin.prepare("Q")
         self._spin.prepared_async_call((1, 1, 1), (1, 1, 1), self._stream, np.uint64(int(seconds * 1e9)))
-
-    def flush_l2(self, hold: float = 300e-6) -> None:
-        """Empty the L2 cache before the next run: tuning measures kernels as they run inside
-        a model whose weights do not fit in the L2, not with their weights left cached. The
-        stream is then held for `hold` seconds (`_hold_stream`), time for the host to queue
-        the next run's copies, events and launches behind it."""
-        with self._lock, self.active():
-            self._flush_l2_async()
-            if hold > 0:
-                self._hold_stream(hold)
 
     def kernel_times(self, repeat: int = 5, inner: int = 10, cold: bool = False) -> list[tuple[str, str, float]]:
         """(kernel, ONNX node, seconds) per launch: each launch is captured ``inner`` times
