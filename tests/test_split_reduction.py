@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from test_lowering import close, ort_run, parse, randn, run, stage3
-from test_staged_lowering import conv_attrs, lowered_ops
+from test_staged_lowering import RESIDUAL_RELU, check_matmul_case, conv_attrs, lowered_ops
 
 from visc.compiler import finish_module, run_passes
 
@@ -76,28 +76,13 @@ MATMUL_CASES = [
 
 @pytest.mark.parametrize("case", MATMUL_CASES)
 def test_split_reduction_matmul(case: dict[str, Any]) -> None:
-    a, b = randn(*case["a"]), randn(*case["b"])
-    ta, tb = case.get("ta", 0), case.get("tb", 0)
-    alpha, beta = case.get("alpha", 1.0), case.get("beta", 1.0)
-    want = alpha * np.matmul(np.swapaxes(a, -1, -2) if ta else a, np.swapaxes(b, -1, -2) if tb else b)
-    weights, ins = {"b": b}, ["a", "b"]
-    if "c" in case:
-        weights["c"] = c = randn(*case["c"])
-        want, ins = want + beta * c, [*ins, "c"]
-    attrs = {"transpose_a": ta, "transpose_b": tb, "alpha": alpha, "beta": beta, "schedule": case["s"]}
-    (got,) = run("matmul", {"a": a}, {"y": (want.shape, np.float32)}, attrs, ins, weights)
-    close(got, want.astype(np.float32), rtol=1e-4, atol=1e-4)
+    check_matmul_case(case, case["s"])
 
 
 def test_split_reduction_conv2d_fused_epilogue() -> None:
     x, w, b, res = randn(2, 24, 5, 6), randn(10, 24, 1, 1), randn(10), randn(2, 10, 5, 6)
-    body = """  ^bb0(%acc: f32, %r: f32):
-    %s = arith.addf %acc, %r : f32
-    %z = arith.constant 0.000000e+00 : f32
-    %m = arith.maximumf %s, %z : f32
-    vision.yield %m : f32"""
     (got,) = run("conv2d", {"x": x}, {"y": ((2, 10, 5, 6), np.float32)}, conv_attrs(schedule=split(4, 2, 16, 4)),
-                 ["x", "w", "b"], {"w": w, "b": b, "res": res}, fuse=["res"], body=body)
+                 ["x", "w", "b"], {"w": w, "b": b, "res": res}, fuse=["res"], body=RESIDUAL_RELU)
     (conv,) = ort_run("Conv", [x, w, b])
     close(got, np.maximum(conv + res, 0), rtol=1e-4, atol=1e-4)
 

@@ -72,17 +72,20 @@ def test_staged_conv2d_matches_onnxruntime(case: dict[str, Any]) -> None:
     close(got, want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("stage", [1, 2])
-def test_staged_conv2d_bias_relu_residual_epilogue(stage: int) -> None:
-    x, w, b, res = randn(2, 6, 7, 9), randn(10, 6, 3, 3), randn(10), randn(2, 10, 7, 9)
-    body = """  ^bb0(%acc: f32, %r: f32):
+# a fused epilogue: the conv's accumulator plus a residual operand, then ReLU
+RESIDUAL_RELU = """  ^bb0(%acc: f32, %r: f32):
     %s = arith.addf %acc, %r : f32
     %z = arith.constant 0.000000e+00 : f32
     %m = arith.maximumf %s, %z : f32
     vision.yield %m : f32"""
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_staged_conv2d_bias_relu_residual_epilogue(stage: int) -> None:
+    x, w, b, res = randn(2, 6, 7, 9), randn(10, 6, 3, 3), randn(10), randn(2, 10, 7, 9)
     (got,) = run("conv2d", {"x": x}, {"y": ((2, 10, 7, 9), np.float32)},
                  conv_attrs(pads=(1, 1, 1, 1), schedule=staged(stage, 16, 32, 8, 4, 4)),
-                 ["x", "w", "b"], {"w": w, "b": b, "res": res}, fuse=["res"], body=body)
+                 ["x", "w", "b"], {"w": w, "b": b, "res": res}, fuse=["res"], body=RESIDUAL_RELU)
     (conv,) = ort_run("Conv", [x, w, b], {"pads": [1, 1, 1, 1]})
     close(got, np.maximum(conv + res, 0), rtol=1e-4, atol=1e-4)
 
@@ -99,8 +102,9 @@ MATMUL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", MATMUL_CASES)
-def test_staged_matmul(case: dict[str, Any]) -> None:
+def check_matmul_case(case: dict[str, Any], sched: dict[str, int]) -> None:
+    """One matmul case (shapes ``a``, ``b``, optional ``ta``/``tb``, ``alpha``/``beta``, ``c``)
+    lowered with `sched` on OpenCL, against numpy."""
     a, b = randn(*case["a"]), randn(*case["b"])
     ta, tb = case.get("ta", 0), case.get("tb", 0)
     alpha, beta = case.get("alpha", 1.0), case.get("beta", 1.0)
@@ -109,13 +113,17 @@ def test_staged_matmul(case: dict[str, Any]) -> None:
     if "c" in case:
         weights["c"] = c = randn(*case["c"])
         want, ins = want + beta * c, [*ins, "c"]
-    stage, bm, bn, bk, tm, tn, *extra = case["s"]
-    sched = {"stage": stage, "block_m": bm, "block_n": bn, "tile_k": bk, "tile_m": tm, "tile_n": tn,
-             "wg": (bm // tm) * (bn // tn), "unroll_k": extra[0] if extra else 0,
-             "split_k": extra[1] if len(extra) > 1 else 1}
     attrs = {"transpose_a": ta, "transpose_b": tb, "alpha": alpha, "beta": beta, "schedule": sched}
     (got,) = run("matmul", {"a": a}, {"y": (want.shape, np.float32)}, attrs, ins, weights)
     close(got, want.astype(np.float32), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", MATMUL_CASES)
+def test_staged_matmul(case: dict[str, Any]) -> None:
+    stage, bm, bn, bk, tm, tn, *extra = case["s"]
+    check_matmul_case(case, {"stage": stage, "block_m": bm, "block_n": bn, "tile_k": bk, "tile_m": tm, "tile_n": tn,
+                             "wg": (bm // tm) * (bn // tn), "unroll_k": extra[0] if extra else 0,
+                             "split_k": extra[1] if len(extra) > 1 else 1})
 
 
 def test_staged_matmul_epilogue() -> None:

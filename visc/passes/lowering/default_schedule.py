@@ -195,8 +195,9 @@ def _split_reduction(m: int, n: int, k: int, traits: TargetTraits, max_wg: int,
     8 (scripts/gpu/heuristic_probe.py): each of the 17 convs of at most 2^24 multiply-adds ran
     1.2-3.8x faster with it than with the staged kernel; above 2^24 it lost as often as it
     won. GPU targets only (the CPU backend keeps the staged kernel, as its GPU heuristics are
-    a test configuration). The slices stay 12 or more elements long: 16 threads per output group from K = 192,
-    8 below, with wider tiles where K is short and the threads' own work is small."""
+    a test configuration). The slices stay 12 or more elements long: 16 threads per output
+    group from K = 192, 8 below, with wider tiles where K is short and the threads' own work
+    is small."""
     if traits is not DEVICES["gpu"] or target == "cpu" or k < 32 or m * n * k > SMALL_GEMM_FMAS:
         return None
     tm, tn, bn, rk = (2, 1, 16, 16) if k >= 192 else (4, 1, 32, 8) if k >= 96 else (4, 2, 64, 8)
@@ -258,10 +259,11 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "open
     from visc.passes.lowering.conv_staged import gemm_sizes
 
     if get_int(op, "groups", 1) == 1:
-        split = _split_reduction(*gemm_sizes(op), traits, max_wg, target)
+        sizes = gemm_sizes(op)
+        split = _split_reduction(*sizes, traits, max_wg, target)
         if split is not None:
             return split
-        staged = _staged(*gemm_sizes(op), traits, max_wg, target)
+        staged = _staged(*sizes, traits, max_wg, target)
         if staged is not None:
             staged["tile_oc"], staged["tile_ow"] = staged.pop("tm"), staged.pop("tn")
             return staged
