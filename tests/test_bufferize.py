@@ -211,8 +211,8 @@ def test_bufferize_rejects_tensor_ops_it_does_not_know() -> None:
 
 def run_both(module_text: str, store: WeightStore, inputs: list[np.ndarray], *passes) -> None:
     """Reference on the tensor module vs the interpreter on the bufferized one."""
+    from visc.buffer_interpreter import run_bufferized
     from visc.reference import evaluate
-    from visc.runtime.buffer_interpreter import run_bufferized
 
     module = parse(module_text)
     want = evaluate(module, store, inputs)
@@ -261,7 +261,7 @@ def test_interpreter_outputs_that_alias() -> None:
 
 def test_interpreter_detects_a_bad_plan() -> None:
     """Forcing two live buffers onto the same bytes corrupts the result: the check has teeth."""
-    from visc.runtime.buffer_interpreter import run_bufferized
+    from visc.buffer_interpreter import run_bufferized
 
     x = np.random.default_rng(4).standard_normal((1, 3, 6, 6)).astype(np.float32)
     store = residual_weights()
@@ -297,9 +297,9 @@ def _without_final_softmax(model):
 
 
 def _light_model_check(name: str) -> tuple[int, int]:
+    from visc.buffer_interpreter import run_bufferized
     from visc.frontend.onnx import import_model
     from visc.reference import evaluate
-    from visc.runtime.buffer_interpreter import run_bufferized
     from visc.tools.model_zoo import load_light_model
 
     imported = import_model(_without_final_softmax(load_light_model(name, seed=5)))

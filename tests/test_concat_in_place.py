@@ -95,11 +95,11 @@ def test_opencl_rejects_a_slab_the_device_cannot_address() -> None:
 def test_slabs_through_the_arena_interpreter() -> None:
     """The bufferized module with slabs, run by the arena interpreter, matches the tensor
     reference, and the plan has no two live buffers on the same bytes."""
+    from visc.buffer_interpreter import run_bufferized
     from visc.compiler import run_passes
     from visc.frontend.onnx import import_model
     from visc.passes.graph.memory_plan import plan_conflicts
     from visc.reference import evaluate
-    from visc.runtime.buffer_interpreter import run_bufferized
 
     model, x = _fire()
     imported = import_model(model)

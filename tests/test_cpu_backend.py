@@ -82,7 +82,7 @@ def squeezenet_cpu():
 
 
 def _executors(model, *threads: int):
-    from visc.backends.cpu import CPUExecutor
+    from visc.runtime.cpu import CPUExecutor
 
     return [CPUExecutor(model.plan, model.sources["cpu"], model.weights, threads=t) for t in threads]
 
@@ -92,7 +92,7 @@ def test_spinning_workers_match_one_thread_and_wake_from_sleep(squeezenet_cpu) -
     spin budget sleeps (its state word says so) and the next launch wakes it."""
     import time
 
-    from visc.backends.cpu_workers import STATE
+    from visc.runtime.cpu_workers import STATE
 
     _, model = squeezenet_cpu
     inputs = random_inputs(model.plan.inputs, seed=8)

@@ -29,7 +29,7 @@ def _gpu_available() -> str | None:
         drv.init()
         if drv.Device.count() == 0:
             return "no CUDA device"
-        from visc.backends.cuda import driver_bindings
+        from visc.runtime.cuda import driver_bindings
 
         driver_bindings()
     except Exception as e:  # noqa: BLE001 - any failure means: no CUDA here
@@ -171,7 +171,7 @@ def test_executor_errors() -> None:
     model = visc.compile(_small_model(), target="cuda")
     with pytest.raises(InputShapeError, match="has shape"):
         model.executor().run([np.zeros((1, 3, 8, 8), np.float32)])
-    from visc.backends.cuda import CUDAExecutor
+    from visc.runtime.cuda import CUDAExecutor
 
     with pytest.raises(DeviceError, match="does not exist"):
         CUDAExecutor(model.plan, model.source, model.weights, device="cuda:99")

@@ -426,17 +426,30 @@ def test_model_zoo_against_onnxruntime(name, rng):
         assert np.abs(g - w).max() / np.abs(w).max() <= 1e-4
 
 
+def logits_of(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model without its final Softmax. The zoo files' placeholder weights (every one
+    0.02) make all 1000 logits about 6.8e9 and equal to 7 digits, so the softmax of two
+    correct float32 results differs by whole classes (which depends on the BLAS's summation
+    order); the logits are what can be compared."""
+    last = model.graph.node[-1]
+    assert last.op_type == "Softmax"
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    model.graph.node.pop()
+    model.graph.output[0].name = last.input[0]
+    return model
+
+
 def test_model_zoo_file_with_its_own_weights(rng):
-    path = light_model_path("squeezenet")
-    imported = import_model(path)
+    model = logits_of(onnx.load(light_model_path("squeezenet")))
+    imported = import_model(model)
     x = randn(rng, 1, 3, 224, 224)
     (got,) = evaluate(imported.module, imported.weights, [x])
-    (want,) = run_onnxruntime(onnx.load(path), {"data_0": x})
+    (want,) = run_onnxruntime(model, {"data_0": x})
     assert np.abs(got - want).max() / np.abs(want).max() <= 1e-4
 
 
 def test_squeezenet_with_batch_2(rng):
-    model = with_free_batch(onnx.load(light_model_path("squeezenet")))
+    model = with_free_batch(logits_of(onnx.load(light_model_path("squeezenet"))))
     x = randn(rng, 2, 3, 224, 224)
     imported = compare(model, {"data_0": x}, input_shapes={"data_0": (2, 3, 224, 224)}, rtol=1e-4)
     assert imported.output_shapes == [(2, 1000, 1, 1)]

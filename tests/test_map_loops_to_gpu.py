@@ -10,10 +10,11 @@ import numpy as np
 from xdsl.dialects import gpu
 from xdsl.parser import Parser
 
-from visc.backends.opencl import OpenCLExecutor, emit_opencl
+from visc.backends.opencl import emit_opencl
+from visc.backends.plan_extract import extract_plan
 from visc.dialects import make_context
 from visc.passes.gpu.map_loops_to_gpu import MapLoopsToGpuPass
-from visc.runtime.plan import extract_plan
+from visc.runtime.opencl import OpenCLExecutor
 
 
 def _parallel(ubs: tuple[int, ...], body: str, name: str, wg: int) -> str:

@@ -9,15 +9,10 @@ import re
 import numpy as np
 import pytest
 
-from visc.backends.opencl import (
-    OpenCLExecutor,
-    build_program,
-    compile_stage,
-    emit_opencl,
-    run_bufferized,
-)
+from visc.backends.opencl import compile_stage, emit_opencl, run_bufferized
 from visc.errors import CompileError, DeviceError, InputShapeError, KernelBuildError
 from visc.runtime.devices import get_context, list_devices, select_device
+from visc.runtime.opencl import OpenCLExecutor, build_program
 from visc.runtime.plan import Plan
 
 RNG = np.random.default_rng(1234)
@@ -580,8 +575,8 @@ def test_unaligned_arena_offset_and_reinterpreted_weight() -> None:
 def test_plan_rejects_host_ops_and_unknown_versions() -> None:
     from xdsl.parser import Parser
 
+    from visc.backends.plan_extract import extract_plan
     from visc.dialects import make_context
-    from visc.runtime.plan import extract_plan
 
     text = module([("x", "memref<4xf32>", "float32")], [("y", "memref<4xf32>", "float32")], """
   vision.map ins(%x : memref<4xf32>) outs(%y : memref<4xf32>) {onnx_node = "left_over"} body {

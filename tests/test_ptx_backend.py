@@ -26,6 +26,7 @@ from onnx import helper, numpy_helper
 from onnx_node_cases import skip_reason, supported_cases
 
 import visc
+from visc.backends.plan_extract import extract_plan
 from visc.backends.ptx import (
     DEFAULT_ARCH,
     assemble,
@@ -39,7 +40,7 @@ from visc.compiler import compile_model, default_pipeline, run_passes
 from visc.errors import CompileError, DeviceError
 from visc.frontend.onnx import import_model
 from visc.frontend.specialize import bind_inputs, graph_parameter_inputs
-from visc.runtime.plan import Plan, extract_plan
+from visc.runtime.plan import Plan
 from visc.tools.model_zoo import LIGHT_MODELS, load_light_model
 from visc.tools.visc_cli import random_inputs, rel_error
 
@@ -115,8 +116,8 @@ class HostEmulator:
 
         import llvmlite.binding as llvm
 
-        from visc.backends.opencl import OpenCLExecutor
         from visc.passes.llvm.translate import translate
+        from visc.runtime.device import weight_bytes
 
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
@@ -141,7 +142,7 @@ class HostEmulator:
         self._engine = llvm.create_mcjit_compiler(self._module, machine)
         self._engine.finalize_object()
         self.plan = plan
-        self._weights = {n: OpenCLExecutor._weight_bytes(n, weights[n], s.shape, s.dtype)
+        self._weights = {n: weight_bytes(n, weights[n], s.shape, s.dtype)
                          for n, s in plan.weight_specs.items()}
 
     def _wait(self) -> None:

@@ -125,9 +125,9 @@ def test_cuda_path_runs_on_host_and_assembles() -> None:
     barrier) against onnxruntime, and the PTX through ptxas where it is installed."""
     from test_ptx_backend import PTXAS, HostEmulator
 
+    from visc.backends.plan_extract import extract_plan
     from visc.backends.ptx import assemble, emit_ptx, find_libdevice
     from visc.passes.llvm import NVVM_PIPELINE
-    from visc.runtime.plan import extract_plan
 
     x, w, b = randn(1, 40, 5, 5), randn(12, 40, 1, 1), randn(12)
     text = stage3("conv2d", {"x": x}, {"w": w, "b": b}, {"y": ((1, 12, 5, 5), np.float32)},

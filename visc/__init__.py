@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from visc.errors import ViscError
+from visc.stages import Stage
 from visc.version import __version__
 
 # PoCL's CPU device: pin its worker threads to cores. Unpinned, a run on a 2-core machine
@@ -21,10 +22,17 @@ from visc.version import __version__
 # variable before visc is imported to choose otherwise; PoCL reads it once, at start-up).
 os.environ.setdefault("POCL_AFFINITY", "1")
 
+# PoCL's LLVM 14 cannot name newer CPUs (e.g. AMD Zen 5) and then fails every kernel build: on
+# those only, point the ICD loader at a patched libpocl (docs/architecture.md; VISC_POCL_COMPAT=0).
+from visc.runtime.pocl_compat import ensure_pocl_cpu  # noqa: E402
+
+ensure_pocl_cpu()
+
 if TYPE_CHECKING:
     import onnx
 
     from visc.model import CompiledModel
+    from visc.runtime.pipeline import Pipeline
 
 
 def compile(
@@ -48,11 +56,32 @@ def compile(
                          fallback=fallback, records=records)
 
 
-def load(path: str, device: str | None = None) -> CompiledModel:
-    """Load a model saved with `CompiledModel.save`."""
+def pipeline(
+    model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    stages: Sequence[Stage | str | Mapping[str, object]] | int,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    devices: Sequence[str] | None = None,
+    frames_in_flight: int = 4,
+    records: str | os.PathLike[str] | bool | None = None,
+    arch: str | None = None,
+) -> Pipeline:
+    """Compile an ONNX model into stages that run as dataflow actors on their devices,
+    pipelined across frames (see `visc.stages`). ``stages``: a list of `visc.Stage` (each but
+    the last ending at a named ONNX node or tensor, ``until``), or a number of stages for
+    visc to cut itself over ``devices``, balancing per-op times it measures.
+    ``frames_in_flight``: the frames admitted at once (FIFO capacities), so memory is
+    bounded whatever the input rate."""
+    from visc.stages import build_pipeline
+
+    return build_pipeline(model, stages, input_shapes=input_shapes, devices=devices,
+                          frames_in_flight=frames_in_flight, records=records, arch=arch)
+
+
+def load(path: str, device: str | None = None) -> CompiledModel | Pipeline:
+    """Load a model (or a pipeline) saved with ``save``; needs the runtime only."""
     from visc.model import load as _load
 
     return _load(path, device=device)
 
 
-__all__ = ["compile", "load", "ViscError", "__version__"]
+__all__ = ["compile", "pipeline", "Stage", "load", "ViscError", "__version__"]

@@ -212,18 +212,46 @@ def compile_model(
     start = time.perf_counter()
     imported = import_model(model, dict(input_shapes) if input_shapes else None)
     report.seconds["import"] = time.perf_counter() - start
+    return compile_module(imported.module, imported.weights, target, device=device, pipeline=pipeline,
+                          print_ir_after=print_ir_after, arch=arch, fallback=fallback, records=records,
+                          report=report)
 
-    book = None
-    if records is not False:
-        from visc.tuner.records import RecordBook
 
-        if isinstance(records, RecordBook):
-            book = records
-        elif records is None or records is True:
-            book = RecordBook.shipped(target, device)  # None: no shipped records for this device
-        else:
-            book = RecordBook.load(records, target, device)
+def record_book(records: str | os.PathLike[str] | bool | RecordBook | None, target: str,
+                device: str | None) -> RecordBook | None:
+    """The tuning records a compile applies (see `compile_model`'s ``records``)."""
+    if records is False:
+        return None
+    from visc.tuner.records import RecordBook
 
+    if isinstance(records, RecordBook):
+        return records
+    if records is None or records is True:
+        return RecordBook.shipped(target, device)  # None: no shipped records for this device
+    return RecordBook.load(records, target, device)
+
+
+def compile_module(
+    module: ModuleOp,
+    weights: WeightStore,
+    target: str = "opencl",
+    device: str | None = None,
+    pipeline: Sequence[str] | None = None,
+    print_ir_after: Callable[[str, ModuleOp], None] | None = None,
+    arch: str | None = None,
+    fallback: Sequence[str] | None = None,
+    records: str | os.PathLike[str] | bool | RecordBook | None = None,
+    report: CompileReport | None = None,
+    graph_passes: bool = True,
+):
+    """An imported module (vision on tensors, in place) -> `visc.CompiledModel`: the rest of
+    `compile_model`, also run on each stage of a cut model (`visc.stages`), whose stages are
+    models of their own: ``graph_passes=False`` skips `GRAPH_PIPELINE` for a module that
+    went through it whole, so each op keeps the fusion decided for the uncut model."""
+    if target not in TARGETS:
+        raise CompileError(f"unknown target '{target}' (available: {', '.join(TARGETS)})")
+    report = report if report is not None else CompileReport()
+    book = record_book(records, target, device)
     tuned_ops = 0
 
     def after(spec: str, module: ModuleOp, seconds: float) -> None:
@@ -240,14 +268,19 @@ def compile_model(
     device_type = device_type_for(target, device)
     if fallback is not None and target == "cpu":
         fallback = None  # everything runs on the CPU already
-    specs = list(pipeline) if pipeline is not None else list(
-        default_pipeline(target, device_type, fallback, slab_alignment(target, device)))
-    run_passes(imported.module, specs, imported.weights, after)
+    if pipeline is not None:
+        specs = list(pipeline)
+    elif graph_passes:
+        specs = list(default_pipeline(target, device_type, fallback, slab_alignment(target, device)))
+    else:
+        specs = list(default_pipeline(target, device_type, fallback, slab_alignment(target, device))[
+            len(GRAPH_PIPELINE):])
+    run_passes(module, specs, weights, after)
     metadata: dict[str, object] = {"device_type": device_type, "pipeline": specs}
     if book is not None:
         metadata["tuned_ops"] = tuned_ops  # this compile's (a RecordBook may serve several)
         metadata["records"] = book.source
-    return finish_module(imported.module, imported.weights, target, device, arch, report, metadata)
+    return finish_module(module, weights, target, device, arch, report, metadata)
 
 
 def finish_module(
@@ -262,8 +295,8 @@ def finish_module(
     """A module after the whole pipeline -> `visc.CompiledModel` (kernel sources, plan and the
     weights the plan uses). The tuner builds its one-op modules through this too."""
     from visc.backends.opencl import emit_opencl
+    from visc.backends.plan_extract import extract_plan, kernel_writes
     from visc.model import CompiledModel
-    from visc.runtime.plan import extract_plan
 
     report = report if report is not None else CompileReport()
     metadata = metadata if metadata is not None else {}
@@ -274,17 +307,12 @@ def finish_module(
         if isinstance(attr, IntegerAttr):
             setattr(report, key, int(attr.value.data))
     sources: dict[str, str] = {}
-    cpu_kernels = _cpu_kernel_names(module)
-    if cpu_kernels:
+    writes = kernel_writes(module)  # while every kernel is still a gpu.func
+    if _cpu_kernel_names(module):
         from visc.backends.cpu import emit_cpu
 
         sources["cpu"] = emit_cpu(module)
         _drop_cpu_kernels(module)
-        if target != "cpu":
-            from visc.runtime.mixed import launch_writes
-
-            metadata["cpu_kernels"] = sorted(cpu_kernels)
-            metadata["launch_writes"] = launch_writes(module)
     if target == "cuda":
         if _has_unlowered_kernels(module):
             from visc.passes.llvm import NVVM_PIPELINE
@@ -295,7 +323,7 @@ def finish_module(
         sources["opencl"] = emit_opencl(module)
     elif "cpu" not in sources:
         sources["cpu"] = ""
-    plan = extract_plan(module)
+    plan = extract_plan(module, writes)
     report.num_kernels = len({launch.kernel for launch in plan.launches})
     report.num_launches = len(plan.launches)
     used = {name: weights[name] for name in plan.weights}

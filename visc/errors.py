@@ -38,3 +38,11 @@ class DeviceError(ViscError):
 
 class ArtifactError(ViscError):
     """A compiled-model file is missing, corrupt or from an incompatible visc version."""
+
+
+class PipelineError(ViscError):
+    """A stage of the dataflow engine failed on a frame; chains the stage's own exception."""
+
+    def __init__(self, message: str, stage: str = "", frame: int = -1, node: str | None = None):
+        super().__init__(message)
+        self.stage, self.frame, self.node = stage, frame, node

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from visc.errors import InputShapeError
-from visc.runtime.plan import Plan
+from visc.runtime.device import Device, open_executor
+from visc.runtime.plan import Plan, normalize_inputs
+
+if TYPE_CHECKING:
+    from visc.runtime.pipeline import Pipeline
 
 
 class CompiledModel:
@@ -59,30 +62,22 @@ class CompiledModel:
     # -- execution --------------------------------------------------------------------
 
     def executor(self) -> Any:
-        """The device executor, created (program built, weights uploaded) on first use."""
+        """The default executor (one frame slot), created (program built, weights uploaded) on
+        first use and kept."""
         if self._executor is None:
-            if self.target != "cpu" and self.metadata.get("cpu_kernels"):  # a mixed plan (placement)
-                from visc.runtime.mixed import MixedExecutor
-
-                self._executor = MixedExecutor(self.plan, self.target, self.sources[self.target], self.sources["cpu"],
-                                               self.weights, set(self.metadata["cpu_kernels"]), device=self.device,
-                                               writes=self.metadata.get("launch_writes"))
-            elif self.target == "opencl":
-                from visc.backends.opencl import OpenCLExecutor
-
-                self._executor = OpenCLExecutor(self.plan, self.sources["opencl"], self.weights, device=self.device)
-            elif self.target == "cuda":
-                from visc.backends.cuda import CUDAExecutor
-
-                self._executor = CUDAExecutor(self.plan, self.sources["cuda"], self.weights, device=self.device)
-            elif self.target == "cpu":
-                from visc.backends.cpu import CPUExecutor
-
-                self._executor = CPUExecutor(self.plan, self.sources["cpu"], self.weights)
-            else:
-                raise InputShapeError(f"no executor for target '{self.target}'")
-
+            self._executor = self.make_executor()
         return self._executor
+
+    def make_executor(self, slots: int = 1, threads: int | None = None) -> Device:
+        """A new executor of this model (`visc.runtime.device.Device`) with ``slots`` frame
+        slots (frames in flight at once, weights shared); ``threads``: the CPU backend's
+        workers. The caller owns it: `close()` frees its device memory."""
+        return open_executor(self.target, self.plan, self.sources, self.weights, device=self.device, slots=slots,
+                             threads=threads)
+
+    def memory(self) -> dict[str, int]:
+        """The default executor's memory report (bytes of weights, arena and I/O per slot)."""
+        return self.executor().memory()
 
     @property
     def device_name(self) -> str:
@@ -91,32 +86,7 @@ class CompiledModel:
     def _normalize_inputs(
         self, inputs: np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
     ) -> list[np.ndarray]:
-        specs = self.plan.inputs
-        if isinstance(inputs, np.ndarray):
-            inputs = [inputs]
-        if isinstance(inputs, Mapping):
-            missing = [t.name for t in specs if t.name not in inputs]
-            extra = [k for k in inputs if k not in {t.name for t in specs}]
-            if missing or extra:
-                raise InputShapeError(
-                    f"inputs do not match the model: missing {missing}, unexpected {extra}; "
-                    f"the model takes {[t.name for t in specs]}"
-                )
-            inputs = [inputs[t.name] for t in specs]
-        arrays = list(inputs)
-        if len(arrays) != len(specs):
-            raise InputShapeError(f"the model takes {len(specs)} inputs {[t.name for t in specs]}, got {len(arrays)}")
-        result = []
-        for spec, arr in zip(specs, arrays, strict=True):
-            arr = np.asarray(arr)
-            if tuple(arr.shape) != tuple(spec.shape):
-                raise InputShapeError(
-                    f"input '{spec.name}' has shape {list(arr.shape)} but the model was compiled for "
-                    f"{list(spec.shape)}; recompile with --input-shape {spec.name}="
-                    f"{','.join(str(d) for d in arr.shape)} if the model allows it"
-                )
-            result.append(np.require(arr, dtype=np.dtype(spec.dtype), requirements="C"))
-        return result
+        return normalize_inputs(self.plan.inputs, inputs)
 
     def run(self, inputs: np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Run one inference: numpy in (a list, a dict by input name, or one array), numpy out."""
@@ -155,8 +125,9 @@ class CompiledModel:
         save_artifact(self, path)
 
 
-def load(path: str, device: str | None = None) -> CompiledModel:
-    """Load a compiled model saved by `CompiledModel.save` (no ONNX file or compiler needed)."""
+def load(path: str, device: str | None = None) -> CompiledModel | Pipeline:
+    """Load a compiled model saved by `CompiledModel.save`, or a pipeline saved by
+    `Pipeline.save` (no ONNX file or compiler needed)."""
     from visc.runtime.artifact import load_artifact
 
     return load_artifact(path, device=device)

@@ -4,7 +4,11 @@
 # runs the CUDA test subset, the same light-model and node tests on NVIDIA OpenCL, and the
 # GPU benchmark. Run from anywhere; everything it prints is also saved under $OUT.
 #
-#   scripts/gpu/run_h100.sh [all|tests|bench|errors]   (default: all)
+#   scripts/gpu/run_h100.sh [all|tests|bench|errors|pipeline]   (default: all)
+#
+# pipeline: the dataflow runtime on the GPU machine: tests/test_pipeline.py (cuda, cuda+cpu,
+# cuda+opencl cuts, bitwise), tests/test_runtime_layer.py, the CUDA executor tests, and
+# benchmarks/pipeline.py with a CUDA stage and a CPU stage.
 #
 # Expects: NVIDIA driver, CUDA toolkit (ptxas, libdevice), python3 with PyTorch, torchvision,
 # onnx, onnxruntime, numpy, pytest. Carried in .whl/: pycuda (a wheel, or its sdist, built
@@ -31,6 +35,9 @@ if compgen -G ".whl/*.whl" > /dev/null; then
   $PY -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$SITE" .whl/*.whl \
     || { echo "installing the wheels in .whl/ failed"; exit 1; }
 fi
+# packages carried as tar.xz of their installed folders (llvmlite's wheel, stripped and
+# recompressed, is 37 MB instead of 60 MB: the carried tree is limited to 64 MiB)
+for t in .whl/*.tar.xz; do [ -e "$t" ] && tar xJf "$t" -C "$SITE"; done
 export PYTHONPATH="$SITE:$REPO${PYTHONPATH:+:$PYTHONPATH}"
 if ! $PY -c "import pycuda" 2> /dev/null; then
   SDIST=$(ls .whl/pycuda-*.tar.gz 2> /dev/null | head -n 1)
@@ -100,6 +107,16 @@ fi
 
 if [ "$PHASE" = errors ]; then
   $PY scripts/gpu/light_errors.py --out "$OUT/light_errors.json" 2>&1 | grep -v "W:onnxruntime" || STATUS=1
+fi
+
+if [ "$PHASE" = pipeline ]; then
+  echo "== dataflow runtime: pipeline, runtime-layer and CUDA executor tests"
+  $PY -m pytest -q -p no:cacheprovider $XDIST -rs tests/test_pipeline.py tests/test_runtime_layer.py \
+    tests/test_cuda_executor.py --junitxml="$OUT/pipeline_tests.xml" 2>&1 | tail -n 30 || STATUS=1
+  echo "== benchmarks/pipeline.py: a CNN on CUDA with its tail on the CPU"
+  $PY benchmarks/pipeline.py --devices cuda,cpu --threads 0 --model ${PIPE_MODEL:-resnet50} \
+    --sections ${PIPE_SECTIONS:-overhead,balanced,ort} --frames ${PIPE_FRAMES:-200} \
+    --out "$OUT/pipeline_gpu.json" 2>&1 | grep -v "W:onnxruntime" || STATUS=1
 fi
 
 # -- 5. benchmark --------------------------------------------------------------------------------

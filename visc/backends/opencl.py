@@ -1,21 +1,15 @@
-"""The OpenCL target: stage-5 `gpu.module` -> OpenCL C 1.2, and an executor of runtime plans.
+"""The OpenCL target: stage-5 `gpu.module` -> OpenCL C 1.2.
 
-`emit_opencl(module)` prints every kernel (also `visc-opt -t opencl`). `OpenCLExecutor`
-builds the program once, places every buffer of the plan (one arena with sub-buffers,
-weights uploaded once), binds one `cl.Kernel` per launch up front, so `run` only copies
-inputs in, enqueues the launches and copies outputs back. `run_bufferized` is the short
-path from a bufferized (stage-3) module to numbers, for tests of lowerings.
+`emit_opencl(module)` prints every kernel (also `visc-opt -t opencl`); the executor that
+runs them is `visc.runtime.opencl.OpenCLExecutor`. `compile_stage` and `run_bufferized` are
+the short path from a bufferized (stage-3) module to numbers, for tests of lowerings.
 """
 
 from __future__ import annotations
 
-import re
-import threading
-import time
-import warnings
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO
 
 import numpy as np
 from xdsl.context import Context
@@ -31,7 +25,8 @@ from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.utils.target import Target
 
 from visc.backends.c_emitter import MATH_FUNCTIONS, CEmitter
-from visc.errors import CompileError, DeviceError, KernelBuildError
+from visc.errors import CompileError
+from visc.runtime.opencl import OpenCLExecutor
 from visc.runtime.plan import Plan
 
 # -- emission -------------------------------------------------------------------------------
@@ -234,206 +229,6 @@ class OpenCLTarget(Target):
         output.write(emit_opencl(module, self.native_half))
 
 
-# -- building -------------------------------------------------------------------------------
-
-_KERNEL_LINE = re.compile(r"__kernel\b.*?\bvoid\s+(\w+)\s*\(")
-_LOG_POSITION = re.compile(r":(\d+):\d+:")
-
-
-def _kernel_at(source: str, line: int) -> str | None:
-    """The kernel whose text contains 1-based ``line`` of ``source``."""
-    current = None
-    for i, text in enumerate(source.splitlines(), start=1):
-        m = _KERNEL_LINE.search(text)
-        if m:
-            current = m.group(1)
-        if i >= line:
-            return current
-    return current
-
-
-def build_program(context: Any, device: Any, source: str, options: Sequence[str] = ()) -> Any:
-    """Build ``source`` for ``device``; a failure becomes a KernelBuildError carrying the
-    driver's log and the kernels its errors point at."""
-    import pyopencl as cl
-
-    program = cl.Program(context, source)
-    # IEEE division and sqrt where the device offers them: OpenCL allows 2.5 ulp otherwise,
-    # and NVIDIA's driver uses that freedom (nearest-neighbour resize indices then differ)
-    exact = int(getattr(cl.device_fp_config, "CORRECTLY_ROUNDED_DIVIDE_SQRT", 0))
-    if exact and int(getattr(device, "single_fp_config", 0)) & exact:
-        options = ["-cl-fp32-correctly-rounded-divide-sqrt", *options]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", cl.CompilerWarning)
-            return program.build(options=["-cl-std=CL1.2", *options], devices=[device])
-    except cl.Error as e:
-        log = str(e)
-        try:
-            log = program.get_build_info(device, cl.program_build_info.LOG) or log
-        except cl.Error:
-            pass
-        kernels = []
-        for text in log.splitlines():
-            m = _LOG_POSITION.search(text)
-            if m and "error" in text.lower():
-                name = _kernel_at(source, int(m.group(1)))
-                if name and name not in kernels:
-                    kernels.append(name)
-        where = f"kernel {', '.join(repr(k) for k in kernels)}" if kernels else "the OpenCL program"
-        raise KernelBuildError(f"the OpenCL compiler of '{device.name.strip()}' rejected {where}:\n{log.strip()}") from e
-
-
-# -- execution ------------------------------------------------------------------------------
-
-
-class OpenCLExecutor:
-    """Runs a `Plan` with its OpenCL C ``source`` on one device (see the module docstring)."""
-
-    def __init__(
-        self,
-        plan: Plan,
-        source: str,
-        weights: Mapping[str, np.ndarray],
-        device: str | None = None,
-        profile: bool = False,
-    ):
-        import pyopencl as cl
-
-        from visc.runtime.devices import get_context
-
-        self.plan = plan
-        self._cl = cl
-        self._lock = threading.Lock()
-        self._context, self._device = get_context(device)
-        props = cl.command_queue_properties.PROFILING_ENABLE if profile else 0
-        self._queue = cl.CommandQueue(self._context, self._device, properties=props)
-        self._profile_queue = self._queue if profile else None
-        start = time.perf_counter()
-        self._program = build_program(self._context, self._device, source)
-        self.build_seconds = time.perf_counter() - start
-        self._buffers = self._place_buffers(weights)
-        self._launches = self._bind_launches()
-
-    @property
-    def device_name(self) -> str:
-        return str(self._device.name).strip()
-
-    # -- setup --------------------------------------------------------------------------
-
-    def _place_buffers(self, weights: Mapping[str, np.ndarray]) -> list[Any]:
-        cl, ctx, plan = self._cl, self._context, self.plan
-        mf = cl.mem_flags
-        missing = [n for n in plan.weights if n not in weights]
-        if missing:
-            raise CompileError(f"the plan needs weights that were not given: {', '.join(missing)}")
-        align = max(1, int(self._device.mem_base_addr_align) // 8)
-        arena = cl.Buffer(ctx, mf.READ_WRITE, size=plan.arena_size) if plan.arena_size > 0 else None
-        buffers: list[Any] = [None] * len(plan.buffers)
-        for i, spec in enumerate(plan.buffers):
-            nbytes = max(spec.nbytes, 1)
-            if spec.kind == "view":
-                assert spec.base is not None
-                buffers[i] = buffers[spec.base]
-            elif spec.kind == "weight":
-                assert spec.name is not None
-                buffers[i] = cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR,
-                                       hostbuf=self._weight_bytes(spec.name, weights[spec.name], spec.shape, spec.dtype))
-            elif spec.kind == "arena" and spec.base is not None and (arena is None or (spec.offset or 0) % align):
-                raise CompileError(f"a concat slab at arena offset {spec.offset} is not {align}-byte aligned, as "
-                                   f"'{self.device_name}' needs for sub-buffers; compile for this device "
-                                   "(the slab alignment comes from the device visc compiles for)")
-            elif spec.kind == "arena" and arena is not None and spec.nbytes > 0 and (spec.offset or 0) % align == 0:
-                buffers[i] = arena.get_sub_region(spec.offset or 0, spec.nbytes)
-            else:
-                # inputs/outputs, and arena slots the device cannot address as sub-buffers
-                # (their bytes are shared only with buffers whose lifetimes do not overlap)
-                buffers[i] = cl.Buffer(ctx, mf.READ_WRITE, size=nbytes)
-        self._arena = arena
-        self._inputs = [next(buffers[i] for i, b in enumerate(plan.buffers) if b.kind == "input" and b.index == k)
-                        for k in range(len(plan.inputs))]
-        self._outputs = [next(buffers[i] for i, b in enumerate(plan.buffers) if b.kind == "output" and b.index == k)
-                         for k in range(len(plan.outputs))]
-        return buffers
-
-    @staticmethod
-    def _weight_bytes(name: str, array: np.ndarray, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-        """The weight as the bytes the IR's element type expects (a uint8 array feeds an
-        i8 memref unchanged; a float64 array for an f32 memref is converted)."""
-        arr = np.asarray(array)
-        want = np.dtype(dtype)
-        if arr.size != int(np.prod(shape, dtype=np.int64)):
-            raise CompileError(f"weight '{name}' has shape {list(arr.shape)}, the plan expects {list(shape)}")
-        if arr.dtype != want:
-            same_bits = arr.dtype.itemsize == want.itemsize and arr.dtype.kind in "iub" and want.kind in "iub"
-            arr = np.ascontiguousarray(arr).view(want) if same_bits else arr.astype(want)
-        out = np.ascontiguousarray(arr).reshape(-1)
-        return out if out.size else np.zeros(1, dtype=want)
-
-    def _bind_launches(self) -> list[tuple[Any, tuple[int, ...], tuple[int, ...], str]]:
-        cl = self._cl
-        bound = []
-        for launch in self.plan.launches:
-            try:
-                kernel = cl.Kernel(self._program, launch.kernel)
-            except cl.Error as e:
-                raise KernelBuildError(f"kernel '{launch.kernel}' is not in the OpenCL program ({e})") from e
-            kernel.set_args(*[self._buffers[a] for a in launch.args])
-            limit = int(kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, self._device))
-            threads = int(np.prod(launch.block))
-            if threads > limit:
-                raise KernelBuildError(f"kernel '{launch.kernel}' needs work-groups of {threads} work-items; "
-                                       f"'{self.device_name}' runs it with at most {limit}")
-            gsize = tuple(g * b for g, b in zip(launch.grid, launch.block, strict=True))
-            bound.append((kernel, gsize, tuple(launch.block), launch.kernel))
-        return bound
-
-    # -- running ------------------------------------------------------------------------
-
-    def _enqueue(self, queue: Any, arrays: list[np.ndarray]) -> tuple[list[np.ndarray], list[Any]]:
-        cl = self._cl
-        for buf, arr in zip(self._inputs, arrays, strict=True):
-            if arr.nbytes:
-                cl.enqueue_copy(queue, buf, arr, is_blocking=False)
-        events = []
-        try:
-            for k, g, b, _ in self._launches:
-                events.append(cl.enqueue_nd_range_kernel(queue, k, g, b))
-        except cl.Error as e:
-            name = self._launches[len(events)][3]
-            queue.finish()
-            raise DeviceError(f"launch {len(events)} (kernel '{name}') failed on '{self.device_name}': {e}") from e
-        outs = [np.empty(s.shape, dtype=s.dtype) for s in self.plan.outputs]
-        for buf, out in zip(self._outputs, outs, strict=True):
-            if out.nbytes:
-                cl.enqueue_copy(queue, out, buf, is_blocking=False)
-        counts = {s.count: np.zeros(1, dtype=np.int64) for s in self.plan.outputs if s.count is not None}
-        for b, host in counts.items():
-            cl.enqueue_copy(queue, host, self._buffers[b], is_blocking=False)
-        queue.finish()
-        return self.plan.trimmed(outs, lambda b: int(counts[b][0])), events
-
-    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """One inference: inputs in plan order (exact shapes and dtypes), outputs as numpy.
-        Safe to call from several threads (runs are serialized: they share buffers)."""
-        arrays = self.plan.check_inputs(inputs)
-        with self._lock:
-            outs, _ = self._enqueue(self._queue, arrays)
-        return outs
-
-    def profile_run(self, inputs: Sequence[np.ndarray]) -> list[tuple[str, float]]:
-        """Device time of every launch in plan order, in seconds, from profiling events."""
-        arrays = self.plan.check_inputs(inputs)
-        cl = self._cl
-        with self._lock:
-            if self._profile_queue is None:
-                self._profile_queue = cl.CommandQueue(
-                    self._context, self._device, properties=cl.command_queue_properties.PROFILING_ENABLE)
-            _, events = self._enqueue(self._profile_queue, arrays)
-        return [(name, (ev.profile.end - ev.profile.start) * 1e-9)
-                for (_, _, _, name), ev in zip(self._launches, events, strict=True)]
-
-
 # -- convenience for tests of lowerings -----------------------------------------------------
 
 
@@ -448,10 +243,10 @@ def compile_stage(module: ModuleOp | str, weights: Mapping[str, np.ndarray] | No
     Runs `vision-default-schedule`, `vision-pack-weights` and `lower-vision-to-loops` when
     vision compute ops remain; weights the packing derives are added to `weights` when it is a
     mutable mapping (the executor needs them)."""
+    from visc.backends.plan_extract import extract_plan
     from visc.dialects import make_context
     from visc.passes import available_passes
     from visc.passes.gpu.map_loops_to_gpu import MapLoopsToGpuPass
-    from visc.runtime.plan import extract_plan
     from visc.weights import WeightStore, use_weights
 
     ctx = make_context()
@@ -496,5 +291,4 @@ def run_bufferized(
     return executor.run(arrays)
 
 
-__all__ = ["OpenCLEmitter", "OpenCLTarget", "OpenCLExecutor", "emit_opencl", "build_program",
-           "compile_stage", "run_bufferized"]
+__all__ = ["OpenCLEmitter", "OpenCLTarget", "emit_opencl", "compile_stage", "run_bufferized"]

@@ -83,7 +83,7 @@ def default_ptx_version(arch: str) -> str:
 def detect_arch() -> str | None:
     """The architecture of CUDA device 0, or None without a driver or GPU."""
     try:
-        from visc.backends.cuda import device_compute_capability
+        from visc.runtime.cuda import device_compute_capability
 
         cc = device_compute_capability(0)
     except Exception:  # noqa: BLE001 - any failure means: no usable GPU here

@@ -18,6 +18,7 @@ PASS_MODULES: dict[str, tuple[str, str]] = {
     "vision-fold-batch-norm": ("visc.passes.graph.fold_batch_norm", "FoldBatchNormPass"),
     "vision-fuse-elementwise": ("visc.passes.graph.fuse_elementwise", "FuseElementwisePass"),
     "vision-bufferize": ("visc.passes.graph.bufferize", "VisionBufferizePass"),
+    "vision-partition": ("visc.passes.graph.partition", "VisionPartitionPass"),
     "vision-concat-in-place": ("visc.passes.graph.concat_in_place", "ConcatInPlacePass"),
     "vision-default-schedule": ("visc.passes.lowering.default_schedule", "DefaultSchedulePass"),
     "vision-pack-weights": ("visc.passes.lowering.pack_weights", "VisionPackWeightsPass"),

@@ -1,14 +1,16 @@
 """The mixed-plan executor: a plan whose launches run partly on a GPU executor and partly on
 the CPU backend (placement, `vision-placement`), with copies only where the device changes.
 
-Every buffer exists on both sides (the GPU executor's device buffers, the CPU executor's host
-arrays). The executor tracks, per root buffer, which side holds its latest bytes: a launch
-whose argument is stale on its device first copies it over (blocking, so the other side may
-reuse the bytes afterwards); the buffers a launch writes are then valid on its side only.
-Inputs start on the host, weights on both. GPU launches stay asynchronous between copies.
-
-A GPU executor plugs in through `DeviceSide` (upload, download, launch, finish);
-`OpenCLSide` adapts `OpenCLExecutor`. A CUDA side needs the same four operations.
+It is a plan over two devices of the `visc.runtime.device.Device` interface: one GPU
+executor (OpenCL or CUDA, for the launches of the plan's target) and one `CPUExecutor` (for
+the launches whose `Launch.device` is "cpu"), each built for its share of the launches and
+driven only through upload, download, launch and finish. Every buffer exists on both sides.
+Per frame slot, the executor tracks for each root buffer which side holds its latest bytes:
+a launch whose argument is stale on its device first copies it over (through a host array:
+download from one side, upload to the other, both blocking, so either side may reuse the
+bytes afterwards); the buffers a launch writes (`Launch.writes`) are then valid on its side
+only. Inputs start on the host, weights on both. GPU launches stay asynchronous between
+copies. Being a `Device` itself, it runs frame slots like the executors it drives.
 """
 
 from __future__ import annotations
@@ -17,205 +19,158 @@ import dataclasses
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
 
 import numpy as np
 
-from visc.backends.cpu import CPUExecutor
 from visc.errors import InputShapeError
-from visc.runtime.plan import Plan
+from visc.runtime.cpu import CPUExecutor
+from visc.runtime.device import Device, buffer_of, check_slot, memory_report
+from visc.runtime.plan import CPU_DEVICE, Plan
+
+CPU, GPU = "cpu", "gpu"
 
 
-class DeviceSide(Protocol):
-    """What the mixed executor needs from a GPU executor built for the plan's GPU launches."""
-
-    def upload(self, buffer: int, host: np.ndarray) -> None: ...
-    def download(self, buffer: int, host: np.ndarray) -> None: ...
-    def launch(self, k: int) -> None: ...  # k: index among the GPU launches
-    def finish(self) -> None: ...
-
-
-class OpenCLSide:
-    """`DeviceSide` over an `OpenCLExecutor` (its buffers, queue and bound launches)."""
-
-    def __init__(self, executor: Any):
-        import pyopencl as cl
-
-        self._cl = cl
-        self.ex = executor
-
-    def upload(self, buffer: int, host: np.ndarray) -> None:
-        if host.nbytes:
-            self._cl.enqueue_copy(self.ex._queue, self.ex._buffers[buffer], host.reshape(-1).view(np.uint8),
-                                  is_blocking=True)
-
-    def download(self, buffer: int, host: np.ndarray) -> None:
-        if host.nbytes:
-            self._cl.enqueue_copy(self.ex._queue, host.reshape(-1).view(np.uint8), self.ex._buffers[buffer],
-                                  is_blocking=True)
-
-    def launch(self, k: int) -> None:
-        kernel, gsize, block, _ = self.ex._launches[k]
-        self._cl.enqueue_nd_range_kernel(self.ex._queue, kernel, gsize, block)
-
-    def finish(self) -> None:
-        self.ex._queue.finish()
-
-
-class CUDASide:
-    """`DeviceSide` over a `CUDAExecutor` (its device pointers, stream and bound launches).
-    Copies are synchronous and kernels run on the executor's stream, which orders them."""
-
-    def __init__(self, executor: Any):
-        self.ex = executor
-
-    def upload(self, buffer: int, host: np.ndarray) -> None:
-        if host.nbytes:
-            with self.ex.active():
-                self.ex._stream.synchronize()
-                self.ex._drv.memcpy_htod(self.ex._pointers[buffer], np.ascontiguousarray(host))
-
-    def download(self, buffer: int, host: np.ndarray) -> None:
-        if host.nbytes:
-            with self.ex.active():
-                self.ex._stream.synchronize()
-                flat = np.empty(host.shape, host.dtype)
-                self.ex._drv.memcpy_dtoh(flat, self.ex._pointers[buffer])
-                np.copyto(host, flat)
-
-    def launch(self, k: int) -> None:
-        launch = self.ex._launches[k]
-        with self.ex.active():
-            launch.function.prepared_async_call(launch.grid, launch.block, self.ex._stream, *launch.args)
-
-    def finish(self) -> None:
-        with self.ex.active():
-            self.ex._stream.synchronize()
-
-
-def gpu_side(target: str, plan: Plan, source: str, weights: Mapping[str, np.ndarray],
-             device: str | None) -> DeviceSide:
+def gpu_executor(target: str, plan: Plan, source: str, weights: Mapping[str, np.ndarray], device: str | None,
+                 slots: int) -> Device:
+    """The executor of ``target`` for the GPU launches of a mixed plan."""
     if target == "opencl":
-        from visc.backends.opencl import OpenCLExecutor
+        from visc.runtime.opencl import OpenCLExecutor
 
-        return OpenCLSide(OpenCLExecutor(plan, source, weights, device=device))
+        return OpenCLExecutor(plan, source, weights, device=device, slots=slots)
     if target == "cuda":
-        from visc.backends.cuda import CUDAExecutor
+        from visc.runtime.cuda import CUDAExecutor
 
-        return CUDASide(CUDAExecutor(plan, source, weights, device=device, use_graph=False))
+        # launch by launch between copies: a captured graph of the whole plan would not fit
+        return CUDAExecutor(plan, source, weights, device=device, use_graph=False, slots=slots)
     raise InputShapeError(f"mixed CPU plans are not supported with target '{target}'")
 
 
-_READS = ("memref.load", "vector.load")
-
-
-def launch_writes(module: Any) -> list[list[int]]:
-    """Per `gpu.launch_func` of the host function, in order: the positions of the arguments
-    its kernel may write (any use but a load counts as a write)."""
-    from xdsl.dialects import func, gpu
-
-    written: dict[tuple[str, str], list[int]] = {}
-    for op in module.walk():
-        if isinstance(op, gpu.FuncOp):
-            mod = op.parent_op()
-            args = op.body.blocks.first.args if op.body.blocks.first is not None else ()
-            key = (mod.sym_name.data if isinstance(mod, gpu.ModuleOp) else "", op.sym_name.data)
-            written[key] = [i for i, a in enumerate(args) if any(u.operation.name not in _READS for u in a.uses)]
-    result: list[list[int]] = []
-    for fn in module.ops:
-        if isinstance(fn, func.FuncOp) and fn.sym_name.data == "main":
-            for op in fn.body.block.ops:
-                if isinstance(op, gpu.LaunchFuncOp):
-                    ref = op.kernel
-                    key = (ref.root_reference.data, ref.nested_references.data[-1].data)
-                    result.append(written.get(key, list(range(len(op.kernelOperands)))))
-    return result
-
-
 class MixedExecutor:
-    """Runs ``plan`` whose launches of ``cpu_kernels`` are host functions (``cpu_ir``) and
-    the others the GPU target's kernels (``source``)."""
+    """Runs ``plan``: its launches with ``device == "cpu"`` are host functions of ``cpu_ir``,
+    the others kernels of the GPU ``target`` (``source``)."""
 
     def __init__(self, plan: Plan, target: str, source: str, cpu_ir: str, weights: Mapping[str, np.ndarray],
-                 cpu_kernels: set[str], device: str | None = None, writes: Sequence[Sequence[int]] | None = None):
+                 device: str | None = None, slots: int = 1, threads: int | None = None):
         self.plan = plan
-        # per launch, the argument positions it writes (all of them when unknown)
-        self.writes = [list(w) for w in writes] if writes is not None and len(writes) == len(plan.launches) \
-            else [list(range(len(la.args))) for la in plan.launches]
-        self.on_cpu = [launch.kernel in cpu_kernels for launch in plan.launches]
-        gpu_plan = dataclasses.replace(plan, launches=[la for la, c in zip(plan.launches, self.on_cpu, strict=True)
-                                                       if not c])
-        cpu_plan = dataclasses.replace(plan, launches=[la for la, c in zip(plan.launches, self.on_cpu, strict=True)
-                                                       if c])
-        self.gpu = gpu_side(target, gpu_plan, source, weights, device)
-        self.cpu = CPUExecutor(cpu_plan, cpu_ir, weights)
-        self.device_name = f"{target} + {self.cpu.device_name}"
+        self.slots = max(1, int(slots))
+        self.on_cpu = [launch.device == CPU_DEVICE for launch in plan.launches]
+        # launch k of the plan is launch `_side_index[k]` of its side's executor
+        counters = {CPU: 0, GPU: 0}
+        self._side_index = []
+        for on_cpu in self.on_cpu:
+            side = CPU if on_cpu else GPU
+            self._side_index.append(counters[side])
+            counters[side] += 1
+        share = {side: dataclasses.replace(plan, launches=[la for la, c in zip(plan.launches, self.on_cpu, strict=True)
+                                                           if c == (side == CPU)]) for side in (CPU, GPU)}
+        self.gpu = gpu_executor(target, share[GPU], source, weights, device, self.slots)
+        try:
+            self.cpu = CPUExecutor(share[CPU], cpu_ir, weights, threads=threads, slots=self.slots)
+        except BaseException:
+            self.gpu.close()
+            raise
+        self.device_name = f"{target} {self.gpu.device_name} + {self.cpu.device_name}"
         self.copies = 0  # copies made by the last run
-        self._lock = threading.Lock()
+        self._valid: list[dict[int, set[str]]] = [{} for _ in range(self.slots)]
+        self._copies = [0] * self.slots
+        self._locks = [threading.Lock() for _ in range(self.slots)]
 
-    def _roots(self, args: Sequence[int]) -> list[int]:
-        return [self.plan.root(a) for a in args]
+    # -- the device interface -----------------------------------------------------------
 
-    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return self._execute(inputs, None)
+    def memory(self) -> dict[str, int]:
+        g, c = self.gpu.memory(), self.cpu.memory()
+        return memory_report(g["weights"] + c["weights"], g["arena"] + c["arena"], g["io"] + c["io"], self.slots)
+
+    def _start(self, slot: int) -> dict[int, set[str]]:
+        """A fresh frame on ``slot``: weights valid on both sides, nothing else anywhere."""
+        valid = {i: {CPU, GPU} for i, spec in enumerate(self.plan.buffers) if spec.kind == "weight"}
+        self._valid[slot] = valid
+        self._copies[slot] = 0
+        return valid
+
+    def upload(self, buffer: int, host: np.ndarray, slot: int = 0) -> None:
+        """Copy ``host`` into ``buffer`` on the host side; the GPU gets it when a launch needs it."""
+        check_slot(slot, self.slots)
+        self.cpu.upload(buffer, host, slot)
+        self._valid[slot][self.plan.root(buffer)] = {CPU}
+
+    def download(self, buffer: int, host: np.ndarray, slot: int = 0) -> None:
+        """Copy ``buffer`` from the side holding its latest bytes (a root buffer: an output,
+        a row count, or any buffer the plan does not view differently)."""
+        check_slot(slot, self.slots)
+        if CPU in self._valid[slot].get(self.plan.root(buffer), {CPU}):
+            self.cpu.download(buffer, host, slot)
+        else:
+            self.gpu.download(buffer, host, slot)
+
+    def launch(self, k: int, slot: int = 0) -> None:
+        """Launch ``k`` on its side, after copying over the arguments that are stale there."""
+        check_slot(slot, self.slots)
+        plan, valid = self.plan, self._valid[slot]
+        launch = plan.launches[k]
+        side = CPU if self.on_cpu[k] else GPU
+        roots = [plan.root(a) for a in launch.args]
+        for r in dict.fromkeys(roots):
+            have = valid.get(r)
+            if have is None or side in have:
+                continue
+            spec = plan.buffers[r]
+            staging = np.empty(spec.shape, spec.dtype)
+            source, target = (self.cpu, self.gpu) if side == GPU else (self.gpu, self.cpu)
+            source.download(r, staging, slot)
+            target.upload(r, staging, slot)
+            have.add(side)
+            self._copies[slot] += 1
+        (self.cpu if side == CPU else self.gpu).launch(self._side_index[k], slot)
+        for j in launch.written:
+            if plan.buffers[roots[j]].kind != "weight":
+                valid[roots[j]] = {side}
+
+    def finish(self, slot: int = 0) -> None:
+        self.gpu.finish(slot)
+        self.cpu.finish(slot)
+
+    def run(self, inputs: Sequence[np.ndarray], slot: int = 0) -> list[np.ndarray]:
+        return self._execute(inputs, slot, None)
 
     def profile_run(self, inputs: Sequence[np.ndarray]) -> list[tuple[str, float]]:
         """Per launch, in plan order: the kernel and its wall time including the copies it
         waited for. Each launch is synchronized, so the sum exceeds a normal run's latency."""
         timings: list[tuple[str, float]] = []
-        self._execute(inputs, timings)
+        self._execute(inputs, 0, timings)
         return timings
 
-    def _execute(self, inputs: Sequence[np.ndarray], timings: list[tuple[str, float]] | None) -> list[np.ndarray]:
+    def _execute(self, inputs: Sequence[np.ndarray], slot: int, timings: list[tuple[str, float]] | None
+                 ) -> list[np.ndarray]:
         plan = self.plan
-        if len(inputs) != len(plan.inputs):
-            raise InputShapeError(f"the plan takes {len(plan.inputs)} inputs, got {len(inputs)}")
-        host = self.cpu.arrays
-        with self._lock:
-            valid: dict[int, set[str]] = {}
-            for i, spec in enumerate(plan.buffers):
-                if spec.kind == "weight":
-                    valid[i] = {"cpu", "gpu"}
-                elif spec.kind == "input":
-                    assert spec.index is not None
-                    np.copyto(host[i], np.asarray(inputs[spec.index]).reshape(host[i].shape))
-                    valid[i] = {"cpu"}
-            copies = 0
-            k_gpu = k_cpu = 0
-            for launch, on_cpu, writes in zip(plan.launches, self.on_cpu, self.writes, strict=True):
+        arrays = plan.check_inputs(inputs)
+        with self._locks[check_slot(slot, self.slots)]:
+            self._start(slot)
+            for j, arr in enumerate(arrays):
+                self.upload(buffer_of(plan, "input", j), arr, slot)
+            for k, launch in enumerate(plan.launches):
                 start = time.perf_counter()
-                side = "cpu" if on_cpu else "gpu"
-                roots = self._roots(launch.args)
-                for r in dict.fromkeys(roots):
-                    have = valid.get(r)
-                    if have is None or side in have:
-                        continue
-                    if side == "gpu":
-                        self.gpu.upload(r, host[r])
-                    else:
-                        self.gpu.download(r, host[r])
-                    have.add(side)
-                    copies += 1
-                if on_cpu:
-                    self.cpu.call(self.cpu.calls[k_cpu])
-                    k_cpu += 1
-                else:
-                    self.gpu.launch(k_gpu)
-                    k_gpu += 1
+                self.launch(k, slot)
                 if timings is not None:
-                    self.gpu.finish()
+                    self.finish(slot)
                     timings.append((launch.kernel, time.perf_counter() - start))
-                for j in writes:
-                    if plan.buffers[roots[j]].kind != "weight":
-                        valid[roots[j]] = {side}
-            for i, spec in enumerate(plan.buffers):
-                if spec.kind in ("output", "count") and "cpu" not in valid.get(i, {"cpu"}):
-                    self.gpu.download(i, host[i])
-            self.gpu.finish()
-            self.copies = copies
-            outputs = [host[i].copy() for i in sorted(
-                (i for i, s in enumerate(plan.buffers) if s.kind == "output"), key=lambda i: plan.buffers[i].index)]
-            return plan.trimmed(outputs, lambda b: int(host[b].reshape(-1)[0]))
+            outputs = [np.empty(spec.shape, spec.dtype) for spec in plan.outputs]
+            for j, out in enumerate(outputs):
+                self.download(buffer_of(plan, "output", j), out, slot)
+
+            def count_of(b: int) -> int:
+                host = np.zeros(plan.buffers[b].shape, plan.buffers[b].dtype)
+                self.download(b, host, slot)
+                return int(host.reshape(-1)[0])
+
+            trimmed = plan.trimmed(outputs, count_of)
+            self.finish(slot)
+            self.copies = self._copies[slot]
+            return trimmed
+
+    def close(self) -> None:
+        self.gpu.close()
+        self.cpu.close()
 
 
-__all__ = ["MixedExecutor", "DeviceSide", "OpenCLSide", "CUDASide", "launch_writes"]
+__all__ = ["MixedExecutor", "gpu_executor"]

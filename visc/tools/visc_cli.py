@@ -339,8 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the zoo file's constant placeholder weights (every class ties)")
     s.set_defaults(fn=cmd_demo)
 
+    from visc.tools.pipeline_cli import add_parser as add_pipeline_parser
     from visc.tuner.cli import add_parsers as add_tuner_parsers
 
+    add_pipeline_parser(sub, shape_help)
     add_tuner_parsers(sub, shape_help)
     return p
 

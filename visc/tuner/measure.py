@@ -35,11 +35,11 @@ from xdsl.dialects.builtin import ArrayAttr, FunctionType, ModuleOp
 from xdsl.ir import BlockArgument
 from xdsl.parser import Parser
 
+from visc.backends.plan_extract import numpy_dtype
 from visc.dialects import make_context
 from visc.dialects.vision import ScheduleAttr, element_type_of, shape_of
 from visc.errors import ViscError
 from visc.runtime.bench import random_inputs
-from visc.runtime.plan import numpy_dtype
 from visc.tuner.space import DeviceLimits, SearchSpace, task_op, task_space
 from visc.weights import WeightStore
 
@@ -68,7 +68,7 @@ def device_identity(target: str, device: str | None = None) -> str:
         dev = select_device(device)
         return f"opencl:{str(dev.platform.name).strip()}:{str(dev.name).strip()}"
     if target == "cuda":
-        from visc.backends.cuda import list_cuda_devices
+        from visc.runtime.cuda import list_cuda_devices
 
         names = [n.split(": ", 1)[-1] for n in list_cuda_devices()]  # "0: NAME (sm_XY)": not the index
         index = int(device) if device and device.isdigit() else 0
@@ -146,7 +146,7 @@ def _kernel_seconds(model: Any, inputs: list[np.ndarray]) -> float:
     100 MB against the H100's 50 MB), instead of finding them left by the previous repeat.
     The flush comes after the input copies, so the start event follows a kernel (see
     `CUDAExecutor.profile_run`)."""
-    from visc.backends.cuda import CUDAExecutor
+    from visc.runtime.cuda import CUDAExecutor
 
     ex = model.executor()
     runs = ex.profile_run(inputs, cold=True) if isinstance(ex, CUDAExecutor) else model.profile(inputs)

@@ -29,8 +29,8 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Block, Region, SSAValue
 
+from visc.backends.plan_extract import numpy_dtype
 from visc.dialects.vision import ReshapeOp, VisionOp, element_type_of, shape_of
-from visc.runtime.plan import numpy_dtype
 
 # Bump when the meaning of schedule keys or the lowering of tuned ops changes: old records
 # then no longer match any key (they stay in the database, ignored).

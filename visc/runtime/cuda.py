@@ -2,13 +2,14 @@
 and replays the whole plan as one CUDA graph through cuda-python's driver bindings.
 
 Setup happens once: the PTX module is loaded (the driver JIT-compiles it for the GPU),
-every plan buffer gets its device address (one arena allocation with intermediates at
-their planned offsets, one allocation holding all weights, uploaded once, and one per
-graph input/output), and every launch is bound to its kernel and argument pointers.
+one allocation holds all weights, uploaded once and shared by every frame slot, and each
+slot gets its device addresses (one arena allocation with intermediates at their planned
+offsets, one allocation per graph input/output), its stream, and every launch bound to
+its kernel and argument pointers.
 
-A run copies the inputs into pinned host buffers and up to the device, launches the plan
-on the executor's stream, copies the outputs back and waits. With ``use_graph`` (the
-default) the launches are recorded once by stream capture into a CUDA graph
+A run copies the inputs into the slot's pinned host buffers and up to the device, launches
+the plan on the slot's stream, copies the outputs back and waits. With ``use_graph`` (the
+default) the launches are recorded once per slot by stream capture into a CUDA graph
 (``cuStreamBeginCapture`` on pycuda's stream, then ``cuGraphInstantiate``), so a run is
 one ``cuGraphLaunch`` between the two copies: at batch 1 the ~60-200 kernel launches of a
 CNN otherwise cost as much host time as the kernels take on the GPU.
@@ -25,12 +26,20 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from visc.errors import CompileError, DeviceError, KernelBuildError
+from visc.errors import DeviceError, KernelBuildError
+from visc.runtime.device import (
+    buffer_of,
+    check_slot,
+    check_weights,
+    memory_report,
+    node_error,
+    weight_bytes,
+)
 from visc.runtime.plan import Plan
 
 WEIGHT_ALIGN = 256  # bytes; cudaMalloc's own alignment, enough for any vector access
@@ -152,8 +161,26 @@ class _BoundLaunch:
     args: tuple[int, ...]
 
 
+@dataclass(eq=False)  # slots are told apart by identity
+class _Slot:
+    """What one frame slot owns: a stream, its buffers' addresses (weights shared), the
+    launches bound to them, pinned host staging and its captured graph."""
+
+    stream: Any
+    pointers: list[int]
+    launches: list[_BoundLaunch] = field(default_factory=list)
+    in_host: list[np.ndarray] = field(default_factory=list)
+    out_host: list[np.ndarray] = field(default_factory=list)
+    count_host: dict[int, np.ndarray] = field(default_factory=dict)
+    graph: Any = None
+    graph_exec: Any = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
 class CUDAExecutor:
-    """Runs a `Plan` with its PTX on one CUDA device (see the module docstring)."""
+    """Runs a `Plan` with its PTX on one CUDA device (see the module docstring); implements
+    `visc.runtime.device.Device`. The timing helpers (`profile_run`, `kernel_times`,
+    `device_time`, `graph_nodes`) and `set_inputs` work on slot 0."""
 
     def __init__(
         self,
@@ -162,11 +189,12 @@ class CUDAExecutor:
         weights: Mapping[str, np.ndarray],
         device: str | int | None = None,
         use_graph: bool = True,
+        slots: int = 1,
     ):
         drv = _pycuda()
         self.plan = plan
+        self.slots = max(1, int(slots))
         self._drv = drv
-        self._lock = threading.Lock()
         self.use_graph = use_graph
         index = _device_index(device)
         count = drv.Device.count()
@@ -174,23 +202,31 @@ class CUDAExecutor:
             raise DeviceError(f"CUDA device {index} does not exist ({count} found)")
         self._device = drv.Device(index)
         self._context = self._device.retain_primary_context()
-        self._graph: Any = None
-        self._graph_exec: Any = None
         self._allocations: list[Any] = []
         self._flush: tuple[int, int] | None = None  # (buffer, bytes) that _flush_l2_async overwrites
         self._spin: Any = None  # the kernel `_hold_stream` launches (loaded on first use)
+        self._slots: list[_Slot] = []
         with self.active():
-            self._stream = drv.Stream()
             start = time.perf_counter()
             self._module = self._load(ptx)
             self.build_seconds = time.perf_counter() - start
-            self._pointers = self._place_buffers(weights)
-            self._launches = self._bind_launches()
-            self._in_host = [drv.pagelocked_empty(s.shape, np.dtype(s.dtype)) for s in plan.inputs]
-            self._out_host = [drv.pagelocked_empty(s.shape, np.dtype(s.dtype)) for s in plan.outputs]
-            # row counts of data-dependent outputs (NonMaxSuppression), read back with the outputs
-            self._count_host = {s.count: drv.pagelocked_empty((1,), np.int64) for s in plan.outputs
-                                if s.count is not None}
+            weight_base, offsets, weight_total = self._upload_weights(weights)
+            functions = self._functions()
+            for _ in range(self.slots):
+                slot = _Slot(drv.Stream(), self._place_buffers(weight_base, offsets))
+                slot.launches = [_BoundLaunch(launch.kernel, launch.node, functions[launch.kernel],
+                                              tuple(launch.grid), tuple(launch.block),  # type: ignore[arg-type]
+                                              tuple(np.uintp(slot.pointers[a]) for a in launch.args))
+                                 for launch in plan.launches]
+                slot.in_host = [drv.pagelocked_empty(s.shape, np.dtype(s.dtype)) for s in plan.inputs]
+                slot.out_host = [drv.pagelocked_empty(s.shape, np.dtype(s.dtype)) for s in plan.outputs]
+                # row counts of data-dependent outputs (NonMaxSuppression), read back with the outputs
+                slot.count_host = {s.count: drv.pagelocked_empty((1,), np.int64) for s in plan.outputs
+                                   if s.count is not None}
+                self._slots.append(slot)
+        io = sum(max(1, b.nbytes) for b in plan.buffers if b.kind in ("input", "output", "count"))
+        self._memory = memory_report(weight_total, plan.arena_size, io, self.slots)
+        self.device_bytes = self._memory["total"]
 
     # -- description --------------------------------------------------------------------
 
@@ -201,11 +237,25 @@ class CUDAExecutor:
 
     @property
     def num_launches(self) -> int:
-        return len(self._launches)
+        return len(self.plan.launches)
+
+    def memory(self) -> dict[str, int]:
+        return dict(self._memory)
+
+    # slot 0, for the timing helpers and the scripts that drive them
+    @property
+    def _stream(self) -> Any:
+        return self._slots[0].stream
+
+    @property
+    def _launches(self) -> list[_BoundLaunch]:
+        return self._slots[0].launches
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
         """Make the executor's context current on this thread for the duration."""
+        if self._context is None:
+            raise DeviceError("the CUDA executor is closed")
         self._context.push()
         try:
             yield
@@ -231,27 +281,28 @@ class CUDAExecutor:
         self._allocations.append(allocation)
         return int(allocation)
 
-    def _place_buffers(self, weights: Mapping[str, np.ndarray]) -> list[int]:
-        from visc.backends.opencl import OpenCLExecutor
-
+    def _upload_weights(self, weights: Mapping[str, np.ndarray]) -> tuple[int, dict[str, int], int]:
+        """All weights in one allocation, each at an aligned offset: (base, offsets, bytes)."""
         plan = self.plan
-        missing = [n for n in plan.weights if n not in weights]
-        if missing:
-            raise CompileError(f"the plan needs weights that were not given: {', '.join(missing)}")
-        arena = self._alloc(plan.arena_size) if plan.arena_size > 0 else 0
-        # all weights in one allocation, each at an aligned offset
+        check_weights(plan, weights)
         offsets: dict[str, int] = {}
         blobs: dict[str, np.ndarray] = {}
         total = 0
         for spec in plan.buffers:
             if spec.kind == "weight" and spec.name is not None and spec.name not in offsets:
-                blob = OpenCLExecutor._weight_bytes(spec.name, weights[spec.name], spec.shape, spec.dtype)
+                blob = weight_bytes(spec.name, weights[spec.name], spec.shape, spec.dtype)
                 offsets[spec.name] = total
                 blobs[spec.name] = blob
                 total += -(-blob.nbytes // WEIGHT_ALIGN) * WEIGHT_ALIGN
         weight_base = self._alloc(total) if total else 0
         for name, blob in blobs.items():
             self._drv.memcpy_htod(weight_base + offsets[name], blob)
+        return weight_base, offsets, total
+
+    def _place_buffers(self, weight_base: int, offsets: Mapping[str, int]) -> list[int]:
+        """One slot's device addresses: its arena, its inputs/outputs, the shared weights."""
+        plan = self.plan
+        arena = self._alloc(plan.arena_size) if plan.arena_size > 0 else 0
         pointers = [0] * len(plan.buffers)
         for i, spec in enumerate(plan.buffers):
             if spec.kind == "view":
@@ -264,136 +315,172 @@ class CUDAExecutor:
                 pointers[i] = arena + (spec.offset or 0)
             else:  # inputs, outputs and output row counts: allocations of their own
                 pointers[i] = self._alloc(spec.nbytes)
-        self._inputs = [next(pointers[i] for i, b in enumerate(plan.buffers) if b.kind == "input" and b.index == k)
-                        for k in range(len(plan.inputs))]
-        self._outputs = [next(pointers[i] for i, b in enumerate(plan.buffers) if b.kind == "output" and b.index == k)
-                         for k in range(len(plan.outputs))]
-        self.device_bytes = plan.arena_size + total + sum(s.nbytes for s in (*plan.inputs, *plan.outputs))
         return pointers
 
-    def _bind_launches(self) -> list[_BoundLaunch]:
+    def _functions(self) -> dict[str, Any]:
+        """Each kernel of the plan, prepared, its block size checked against the device."""
         drv = self._drv
         functions: dict[str, Any] = {}
-        bound = []
-        for launch in self.plan.launches:
+        for k, launch in enumerate(self.plan.launches):
             if launch.kernel not in functions:
                 try:
                     fn = self._module.get_function(launch.kernel)
                 except drv.Error as e:
-                    raise KernelBuildError(f"kernel '{launch.kernel}' is not in the PTX module ({e})") from e
+                    raise node_error(KernelBuildError, self.plan, k, f"the kernel is not in the PTX module ({e})") from e
                 fn.prepare("P" * len(launch.args))
                 _uniform_carveout(drv, fn)
                 functions[launch.kernel] = fn
-            fn = functions[launch.kernel]
-            limit = fn.get_attribute(drv.function_attribute.MAX_THREADS_PER_BLOCK)
+            limit = functions[launch.kernel].get_attribute(drv.function_attribute.MAX_THREADS_PER_BLOCK)
             threads = int(np.prod(launch.block))
             if threads > limit:
-                raise KernelBuildError(f"kernel '{launch.kernel}' needs blocks of {threads} threads; "
-                                       f"{self.device_name} runs it with at most {limit}")
-            bound.append(_BoundLaunch(launch.kernel, launch.node, fn, tuple(launch.grid), tuple(launch.block),
-                                      tuple(np.uintp(self._pointers[a]) for a in launch.args)))
-        return bound
+                raise node_error(KernelBuildError, self.plan, k, f"kernel '{launch.kernel}' needs blocks of "
+                                 f"{threads} threads; {self.device_name} runs it with at most {limit}")
+        return functions
+
+    # -- the device interface -----------------------------------------------------------
+
+    def _slot(self, slot: int) -> _Slot:
+        return self._slots[check_slot(slot, self.slots)]
+
+    def upload(self, buffer: int, host: np.ndarray, slot: int = 0) -> None:
+        if host.nbytes:
+            s = self._slot(slot)
+            with self.active():
+                self._synchronize(s)
+                self._drv.memcpy_htod(s.pointers[buffer], np.ascontiguousarray(host))
+
+    def download(self, buffer: int, host: np.ndarray, slot: int = 0) -> None:
+        if host.nbytes:
+            s = self._slot(slot)
+            with self.active():
+                self._synchronize(s)
+                flat = np.empty(host.shape, host.dtype)
+                self._drv.memcpy_dtoh(flat, s.pointers[buffer])
+                np.copyto(host, flat)
+
+    def launch(self, k: int | None = None, slot: int = 0, *, use_graph: bool | None = None,
+               synchronize: bool | None = None) -> None:
+        """Queue launch ``k`` on ``slot``'s stream (the device interface; no wait unless
+        ``synchronize``). Without ``k``: run the whole plan on whatever the device buffers hold
+        (no copies) and wait, what benchmarks time to compare with frameworks whose inputs
+        already live on the GPU."""
+        s = self._slot(slot)
+        if k is not None:
+            with self.active():
+                self._call(s, k)
+                if synchronize:
+                    self._synchronize(s)
+            return
+        graph = self.use_graph if use_graph is None else use_graph
+        with s.lock, self.active():
+            self._launch(s, graph)
+            if synchronize is None or synchronize:
+                self._synchronize(s)
+
+    def finish(self, slot: int = 0) -> None:
+        s = self._slot(slot)
+        with self.active():
+            self._synchronize(s)
 
     # -- running ------------------------------------------------------------------------
 
-    def _enqueue_launches(self, events: Sequence[Any] | None = None) -> None:
-        """Queue every launch on the stream; with ``events``, record one before each launch
-        and one after the last."""
-        stream = self._stream
-        for i, launch in enumerate(self._launches):
-            if events is not None:
-                events[i].record(stream)
-            try:
-                launch.function.prepared_async_call(launch.grid, launch.block, stream, *launch.args)
-            except self._drv.Error as e:
-                raise DeviceError(f"launch {i} (kernel '{launch.name}') failed on {self.device_name}: {e}") from e
-        if events is not None:
-            events[len(self._launches)].record(stream)
+    def _call(self, s: _Slot, k: int) -> None:
+        launch = s.launches[k]
+        try:
+            launch.function.prepared_async_call(launch.grid, launch.block, s.stream, *launch.args)
+        except self._drv.Error as e:
+            raise node_error(DeviceError, self.plan, k, f"failed on {self.device_name}: {e}") from e
 
-    def _copy_in(self, arrays: Sequence[np.ndarray]) -> None:
-        for host, arr, ptr in zip(self._in_host, arrays, self._inputs, strict=True):
+    def _enqueue_launches(self, events: Sequence[Any] | None = None, slot: int = 0) -> None:
+        """Queue every launch on the slot's stream; with ``events``, record one before each
+        launch and one after the last."""
+        s = self._slots[slot]
+        for k in range(len(s.launches)):
+            if events is not None:
+                events[k].record(s.stream)
+            self._call(s, k)
+        if events is not None:
+            events[len(s.launches)].record(s.stream)
+
+    def _copy_in(self, arrays: Sequence[np.ndarray], s: _Slot) -> None:
+        for j, (host, arr) in enumerate(zip(s.in_host, arrays, strict=True)):
             if arr.size:
                 np.copyto(host, arr)
-                self._drv.memcpy_htod_async(ptr, host, self._stream)
+                self._drv.memcpy_htod_async(s.pointers[buffer_of(self.plan, "input", j)], host, s.stream)
 
-    def _copy_out(self) -> list[np.ndarray]:
-        for host, ptr in zip(self._out_host, self._outputs, strict=True):
+    def _copy_out(self, s: _Slot) -> list[np.ndarray]:
+        for j, host in enumerate(s.out_host):
             if host.size:
-                self._drv.memcpy_dtoh_async(host, ptr, self._stream)
-        for buffer, host in self._count_host.items():
-            self._drv.memcpy_dtoh_async(host, self._pointers[buffer], self._stream)
-        self._synchronize()
-        outs = [np.array(h, copy=True) for h in self._out_host]
-        return self.plan.trimmed(outs, lambda b: int(self._count_host[b][0]))
+                self._drv.memcpy_dtoh_async(host, s.pointers[buffer_of(self.plan, "output", j)], s.stream)
+        for buffer, host in s.count_host.items():
+            self._drv.memcpy_dtoh_async(host, s.pointers[buffer], s.stream)
+        self._synchronize(s)
+        outs = [np.array(h, copy=True) for h in s.out_host]
+        return self.plan.trimmed(outs, lambda b: int(s.count_host[b][0]))
 
-    def _synchronize(self) -> None:
+    def _synchronize(self, s: _Slot) -> None:
         try:
-            self._stream.synchronize()
+            s.stream.synchronize()
         except self._drv.Error as e:
             raise DeviceError(f"a kernel failed on {self.device_name}: {e}") from e
 
-    def run(self, inputs: Sequence[np.ndarray], use_graph: bool | None = None) -> list[np.ndarray]:
+    def run(self, inputs: Sequence[np.ndarray], slot: int = 0, use_graph: bool | None = None) -> list[np.ndarray]:
         """One inference: inputs in plan order (exact shapes and dtypes), outputs as numpy.
-        Runs are serialized (they share the arena), so this is safe from several threads."""
+        Runs on one slot are serialized (they share its arena); slots run concurrently."""
         arrays = self.plan.check_inputs(inputs)
         graph = self.use_graph if use_graph is None else use_graph
-        with self._lock, self.active():
-            self._copy_in(arrays)
-            self._launch(graph)
-            return self._copy_out()
+        s = self._slot(slot)
+        with s.lock, self.active():
+            self._copy_in(arrays, s)
+            self._launch(s, graph)
+            return self._copy_out(s)
 
-    def _launch(self, graph: bool) -> None:
+    def _launch(self, s: _Slot, graph: bool) -> None:
         if graph:
-            self._replay()
+            self._replay(s)
         else:
-            self._enqueue_launches()
+            self._enqueue_launches(slot=self._slots.index(s))
 
-    def launch(self, use_graph: bool | None = None, synchronize: bool = True) -> None:
-        """Run the plan on whatever the device buffers hold (no copies): what benchmarks time
-        to compare with frameworks whose inputs already live on the GPU."""
-        graph = self.use_graph if use_graph is None else use_graph
-        with self._lock, self.active():
-            self._launch(graph)
-            if synchronize:
-                self._synchronize()
-
-    def set_inputs(self, inputs: Sequence[np.ndarray]) -> None:
+    def set_inputs(self, inputs: Sequence[np.ndarray], slot: int = 0) -> None:
         """Upload inputs to the device buffers (for `launch`)."""
         arrays = self.plan.check_inputs(inputs)
-        with self._lock, self.active():
-            self._copy_in(arrays)
-            self._synchronize()
+        s = self._slot(slot)
+        with s.lock, self.active():
+            self._copy_in(arrays, s)
+            self._synchronize(s)
 
     # -- CUDA graph -----------------------------------------------------------------------
 
-    def _capture(self) -> None:
-        """Record every launch of the plan into a CUDA graph and instantiate it."""
+    def _capture(self, s: _Slot) -> None:
+        """Record every launch of the plan on the slot's stream into a CUDA graph and
+        instantiate it."""
         driver = driver_bindings()
-        stream = driver.CUstream(self._stream.handle)
+        stream = driver.CUstream(s.stream.handle)
         mode = driver.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
         _check(driver.cuStreamBeginCapture(stream, mode), "cuStreamBeginCapture")
         try:
-            self._enqueue_launches()
+            self._enqueue_launches(slot=self._slots.index(s))
         except BaseException:
             driver.cuStreamEndCapture(stream)
             raise
         graph = _check(driver.cuStreamEndCapture(stream), "cuStreamEndCapture")
-        self._graph = graph
-        self._graph_exec = instantiate_graph(graph)
+        s.graph = graph
+        s.graph_exec = instantiate_graph(graph)
 
-    def _replay(self) -> None:
-        if self._graph_exec is None:
-            self._capture()
+    def _replay(self, s: _Slot) -> None:
+        if s.graph_exec is None:
+            self._capture(s)
         driver = driver_bindings()
-        _check(driver.cuGraphLaunch(self._graph_exec, driver.CUstream(self._stream.handle)), "cuGraphLaunch")
+        _check(driver.cuGraphLaunch(s.graph_exec, driver.CUstream(s.stream.handle)), "cuGraphLaunch")
 
     def graph_nodes(self) -> int:
-        """Number of nodes in the captured graph (one per launch), capturing if needed."""
+        """Number of nodes in slot 0's captured graph (one per launch), capturing if needed."""
         driver = driver_bindings()
-        with self._lock, self.active():
-            if self._graph_exec is None:
-                self._capture()
-            _, count = _check(driver.cuGraphGetNodes(self._graph, 0), "cuGraphGetNodes")
+        s = self._slots[0]
+        with s.lock, self.active():
+            if s.graph_exec is None:
+                self._capture(s)
+            _, count = _check(driver.cuGraphGetNodes(s.graph, 0), "cuGraphGetNodes")
         return int(count)
 
     # -- profiling ------------------------------------------------------------------------
@@ -411,21 +498,22 @@ class CUDAExecutor:
         after the copies added 1-5 us to kernels of 6-25 us (scripts/gpu/timing_probe.py)."""
         arrays = self.plan.check_inputs(inputs)
         drv = self._drv
-        with self._lock, self.active():
-            events = [drv.Event() for _ in range(len(self._launches) + 1)]
-            self._copy_in(arrays)
+        s = self._slots[0]
+        with s.lock, self.active():
+            events = [drv.Event() for _ in range(len(s.launches) + 1)]
+            self._copy_in(arrays, s)
             if cold:
                 self._flush_l2_async()
             if hold > 0:
                 self._hold_stream(hold)
             self._enqueue_launches(events)
-            self._copy_out()
+            self._copy_out(s)
             return [(launch.name, events[i + 1].time_since(events[i]) * 1e-3)
-                    for i, launch in enumerate(self._launches)]
+                    for i, launch in enumerate(s.launches)]
 
     def _flush_l2_async(self, value: int = 0) -> None:
-        """Overwrite twice the L2's size on the stream, so the next kernel finds none of its
-        operands cached (call with the context current)."""
+        """Overwrite twice the L2's size on slot 0's stream, so the next kernel finds none of
+        its operands cached (call with the context current)."""
         drv = self._drv
         if self._flush is None:
             nbytes = 2 * int(self._device.get_attribute(drv.device_attribute.L2_CACHE_SIZE))
@@ -434,11 +522,11 @@ class CUDAExecutor:
         drv.memset_d32_async(base, value, nbytes // 4, self._stream)
 
     def _hold_stream(self, seconds: float) -> None:
-        """Keep the stream busy for `seconds` (one thread spinning on the GPU's global timer;
-        call with the context current). Queued before a timed launch, it lets the host queue
-        the start event and the launches behind it, so the event does not fire while the GPU
-        waits for the host: a 5 us kernel would otherwise be timed with the few microseconds
-        of its launch (more when other processes load the CPU)."""
+        """Keep slot 0's stream busy for `seconds` (one thread spinning on the GPU's global
+        timer; call with the context current). Queued before a timed launch, it lets the host
+        queue the start event and the launches behind it, so the event does not fire while the
+        GPU waits for the host: a 5 us kernel would otherwise be timed with the few
+        microseconds of its launch (more when other processes load the CPU)."""
         if self._spin is None:
             self._spin = self._drv.module_from_buffer(_SPIN_PTX.encode() + b"\0").get_function("visc_spin")
             self._spin.prepare("Q")
@@ -456,18 +544,19 @@ class CUDAExecutor:
         drv = self._drv
         measured: dict[tuple[Any, ...], float] = {}
         inner = 1 if cold else inner
-        with self._lock, self.active():
-            stream = driver.CUstream(self._stream.handle)
+        s = self._slots[0]
+        with s.lock, self.active():
+            stream = driver.CUstream(s.stream.handle)
             mode = driver.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
             start, end = drv.Event(), drv.Event()
-            for launch in self._launches:
+            for launch in s.launches:
                 key = (launch.name, launch.grid, launch.block, launch.args)
                 if key in measured:
                     continue
                 _check(driver.cuStreamBeginCapture(stream, mode), "cuStreamBeginCapture")
                 try:
                     for _ in range(inner):
-                        launch.function.prepared_async_call(launch.grid, launch.block, self._stream, *launch.args)
+                        launch.function.prepared_async_call(launch.grid, launch.block, s.stream, *launch.args)
                 except BaseException:
                     driver.cuStreamEndCapture(stream)
                     raise
@@ -479,9 +568,9 @@ class CUDAExecutor:
                         if cold:
                             self._flush_l2_async(r)
                         self._hold_stream(50e-6)
-                        start.record(self._stream)
+                        start.record(s.stream)
                         _check(driver.cuGraphLaunch(exec_, stream), "cuGraphLaunch")
-                        end.record(self._stream)
+                        end.record(s.stream)
                         end.synchronize()
                         if r:  # the first replay warms up
                             samples.append(end.time_since(start) * 1e-3 / inner)
@@ -490,20 +579,21 @@ class CUDAExecutor:
                     driver.cuGraphDestroy(graph)
                 measured[key] = float(np.median(samples))
         return [(launch.name, launch.node, measured[(launch.name, launch.grid, launch.block, launch.args)])
-                for launch in self._launches]
+                for launch in s.launches]
 
     def device_time(self, use_graph: bool | None = None, repeat: int = 20) -> float:
-        """Median GPU time in seconds of one whole plan (events around it on the stream):
-        kernels plus whatever idle gaps the launches leave between them."""
+        """Median GPU time in seconds of one whole plan on slot 0 (events around it on the
+        stream): kernels plus whatever idle gaps the launches leave between them."""
         drv = self._drv
         graph = self.use_graph if use_graph is None else use_graph
         times = []
-        with self._lock, self.active():
+        s = self._slots[0]
+        with s.lock, self.active():
             start, end = drv.Event(), drv.Event()
             for r in range(repeat + 1):
-                start.record(self._stream)
-                self._launch(graph)
-                end.record(self._stream)
+                start.record(s.stream)
+                self._launch(s, graph)
+                end.record(s.stream)
                 end.synchronize()
                 if r:
                     times.append(end.time_since(start) * 1e-3)
@@ -512,16 +602,19 @@ class CUDAExecutor:
     # -- teardown -------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Free device memory and the graph now (otherwise at garbage collection)."""
-        with self._lock:
-            if self._context is None:
-                return
+        """Free device memory and the graphs now (otherwise at garbage collection)."""
+        if self._context is None:
+            return
+        with contextlib.ExitStack() as held:
+            for s in self._slots:
+                held.enter_context(s.lock)
             with self.active():
-                if self._graph_exec is not None:
-                    driver = driver_bindings()
-                    driver.cuGraphExecDestroy(self._graph_exec)
-                    driver.cuGraphDestroy(self._graph)
-                    self._graph_exec = self._graph = None
+                for s in self._slots:
+                    if s.graph_exec is not None:
+                        driver = driver_bindings()
+                        driver.cuGraphExecDestroy(s.graph_exec)
+                        driver.cuGraphDestroy(s.graph)
+                        s.graph_exec = s.graph = None
                 for allocation in self._allocations:
                     allocation.free()
                 self._allocations = []

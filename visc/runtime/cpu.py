@@ -1,0 +1,268 @@
+"""The CPU executor: runs a plan whose launches are host functions, from their LLVM IR text
+compiled for this host at load (llvmlite's MCJIT at -O3 with the host CPU's features, so
+LLVM vectorizes), each launch on all cores.
+
+    CPUExecutor(plan, llvm_ir, weights).run(inputs)
+
+The artifact stores the LLVM IR text (`visc.backends.cpu.emit_cpu`), target-neutral within
+x86-64/aarch64 hosts. Each launch covers a [begin, end) range of its loop's outer iteration
+space (`lower-loops-to-cpu`); the executor splits the range into chunks, runs the first
+itself through ctypes (which releases the GIL) and hands the others to spinning native
+workers (`visc.runtime.cpu_workers`), so the chunks run in parallel.
+
+Frame slots each own an arena and input/output arrays; the weights are shared. The worker
+pool serves one launch at a time: a slot that finds it busy runs its launch in the calling
+thread alone, so slots never wait for each other (with ``threads=1`` there is no pool and
+slots run fully concurrently in their callers' threads).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from visc.errors import DeviceError, KernelBuildError
+from visc.runtime.cpu_workers import PACKED, Workers, packed_wrappers, runtime_ir
+from visc.runtime.device import buffer_of, check_slot, check_weights, memory_report, node_error
+from visc.runtime.plan import Plan
+
+ALIGN = 64  # bytes: a cache line, and enough for any vector load
+
+_llvm_lock = threading.Lock()
+_llvm_ready = False
+
+
+def llvm_binding() -> Any:
+    """llvmlite's binding with the native target initialized (once per process)."""
+    global _llvm_ready
+    import llvmlite.binding as binding
+
+    with _llvm_lock:
+        if not _llvm_ready:
+            binding.initialize_native_target()
+            binding.initialize_native_asmprinter()
+            _llvm_ready = True
+    return binding
+
+
+def host_target_machine(opt_level: int = 3) -> Any:
+    """A target machine for this CPU with all its features (AVX2, AVX-512, NEON...)."""
+    binding = llvm_binding()
+    target = binding.Target.from_default_triple()
+    return target.create_target_machine(cpu=binding.get_host_cpu_name(),
+                                        features=binding.get_host_cpu_features().flatten(), opt=opt_level,
+                                        jit=True)
+
+
+class CompiledFunctions:
+    """LLVM IR compiled for this host at -O3 and kept alive with its execution engine."""
+
+    def __init__(self, llvm_ir: str, opt_level: int = 3):
+        binding = llvm_binding()
+        try:
+            parsed = binding.parse_assembly(llvm_ir)
+            parsed.verify()
+        except RuntimeError as e:
+            raise KernelBuildError(f"LLVM rejected the CPU kernels' IR: {e}") from e
+        machine = host_target_machine(opt_level)
+        triple = binding.get_process_triple()
+        signatures = [(fn.name, [str(a.type) for a in fn.arguments]) for fn in parsed.functions
+                      if not fn.is_declaration]
+        kernels = [(name, types) for name, types in signatures if _is_kernel(types)]
+        extra = binding.parse_assembly(packed_wrappers(kernels) + runtime_ir(triple.startswith(("x86_64", "i686"))))
+        for mod in (parsed, extra):
+            mod.triple = triple
+            mod.data_layout = str(machine.target_data)
+        parsed.link_in(extra)
+        if opt_level > 0:
+            tuning = binding.create_pipeline_tuning_options(speed_level=opt_level)
+            tuning.loop_vectorization = True
+            tuning.slp_vectorization = True
+            builder = binding.create_pass_builder(machine, tuning)
+            builder.getModulePassManager().run(parsed, builder)
+        self.engine = binding.create_mcjit_compiler(parsed, machine)
+        self.engine.finalize_object()
+        self.optimized_ir = str(parsed)
+        self._functions: dict[str, Any] = {}
+        self._num_pointers = {name: len(types) - 2 for name, types in kernels}
+
+    def address(self, name: str) -> int:
+        """The machine code address of function `name` (e.g. a kernel's ``.packed`` entry)."""
+        return int(self.engine.get_function_address(name))
+
+    def function(self, name: str) -> Any:
+        if name not in self._functions:
+            if name not in self._num_pointers:
+                raise KernelBuildError(f"the CPU kernels have no function '{name}'")
+            address = self.engine.get_function_address(name)
+            proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * self._num_pointers[name]),
+                                     ctypes.c_int32, ctypes.c_int32)
+            self._functions[name] = proto(address)
+        return self._functions[name]
+
+
+def _is_kernel(types: list[str]) -> bool:
+    """A host kernel's signature: pointers, then the i32 range [lo, hi)."""
+    return len(types) >= 2 and types[-2:] == ["i32", "i32"] and all(t.startswith("ptr") for t in types[:-2])
+
+
+def _aligned(nbytes: int) -> np.ndarray:
+    raw = np.zeros(nbytes + ALIGN, dtype=np.uint8)
+    start = (-raw.ctypes.data) % ALIGN
+    return raw[start:start + nbytes]
+
+
+@dataclass
+class _Call:
+    fn: Any
+    args: tuple[int, ...]
+    size: int
+    node: str
+    kernel: str
+    packed: int  # address of the kernel's `.packed` entry
+    argv: np.ndarray  # its pointer arguments, for the workers
+
+
+@dataclass(eq=False)  # slots are told apart by identity
+class _Slot:
+    """One frame slot: its arena, one host array per plan buffer (weights shared) and the
+    launches bound to them."""
+
+    arena: np.ndarray
+    arrays: list[np.ndarray] = field(default_factory=list)
+    calls: list[_Call] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class CPUExecutor:
+    """Runs a plan whose launches are host functions: host memory for every buffer (an arena
+    per slot, weights shared), chunks of each launch's range on a worker pool (see the module
+    docstring); implements `visc.runtime.device.Device`."""
+
+    def __init__(self, plan: Plan, llvm_ir: str, weights: Mapping[str, np.ndarray], device: str | None = None,
+                 threads: int | None = None, slots: int = 1):
+        self.plan = plan
+        self.slots = max(1, int(slots))
+        self.threads = threads or int(os.environ.get("VISC_CPU_THREADS", 0)) or os.cpu_count() or 1
+        self.compiled = CompiledFunctions(llvm_ir)
+        self.pool = Workers(self.compiled.engine, self.threads - 1) if self.threads > 1 else None
+        self._pool_lock = threading.Lock()
+        self.device_name = f"CPU ({self.threads} threads, llvmlite)"
+        check_weights(plan, weights)
+        self._weights = {spec.name: np.ascontiguousarray(weights[spec.name], dtype=spec.dtype).reshape(spec.shape)
+                         for spec in plan.buffers if spec.kind == "weight" and spec.name is not None}
+        self._slots = [self._place() for _ in range(self.slots)]
+        io = sum(b.nbytes for b in plan.buffers if b.kind in ("input", "output", "count"))
+        self._memory = memory_report(sum(w.nbytes for w in self._weights.values()), plan.arena_size, io, self.slots)
+        self._closed = False
+
+    def _place(self) -> _Slot:
+        plan = self.plan
+        slot = _Slot(_aligned(max(plan.arena_size, 1)))
+        for spec in plan.buffers:
+            if spec.kind == "arena":
+                assert spec.offset is not None
+                arr = slot.arena[spec.offset:spec.offset + spec.nbytes].view(spec.dtype).reshape(spec.shape)
+            elif spec.kind == "weight":
+                assert spec.name is not None
+                arr = self._weights[spec.name]
+            elif spec.kind == "view":
+                assert spec.base is not None
+                base = slot.arrays[spec.base]
+                arr = base.reshape(-1).view(np.uint8)[:spec.nbytes].view(spec.dtype).reshape(spec.shape)
+            else:  # input, output, count: buffers of their own, reused run after run
+                arr = _aligned(max(spec.nbytes, 1))[:spec.nbytes].view(spec.dtype).reshape(spec.shape)
+            slot.arrays.append(arr)
+        slot.calls = [self._bind(k, slot.arrays) for k in range(len(plan.launches))]
+        return slot
+
+    def _bind(self, k: int, arrays: list[np.ndarray]) -> _Call:
+        launch = self.plan.launches[k]
+        if launch.block != (1, 1, 1) or launch.grid[1:] != (1, 1):
+            raise node_error(KernelBuildError, self.plan, k, f"not a CPU launch (grid {launch.grid}, block "
+                             f"{launch.block}); lower the loops with lower-loops-to-cpu")
+        fn = self.compiled.function(launch.kernel)
+        args = tuple(arrays[a].ctypes.data for a in launch.args)
+        return _Call(fn, args, launch.grid[0], launch.node, launch.kernel,
+                     self.compiled.address(launch.kernel + PACKED), np.array(args or (0,), dtype=np.uint64))
+
+    def _call(self, call: _Call) -> None:
+        """One launch over its whole range, one chunk per thread, the calling thread taking
+        the first (small layers run for tens of microseconds, so finer chunks cost more than
+        they balance); the other chunks go to the spinning workers (`cpu_workers`), unless
+        another slot holds them: then this thread runs the whole range."""
+        n = call.size
+        if self.pool is not None and n >= 2 and self._pool_lock.acquire(blocking=False):
+            try:
+                self.pool.launch(call.packed, call.argv.ctypes.data, n)
+            finally:
+                self._pool_lock.release()
+            return
+        call.fn(*call.args, 0, n)
+
+    # -- the device interface -----------------------------------------------------------
+
+    def _slot(self, slot: int) -> _Slot:
+        if self._closed:
+            raise DeviceError("the CPU executor is closed")
+        return self._slots[check_slot(slot, self.slots)]
+
+    def memory(self) -> dict[str, int]:
+        return dict(self._memory)
+
+    def upload(self, buffer: int, host: np.ndarray, slot: int = 0) -> None:
+        arr = self._slot(slot).arrays[buffer]
+        np.copyto(arr, np.asarray(host).reshape(arr.shape))
+
+    def download(self, buffer: int, host: np.ndarray, slot: int = 0) -> None:
+        np.copyto(host, self._slot(slot).arrays[buffer].reshape(host.shape))
+
+    def launch(self, k: int, slot: int = 0) -> None:
+        """Run launch ``k`` now (host functions are synchronous)."""
+        self._call(self._slot(slot).calls[k])
+
+    def finish(self, slot: int = 0) -> None:
+        self._slot(slot)
+
+    def run(self, inputs: Sequence[np.ndarray], slot: int = 0) -> list[np.ndarray]:
+        arrays = self.plan.check_inputs(inputs)
+        s = self._slot(slot)
+        plan = self.plan
+        with s.lock:
+            for j, arr in enumerate(arrays):
+                self.upload(buffer_of(plan, "input", j), arr, slot)
+            for call in s.calls:
+                self._call(call)
+            outputs = [s.arrays[buffer_of(plan, "output", j)].copy() for j in range(len(plan.outputs))]
+            return plan.trimmed(outputs, lambda b: int(s.arrays[b].reshape(-1)[0]))
+
+    def profile_run(self, inputs: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        """Wall time of every launch of slot 0, in plan order, after one whole run."""
+        self.run(inputs)
+        times = []
+        s = self._slot(0)
+        with s.lock:
+            for call in s.calls:
+                start = time.perf_counter()
+                self._call(call)
+                times.append((call.node or call.kernel, time.perf_counter() - start))
+        return times
+
+    def close(self) -> None:
+        """Stop the worker threads now (otherwise when the executor is collected)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.pool is not None:
+            with self._pool_lock:
+                self.pool.close()
+
+
+__all__ = ["CPUExecutor", "CompiledFunctions", "llvm_binding", "host_target_machine", "ALIGN"]

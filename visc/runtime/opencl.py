@@ -1,0 +1,287 @@
+"""The OpenCL executor of runtime plans (pyopencl), and `build_program`.
+
+The program is built once; weights are uploaded once into buffers every frame slot shares.
+Each slot has its own arena (one `cl.Buffer` whose planned slots are sub-buffers), its own
+input/output buffers, its own command queue and its own bound `cl.Kernel` per launch, so
+`run` only copies inputs in, enqueues the launches and copies outputs back, and runs on
+different slots overlap.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from visc.errors import CompileError, DeviceError, KernelBuildError
+from visc.runtime.device import (
+    buffer_of,
+    check_slot,
+    check_weights,
+    memory_report,
+    node_error,
+    weight_bytes,
+)
+from visc.runtime.plan import Plan
+
+# -- building ---------------------------------------------------------------------------------
+
+_KERNEL_LINE = re.compile(r"__kernel\b.*?\bvoid\s+(\w+)\s*\(")
+_LOG_POSITION = re.compile(r":(\d+):\d+:")
+
+
+def _kernel_at(source: str, line: int) -> str | None:
+    """The kernel whose text contains 1-based ``line`` of ``source``."""
+    current = None
+    for i, text in enumerate(source.splitlines(), start=1):
+        m = _KERNEL_LINE.search(text)
+        if m:
+            current = m.group(1)
+        if i >= line:
+            return current
+    return current
+
+
+def build_program(context: Any, device: Any, source: str, options: Sequence[str] = ()) -> Any:
+    """Build ``source`` for ``device``; a failure becomes a KernelBuildError carrying the
+    driver's log and the kernels its errors point at."""
+    import pyopencl as cl
+
+    program = cl.Program(context, source)
+    # IEEE division and sqrt where the device offers them: OpenCL allows 2.5 ulp otherwise,
+    # and NVIDIA's driver uses that freedom (nearest-neighbour resize indices then differ)
+    exact = int(getattr(cl.device_fp_config, "CORRECTLY_ROUNDED_DIVIDE_SQRT", 0))
+    if exact and int(getattr(device, "single_fp_config", 0)) & exact:
+        options = ["-cl-fp32-correctly-rounded-divide-sqrt", *options]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", cl.CompilerWarning)
+            return program.build(options=["-cl-std=CL1.2", *options], devices=[device])
+    except cl.Error as e:
+        log = str(e)
+        try:
+            log = program.get_build_info(device, cl.program_build_info.LOG) or log
+        except cl.Error:
+            pass
+        kernels = []
+        for text in log.splitlines():
+            m = _LOG_POSITION.search(text)
+            if m and "error" in text.lower():
+                name = _kernel_at(source, int(m.group(1)))
+                if name and name not in kernels:
+                    kernels.append(name)
+        where = f"kernel {', '.join(repr(k) for k in kernels)}" if kernels else "the OpenCL program"
+        raise KernelBuildError(f"the OpenCL compiler of '{device.name.strip()}' rejected {where}:\n{log.strip()}") from e
+
+
+# -- execution ------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)  # slots are told apart by identity
+class _Slot:
+    """What one frame slot owns: a queue, buffers (weights shared), kernels bound to them."""
+
+    queue: Any
+    buffers: list[Any]
+    launches: list[tuple[Any, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    owned: list[Any] = field(default_factory=list)  # buffers allocated for this slot
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class OpenCLExecutor:
+    """Runs a `Plan` with its OpenCL C ``source`` on one device (see the module docstring);
+    implements `visc.runtime.device.Device`."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        source: str,
+        weights: Mapping[str, np.ndarray],
+        device: str | None = None,
+        profile: bool = False,
+        slots: int = 1,
+    ):
+        import pyopencl as cl
+
+        from visc.runtime.devices import get_context
+
+        self.plan = plan
+        self.slots = max(1, int(slots))
+        self._cl = cl
+        self._context, self._device = get_context(device)
+        props = cl.command_queue_properties.PROFILING_ENABLE if profile else 0
+        start = time.perf_counter()
+        self._program = build_program(self._context, self._device, source)
+        self.build_seconds = time.perf_counter() - start
+        self._weights = self._upload_weights(weights)
+        self._slots: list[_Slot] = []
+        for _ in range(self.slots):
+            slot = self._place_buffers(cl.CommandQueue(self._context, self._device, properties=props))
+            self._slots.append(slot)
+            slot.launches = self._bind_launches(slot.buffers)
+        self._profile_queue = self._slots[0].queue if profile else None
+        self._closed = False
+        io = sum(max(b.nbytes, 1) for b in plan.buffers if b.kind in ("input", "output", "count"))
+        self._memory = memory_report(sum(int(b.size) for b in self._weights.values()),
+                                     sum(int(b.size) for b in self._slots[0].owned) - io, io, self.slots)
+
+    @property
+    def device_name(self) -> str:
+        return str(self._device.name).strip()
+
+    # -- setup --------------------------------------------------------------------------
+
+    def _upload_weights(self, weights: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        cl, plan = self._cl, self.plan
+        check_weights(plan, weights)
+        placed: dict[str, Any] = {}
+        for spec in plan.buffers:
+            if spec.kind == "weight" and spec.name is not None and spec.name not in placed:
+                placed[spec.name] = cl.Buffer(self._context, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR,
+                                              hostbuf=weight_bytes(spec.name, weights[spec.name], spec.shape,
+                                                                   spec.dtype))
+        return placed
+
+    def _place_buffers(self, queue: Any) -> _Slot:
+        cl, ctx, plan = self._cl, self._context, self.plan
+        rw = cl.mem_flags.READ_WRITE
+        align = max(1, int(self._device.mem_base_addr_align) // 8)
+        arena = cl.Buffer(ctx, rw, size=plan.arena_size) if plan.arena_size > 0 else None
+        slot = _Slot(queue, [None] * len(plan.buffers), owned=[arena] if arena is not None else [])
+        buffers = slot.buffers
+        for i, spec in enumerate(plan.buffers):
+            if spec.kind == "view":
+                assert spec.base is not None
+                buffers[i] = buffers[spec.base]
+            elif spec.kind == "weight":
+                assert spec.name is not None
+                buffers[i] = self._weights[spec.name]
+            elif spec.kind == "arena" and spec.base is not None and (arena is None or (spec.offset or 0) % align):
+                raise CompileError(f"a concat slab at arena offset {spec.offset} is not {align}-byte aligned, as "
+                                   f"'{self.device_name}' needs for sub-buffers; compile for this device "
+                                   "(the slab alignment comes from the device visc compiles for)")
+            elif spec.kind == "arena" and arena is not None and spec.nbytes > 0 and (spec.offset or 0) % align == 0:
+                buffers[i] = arena.get_sub_region(spec.offset or 0, spec.nbytes)
+            else:
+                # inputs/outputs, and arena slots the device cannot address as sub-buffers
+                # (their bytes are shared only with buffers whose lifetimes do not overlap)
+                buffers[i] = cl.Buffer(ctx, rw, size=max(spec.nbytes, 1))
+                slot.owned.append(buffers[i])
+        return slot
+
+    def _bind_launches(self, buffers: list[Any]) -> list[tuple[Any, tuple[int, ...], tuple[int, ...]]]:
+        cl = self._cl
+        bound = []
+        for k, launch in enumerate(self.plan.launches):
+            try:
+                kernel = cl.Kernel(self._program, launch.kernel)
+            except cl.Error as e:
+                raise node_error(KernelBuildError, self.plan, k, f"the kernel is not in the OpenCL program ({e})") from e
+            kernel.set_args(*[buffers[a] for a in launch.args])
+            limit = int(kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, self._device))
+            threads = int(np.prod(launch.block))
+            if threads > limit:
+                raise node_error(KernelBuildError, self.plan, k,
+                                 f"kernel '{launch.kernel}' needs work-groups of {threads} work-items; "
+                                 f"'{self.device_name}' runs it with at most {limit}")
+            gsize = tuple(g * b for g, b in zip(launch.grid, launch.block, strict=True))
+            bound.append((kernel, gsize, tuple(launch.block)))
+        return bound
+
+    def memory(self) -> dict[str, int]:
+        return dict(self._memory)
+
+    # -- the device interface -----------------------------------------------------------
+
+    def _slot(self, slot: int) -> _Slot:
+        if self._closed:
+            raise DeviceError(f"the OpenCL executor on '{self.device_name}' is closed")
+        return self._slots[check_slot(slot, self.slots)]
+
+    def upload(self, buffer: int, host: np.ndarray, slot: int = 0) -> None:
+        if host.nbytes:
+            s = self._slot(slot)
+            self._cl.enqueue_copy(s.queue, s.buffers[buffer], np.ascontiguousarray(host).reshape(-1).view(np.uint8),
+                                  is_blocking=True)
+
+    def download(self, buffer: int, host: np.ndarray, slot: int = 0) -> None:
+        if host.nbytes:
+            s = self._slot(slot)
+            self._cl.enqueue_copy(s.queue, host.reshape(-1).view(np.uint8), s.buffers[buffer], is_blocking=True)
+
+    def launch(self, k: int, slot: int = 0) -> None:
+        s = self._slot(slot)
+        self._launch(s.queue, s, k)
+
+    def finish(self, slot: int = 0) -> None:
+        self._slot(slot).queue.finish()
+
+    def _launch(self, queue: Any, s: _Slot, k: int) -> Any:
+        kernel, gsize, block = s.launches[k]
+        try:
+            return self._cl.enqueue_nd_range_kernel(queue, kernel, gsize, block)
+        except self._cl.Error as e:
+            queue.finish()
+            raise node_error(DeviceError, self.plan, k, f"failed on '{self.device_name}': {e}") from e
+
+    def _enqueue(self, queue: Any, s: _Slot, arrays: list[np.ndarray]) -> tuple[list[np.ndarray], list[Any]]:
+        cl, plan = self._cl, self.plan
+        for j, arr in enumerate(arrays):
+            if arr.nbytes:
+                cl.enqueue_copy(queue, s.buffers[buffer_of(plan, "input", j)], arr, is_blocking=False)
+        events = [self._launch(queue, s, k) for k in range(len(s.launches))]
+        outs = [np.empty(spec.shape, dtype=spec.dtype) for spec in plan.outputs]
+        for j, out in enumerate(outs):
+            if out.nbytes:
+                cl.enqueue_copy(queue, out, s.buffers[buffer_of(plan, "output", j)], is_blocking=False)
+        counts = {spec.count: np.zeros(1, dtype=np.int64) for spec in plan.outputs if spec.count is not None}
+        for b, host in counts.items():
+            cl.enqueue_copy(queue, host, s.buffers[b], is_blocking=False)
+        queue.finish()
+        return plan.trimmed(outs, lambda b: int(counts[b][0])), events
+
+    def run(self, inputs: Sequence[np.ndarray], slot: int = 0) -> list[np.ndarray]:
+        """One inference: inputs in plan order (exact shapes and dtypes), outputs as numpy.
+        Runs on one slot are serialized (they share its buffers); slots run concurrently."""
+        arrays = self.plan.check_inputs(inputs)
+        s = self._slot(slot)
+        with s.lock:
+            outs, _ = self._enqueue(s.queue, s, arrays)
+        return outs
+
+    def profile_run(self, inputs: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        """Device time of every launch in plan order, in seconds, from profiling events (slot 0)."""
+        arrays = self.plan.check_inputs(inputs)
+        cl = self._cl
+        s = self._slot(0)
+        with s.lock:
+            if self._profile_queue is None:
+                self._profile_queue = cl.CommandQueue(
+                    self._context, self._device, properties=cl.command_queue_properties.PROFILING_ENABLE)
+            _, events = self._enqueue(self._profile_queue, s, arrays)
+        return [(launch.kernel, (ev.profile.end - ev.profile.start) * 1e-9)
+                for launch, ev in zip(self.plan.launches, events, strict=True)]
+
+    def close(self) -> None:
+        """Release the device buffers now (otherwise at garbage collection)."""
+        if self._closed:
+            return
+        self._closed = True
+        for s in self._slots:
+            with s.lock:
+                s.queue.finish()
+                for buf in s.owned:
+                    buf.release()
+                s.buffers, s.launches, s.owned = [], [], []
+        for buf in self._weights.values():
+            buf.release()
+        self._weights = {}
+
+
+__all__ = ["OpenCLExecutor", "build_program"]

@@ -1,0 +1,280 @@
+"""`visc.pipeline` (built here): compile an ONNX model into stages that run as dataflow actors.
+
+    pipe = visc.pipeline("det.onnx", input_shapes={"images": (1, 3, 320, 320)}, stages=[
+        visc.Stage(target="cuda", until="/model.22/Concat_3"),   # up to and including this node
+        visc.Stage(target="cpu"),                                 # the rest of the graph
+    ], frames_in_flight=4)
+
+The model is imported and the graph passes run once (fusion decided for the whole model);
+`vision-partition` then cuts the graph: after user-named nodes or tensors, or, with
+``stages=N`` and ``devices``, where measured per-op times balance the stages. Every stage is
+then lowered by the unchanged pipeline of its own target, so each op gets the kernel it gets
+in an uncut compile for that target, and a cut model computes bit for bit what the uncut
+one computes. The result is a `visc.runtime.pipeline.Pipeline` (runtime side only).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from visc.errors import CompileError
+
+if TYPE_CHECKING:
+    import onnx
+    from xdsl.dialects.builtin import ModuleOp
+
+    from visc.runtime.pipeline import Pipeline
+    from visc.runtime.plan import TensorSpec
+    from visc.weights import WeightStore
+
+
+@dataclass
+class Stage:
+    """One stage of a pipeline. ``until``: the ONNX node (or the name of a tensor it produces)
+    that ends the stage, inclusive; None for the last stage. ``device``: which device of
+    ``target`` (an OpenCL spec such as "0:1", a CUDA index). ``replicas``: copies of the
+    stage's actor, for a slow stage (frames stay in order). ``threads``: CPU threads per
+    replica (a cpu stage)."""
+
+    target: str = "cpu"
+    until: str | None = None
+    device: str | None = None
+    replicas: int = 1
+    threads: int | None = None
+
+
+StageLike = Stage | str | Mapping[str, Any]
+
+
+def _stage(spec: StageLike) -> Stage:
+    if isinstance(spec, Stage):
+        return spec
+    if isinstance(spec, str):  # "cuda" or "cuda:NODE" as the CLI writes it
+        target, _, until = spec.partition(":")
+        return Stage(target=target, until=until or None)
+    return Stage(**dict(spec))
+
+
+def _node_names(proto: onnx.ModelProto) -> tuple[dict[str, str], set[str]]:
+    """(tensor name -> the display name of the node producing it, every node display name),
+    named as the importer names nodes (`node.name` or `OpType#index` in its sorted order)."""
+    from visc.frontend.context import node_display_name
+    from visc.frontend.onnx import _Importer
+
+    producer: dict[str, str] = {}
+    names: set[str] = set()
+    for index, node in _Importer(proto, "model").sorted_nodes():
+        name = node_display_name(node, index)
+        names.add(name)
+        for out in node.output:
+            if out:
+                producer[out] = name
+    return producer, names
+
+
+def _resolve_cut(name: str, producer: Mapping[str, str], nodes: set[str], module: ModuleOp) -> str:
+    """The ONNX node a stage ends at: ``name`` itself or the producer of the tensor ``name``;
+    it must still have an op after the graph passes (a fused op counts for each of its nodes)."""
+    node = name if name in nodes else producer.get(name)
+    if node is None:
+        raise CompileError(f"stage boundary '{name}' is neither a node nor a tensor of the model")
+    if node in {n for fused in _stage_nodes(module) for n in fused.split("+")}:
+        return node
+    raise CompileError(f"stage boundary '{name}' (node '{node}') has no op of its own after the graph passes "
+                       "(folded into a constant or a neighbour): cut after the node before or after it")
+
+
+def _profile_costs(module: ModuleOp, weights: WeightStore, target: str, device: str | None, arch: str | None,
+                   records: Any, repeat: int) -> dict[str, float]:
+    """Microseconds per ONNX node of the whole model compiled for ``target``, from a profile
+    run (per-launch device time, median of ``repeat`` runs on seeded random inputs)."""
+    from visc.compiler import compile_module
+    from visc.runtime.bench import random_inputs
+
+    model = compile_module(module.clone(), weights, target, device=device, arch=arch, records=records,
+                           graph_passes=False)
+    inputs = random_inputs(model.plan.inputs, seed=0)
+    model.run(inputs)
+    runs = [[t for _, t in model.profile(inputs)] for _ in range(max(1, repeat))]
+    times = np.median(np.array(runs), axis=0)
+    costs: dict[str, float] = {}
+    for launch, seconds in zip(model.plan.launches, times, strict=True):
+        costs[launch.node] = costs.get(launch.node, 0.0) + float(seconds) * 1e6
+    executor = model.executor()
+    executor.close()
+    return costs
+
+
+def _attach_costs(module: ModuleOp, costs: Mapping[str, Mapping[str, float]]) -> None:
+    """`vision.costs` = {device: us} on each compute op, read by `vision-partition{stages=N}`."""
+    from xdsl.dialects.builtin import DictionaryAttr, FloatAttr, StringAttr, f64
+
+    from visc.passes.graph.partition import COSTS_ATTR
+    from visc.passes.placement.placement import compute_ops, entry
+
+    for op in compute_ops(entry(module)):
+        node = op.attributes.get("onnx_node")
+        if not isinstance(node, StringAttr):
+            continue
+        per = {dev: FloatAttr(c.get(node.data, 0.0), f64) for dev, c in costs.items()}
+        op.attributes[COSTS_ATTR] = DictionaryAttr(per)
+
+
+def _option(values: Sequence[str]) -> str:
+    for v in values:
+        if any(ch in v for ch in ',{} "='):
+            raise CompileError(f"'{v}' cannot be passed to vision-partition (it contains one of , {{ }} = \" or a space)")
+    return ",".join(values)
+
+
+def build_pipeline(
+    model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    stages: Sequence[StageLike] | int,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    devices: Sequence[str] | None = None,
+    frames_in_flight: int = 4,
+    records: Any = None,
+    arch: str | None = None,
+    profile_repeat: int = 5,
+    progress: Callable[[str], None] | None = None,
+) -> Pipeline:
+    """Compile ``model`` into a `Pipeline` (see the module docstring). ``stages``: a list of
+    `Stage` (or "target[:until]" strings), or a number of stages for visc to cut itself over
+    ``devices`` (one target per stage, or one for all), balancing per-op times measured by
+    a profile run of the whole model on each device."""
+    from visc.compiler import GRAPH_PIPELINE, compile_module, run_passes
+    from visc.frontend.onnx import import_model, load_model
+    from visc.passes.graph.partition import split_stages
+    from visc.runtime.pipeline import Pipeline, StageInfo
+
+    say = progress or (lambda _msg: None)
+    proto, _ = load_model(model)
+    imported = import_model(proto, dict(input_shapes) if input_shapes else None)
+    module, weights = imported.module, imported.weights
+    run_passes(module, GRAPH_PIPELINE, weights)
+
+    if isinstance(stages, int):
+        count = stages
+        if count < 1:
+            raise CompileError(f"a pipeline needs at least one stage, not {count}")
+        targets = list(devices or ["cpu"])
+        if len(targets) == 1:
+            targets = targets * count
+        if len(targets) != count:
+            raise CompileError(f"{count} stages need {count} devices (or one for all), got {targets}")
+        specs = [Stage(target=t) for t in targets]
+        if count > 1:
+            costs: dict[str, dict[str, float]] = {}
+            for target in dict.fromkeys(targets):
+                say(f"profiling the whole model on {target} to balance the stages")
+                costs[target] = _profile_costs(module, weights, target, None, arch, records, profile_repeat)
+            _attach_costs(module, costs)
+            spec = f"vision-partition{{stages={count} devices={_option(targets)}}}"
+        else:
+            spec = ""
+    else:
+        specs = [_stage(s) for s in stages]
+        if not specs:
+            raise CompileError("a pipeline needs at least one stage")
+        if any(s.until is None for s in specs[:-1]):
+            missing = [i for i, s in enumerate(specs[:-1]) if s.until is None]
+            raise CompileError(f"stage {missing[0]} has no `until`: every stage but the last ends at a named node")
+        if specs[-1].until is not None:
+            raise CompileError(f"the last stage runs the rest of the graph; drop its until='{specs[-1].until}' "
+                               "(or add a stage after it)")
+        producer, nodes = _node_names(proto)
+        cuts = [_resolve_cut(str(s.until), producer, nodes, module) for s in specs[:-1]]
+        targets = [s.target for s in specs]
+        spec = (f"vision-partition{{cuts={_option(cuts)} devices={_option(targets)}}}" if cuts else "")
+    for s in specs:
+        if s.target not in ("opencl", "cuda", "cpu"):
+            raise CompileError(f"unknown stage target '{s.target}' (available: opencl, cuda, cpu)")
+        if s.replicas < 1:
+            raise CompileError(f"a stage needs at least one replica, not {s.replicas}")
+
+    if spec:
+        run_passes(module, [spec], weights)
+        parts = split_stages(module)
+    else:
+        parts = None
+    models = []
+    infos = []
+    for i, s in enumerate(specs):
+        say(f"compiling stage {i} for {s.target}")
+        stage_module = parts[i].module if parts is not None else module
+        nodes = _stage_nodes(stage_module)
+        compiled = compile_module(stage_module, weights, s.target, device=s.device, arch=arch, records=records,
+                                  graph_passes=False)
+        models.append(compiled)
+        infos.append(StageInfo(index=i, target=s.target, device=s.device, replicas=s.replicas, threads=s.threads,
+                               nodes=len(nodes), first_node=nodes[0] if nodes else "",
+                               last_node=nodes[-1] if nodes else ""))
+    return Pipeline(models, infos, _graph_inputs(module), _visible_outputs(module),
+                    frames_in_flight=frames_in_flight, metadata={"cuts": [i.last_node for i in infos[:-1]]})
+
+
+def _stage_nodes(module: ModuleOp) -> list[str]:
+    from xdsl.dialects.builtin import StringAttr
+
+    from visc.passes.placement.placement import compute_ops, entry
+
+    return [a.data for op in compute_ops(entry(module)) if isinstance(a := op.attributes.get("onnx_node"), StringAttr)]
+
+
+def _names(module: ModuleOp, key: str) -> list[str]:
+    from xdsl.dialects.builtin import ArrayAttr, StringAttr
+
+    from visc.passes.placement.placement import entry
+
+    attr = entry(module).attributes.get(key)
+    return [a.data for a in attr.data if isinstance(a, StringAttr)] if isinstance(attr, ArrayAttr) else []
+
+
+def _graph_inputs(module: ModuleOp) -> list[TensorSpec]:
+    """The model's inputs as the caller gives them (names, shapes, dtypes of `@main`)."""
+    from xdsl.dialects.builtin import ShapedType
+
+    from visc.passes.placement.placement import entry
+    from visc.runtime.plan import TensorSpec
+
+    args = entry(module).body.block.args
+    names, dtypes = _names(module, "vision.input_names"), _names(module, "vision.input_dtypes")
+    return [TensorSpec(n, tuple(a.type.get_shape()), d) for n, d, a in zip(names, dtypes, args, strict=True)
+            if isinstance(a.type, ShapedType)]
+
+
+def _visible_outputs(module: ModuleOp) -> list[str]:
+    """The outputs a caller gets: `@main`'s, less the hidden row counts of NMS outputs."""
+    from xdsl.dialects.builtin import DenseArrayBase
+
+    from visc.passes.placement.placement import entry
+
+    names = _names(module, "vision.output_names")
+    counts = entry(module).attributes.get("vision.output_counts")
+    hidden = {c for c in counts.get_values() if c >= 0} if isinstance(counts, DenseArrayBase) else set()
+    return [n for j, n in enumerate(names) if j not in hidden]
+
+
+
+
+def hand_cuts(model: str | os.PathLike[str] | bytes | onnx.ModelProto, count: int,
+              input_shapes: Mapping[str, Sequence[int]] | None = None) -> list[str]:
+    """The ``count - 1`` cuts a user would make without measuring: after equal numbers of
+    compute ops (the ONNX node ending each share), for tests and the benchmark's comparison."""
+    from visc.compiler import GRAPH_PIPELINE, run_passes
+    from visc.frontend.onnx import import_model
+
+    imported = import_model(model, dict(input_shapes) if input_shapes else None)
+    run_passes(imported.module, GRAPH_PIPELINE, imported.weights)
+    nodes = _stage_nodes(imported.module)
+    if count < 1 or count > len(nodes):
+        raise CompileError(f"cannot cut {len(nodes)} ops into {count} stages")
+    return [nodes[round(len(nodes) * k / count) - 1].split("+")[-1] for k in range(1, count)]
+
+
+__all__ = ["Stage", "build_pipeline", "hand_cuts"]

@@ -1,0 +1,124 @@
+"""`visc pipeline`: compile a model into stages, stream seeded random frames through them, and
+print the per-stage table, the throughput, and the same frames run one stage after another.
+
+    visc pipeline model.onnx --stage cuda:NODE --stage cpu --frames 500 [--trace t.json] [--plot g.png]
+    visc pipeline model.onnx --auto 2 --devices opencl,cpu [-o model.visc]
+    visc pipeline model.visc --frames 200          (a saved pipeline: no compiler needed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from visc.errors import InputShapeError
+
+
+def _stages(args: argparse.Namespace) -> list[Any] | int:
+    from visc.stages import Stage
+
+    if args.auto:
+        if args.stage:
+            raise InputShapeError("give either --stage ... or --auto N, not both")
+        return int(args.auto)
+    if not args.stage:
+        raise InputShapeError("name the stages (--stage TARGET:NODE ... --stage TARGET) or ask for --auto N")
+    replicas = [int(r) for r in args.replicas.split(",")] if args.replicas else [1] * len(args.stage)
+    if len(replicas) != len(args.stage):
+        raise InputShapeError(f"--replicas gives {len(replicas)} numbers for {len(args.stage)} stages")
+    stages = []
+    for text, k in zip(args.stage, replicas, strict=True):
+        target, _, until = text.partition(":")
+        stages.append(Stage(target=target, until=until or None, replicas=k, threads=args.threads))
+    return stages
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    import visc
+    from visc.runtime.bench import random_inputs
+    from visc.stages import build_pipeline
+    from visc.tools.visc_cli import _resolve_first_input, parse_input_shapes
+
+    if args.model.endswith(".visc"):
+        pipe = visc.load(args.model)
+        if not hasattr(pipe, "map"):
+            raise InputShapeError(f"'{args.model}' holds a compiled model, not a pipeline")
+    else:
+        shapes = _resolve_first_input(parse_input_shapes(args.input_shape), args.model)
+        devices = args.devices.split(",") if args.devices else None
+        start = time.perf_counter()
+        pipe = build_pipeline(args.model, _stages(args), input_shapes=shapes, devices=devices,
+                              frames_in_flight=args.frames_in_flight, progress=lambda m: print(f"  {m}", flush=True))
+        print(f"compiled {len(pipe.stages)} stages in {time.perf_counter() - start:.1f} s")
+    with pipe:
+        print(pipe.describe())
+        if args.output:
+            pipe.save(args.output)
+            print(f"saved {args.output}")
+        frames = [dict(zip(pipe.input_names, random_inputs(pipe.inputs, seed=args.seed + i), strict=True))
+                  for i in range(min(args.frames, 16))]
+        stream = (frames[i % len(frames)] for i in range(args.frames))
+        warm = max(1, min(8, args.frames // 10))
+        for _ in pipe.map(frames[i % len(frames)] for i in range(warm)):
+            pass
+        pipe.reset_stats()
+        start = time.perf_counter()
+        piped = []  # the first frames' outputs, to compare with the sequential run
+        for i, outs in enumerate(pipe.map(stream)):
+            if i < len(frames):
+                piped.append(outs)
+        seconds = time.perf_counter() - start
+        stats = pipe.stats()
+        print(pipe.format_stats())
+        seq_start = time.perf_counter()
+        same = True
+        for i in range(args.frames):
+            outs = pipe.run_sequential(frames[i % len(frames)])
+            if i < len(piped):
+                same = same and all(np.array_equal(a, b) for a, b in zip(outs, piped[i], strict=True))
+        seq = time.perf_counter() - seq_start
+        print(f"pipelined: {args.frames / seconds:.1f} frames/s; sequential (same stages, one thread): "
+              f"{args.frames / seq:.1f} frames/s; speedup {seq / seconds:.2f}x; outputs identical: {same}")
+        memory = pipe.memory()
+        print(f"memory: {memory['total'] / 2**20:.1f} MiB (" + ", ".join(
+            f"stage{i}: {m['weights'] / 2**20:.1f} weights + {m['slots']} x {(m['arena'] + m['io']) / 2**20:.1f}"
+            for i, m in enumerate(memory["stages"])) + " MiB)")
+        if args.trace:
+            pipe.trace(args.trace)
+            print(f"trace: {args.trace} (chrome://tracing or ui.perfetto.dev)")
+        if args.plot:
+            pipe.plot(args.plot)
+            print(f"plot: {args.plot}")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"stats": stats, "pipelined_fps": args.frames / seconds,
+                           "sequential_fps": args.frames / seq, "identical": same}, f, indent=1, default=str)
+    return 0
+
+
+def add_parser(sub: Any, shape_help: str) -> None:
+    s = sub.add_parser("pipeline", help="cut a model into stages on several devices and stream frames through them")
+    s.add_argument("model", help="an ONNX model, or a pipeline saved with -o")
+    s.add_argument("--stage", action="append", metavar="TARGET[:NODE]",
+                   help="a stage on TARGET (opencl, cuda, cpu) up to and including ONNX node (or tensor) NODE; "
+                        "repeat per stage, the last without NODE")
+    s.add_argument("--auto", type=int, metavar="N", help="let visc cut N stages, balancing measured op times")
+    s.add_argument("--devices", help="targets of the --auto stages, comma-separated (one for all, or one each)")
+    s.add_argument("--replicas", help="copies of each stage's actor, comma-separated (e.g. 1,2)")
+    s.add_argument("--threads", type=int, help="CPU threads per cpu-stage replica")
+    s.add_argument("--frames", type=int, default=200, help="seeded random frames to stream")
+    s.add_argument("--frames-in-flight", type=int, default=4)
+    s.add_argument("--input-shape", action="append", help=shape_help)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-o", "--output", help="save the pipeline as one .visc file")
+    s.add_argument("--trace", help="write a Chrome-trace/Perfetto timeline (.json)")
+    s.add_argument("--plot", help="write a Gantt chart of the first frames (.png)")
+    s.add_argument("--json", help="write the stats as JSON")
+    s.set_defaults(fn=cmd_pipeline)
+
+
+__all__ = ["add_parser", "cmd_pipeline"]
