@@ -34,7 +34,7 @@ import numpy as np
 
 import visc
 from visc.runtime.bench import OrtProcess, random_inputs
-from visc.runtime.engine import ThreadEngine
+from visc.runtime.engine import ThreadEngine, format_stats
 from visc.tools.model_zoo import load_light_model
 from visc.tools.visc_cli import print_table
 
@@ -86,37 +86,17 @@ def overhead(frames: int, shape: tuple[int, ...]) -> list[dict[str, Any]]:
 
 def stage_rates(pipe: Any, frame: dict[str, np.ndarray], repeat: int) -> list[float]:
     """Frames/s of each stage's executor alone (its inputs taken from one sequential run)."""
-    token = dict(frame)
-    rates = []
-    for stage in pipe.stages:
-        inputs = {n: token[n] for n in stage.inputs}
-        for _ in range(3):
-            out = stage.fire(0, inputs)
-        start = time.perf_counter()
-        for _ in range(repeat):
-            out = stage.fire(0, inputs)
-        rates.append(repeat / (time.perf_counter() - start))
-        token.update(out)
-    return rates
+    return [1.0 / t for t in pipe.stage_seconds(frame, repeat=repeat)]
 
 
-def balanced(model_name: str, devices: list[str], threads: int | None, frames: int) -> dict[str, Any]:
+def balanced(model_name: str, pipe: Any, devices: list[str], threads: int | None, frames: int,
+             compile_s: float) -> dict[str, Any]:
     proto = load_light_model(model_name, seed=0)
-    stages: Any = [visc.Stage(target=d, threads=threads) for d in devices]
-    start = time.perf_counter()
-    # the automatic cut over the given devices, then the stages rebuilt with their threads
-    auto = visc.pipeline(proto, stages=len(devices), devices=devices)
-    cuts = auto.metadata["cuts"]
-    auto.close()
-    for s, cut in zip(stages, [*cuts, None], strict=True):
-        s.until = cut
-    pipe = visc.pipeline(proto, stages=stages)
-    compile_s = time.perf_counter() - start
+    cuts = pipe.metadata["cuts"]
     frame = dict(zip(pipe.input_names, random_inputs(pipe.inputs, seed=1), strict=True))
-    with pipe:
-        rates = stage_rates(pipe, frame, max(10, frames // 5))
-        result = pipe.benchmark(frame, frames=frames)
-        stats = pipe.stats()
+    rates = stage_rates(pipe, frame, max(10, frames // 5))
+    result = pipe.benchmark(frame, frames=frames)
+    stats = pipe.stats()
     single_target = devices[0] if len(set(devices)) == 1 else None
     single_fps = None
     if single_target is not None:
@@ -142,7 +122,7 @@ def balanced(model_name: str, devices: list[str], threads: int | None, frames: i
     if single_fps:
         print(f"one {single_target} executor with all cores: {single_fps:.1f} f/s; pipeline/it: "
               f"{row['vs_single_executor']:.2f}")
-    print(visc.runtime.engine.format_stats(stats) if hasattr(visc, "runtime") else "")
+    print(format_stats(stats))
     return row
 
 
@@ -175,18 +155,24 @@ def auto_partition(model_name: str, device: str, frames: int) -> list[dict[str, 
     return rows
 
 
-def against_ort(model_name: str, devices: list[str], threads: int | None, ort_threads: int,
-                frames: int) -> dict[str, Any]:
+def against_ort(model_name: str, pipe: Any, devices: list[str], ort_threads: int, frames: int,
+                rounds: int = 3) -> dict[str, Any]:
+    """Alternating blocks (pipeline, onnxruntime, ...) so the machine's drifts reach both
+    sides of the ratio; onnxruntime runs in its own process (in one process the two runtimes'
+    thread pools slow each other). Medians of the blocks' rates."""
     proto = load_light_model(model_name, seed=0)
-    pipe = visc.pipeline(proto, stages=len(devices), devices=devices)
     frame = dict(zip(pipe.input_names, random_inputs(pipe.inputs, seed=1), strict=True))
-    with pipe:
-        result = pipe.benchmark(frame, frames=frames)
+    ours, theirs = [], []
     with OrtProcess(proto.SerializeToString(), frame, threads=ort_threads) as ort:
-        times = ort.timed(frames)
-    ort_fps = len(times) / sum(times)
-    row = {"model": model_name, "devices": ",".join(devices), "pipelined_fps": result["pipelined_fps"],
-           "ort_fps": ort_fps, "ratio": result["pipelined_fps"] / ort_fps, "ort_threads": ort_threads}
+        ort.timed(5)
+        for _ in range(rounds):
+            ours.append(pipe.benchmark(frame, frames=frames, warmup=4, sequential=False)["pipelined_fps"])
+            times = ort.timed(frames)
+            theirs.append(len(times) / sum(times))
+    row = {"model": model_name, "devices": ",".join(devices), "pipelined_fps": float(np.median(ours)),
+           "ort_fps": float(np.median(theirs)), "ort_threads": ort_threads, "blocks": rounds,
+           "pipelined_blocks": ours, "ort_blocks": theirs}
+    row["ratio"] = row["pipelined_fps"] / row["ort_fps"]
     print_table([row], (("model", "model", ""), ("devices", "stages on", ""), ("pipelined_fps", "visc pipeline f/s", ".1f"),
                         ("ort_fps", "onnxruntime loop f/s", ".1f"), ("ratio", "visc/ort", ".2f")))
     return row
@@ -211,15 +197,25 @@ def main(argv: list[str] | None = None) -> int:
     if "overhead" in sections:
         print("== engine overhead: k copy-only stages (1x1000 float32 frames)")
         result["overhead"] = overhead(max(200, args.frames * 5), (1, 1000))
+    pipe = None
+    if "balanced" in sections or "ort" in sections:
+        start = time.perf_counter()
+        pipe = visc.pipeline(load_light_model(args.model, seed=0), stages=len(devices), devices=devices,
+                             threads=threads)
+        compile_s = time.perf_counter() - start
+        print(f"{args.model}: automatic cut over {args.devices} after {pipe.metadata['cuts']} "
+              f"(profile and compile {compile_s:.1f} s)\n{pipe.describe()}")
     if "balanced" in sections:
         print(f"== two stages, automatic cut, on {args.devices}")
-        result["balanced"] = balanced(args.model, devices, threads, args.frames)
+        result["balanced"] = balanced(args.model, pipe, devices, threads, args.frames, compile_s)
     if "auto" in sections:
         print(f"== automatic partition of {args.auto_model} on {devices[0]}")
         result["auto"] = auto_partition(args.auto_model, devices[0], args.frames)
     if "ort" in sections:
         print(f"== throughput against onnxruntime's loop ({args.ort_threads} threads)")
-        result["ort"] = against_ort(args.model, devices, threads, args.ort_threads, args.frames)
+        result["ort"] = against_ort(args.model, pipe, devices, args.ort_threads, args.frames)
+    if pipe is not None:
+        pipe.close()
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1, default=str)

@@ -127,6 +127,33 @@ def test_heterogeneous_stages_compute_what_each_target_computes(targets: tuple[s
             p.close()
 
 
+@needs_opencl
+def test_stages_on_one_device_hand_tensors_over_on_the_device() -> None:
+    """Two OpenCL stages: the edge stays in device memory (a `Resident` the next stage copies
+    device to device); an edge into a CPU stage comes back to the host."""
+    from visc.runtime.device import Resident
+
+    proto = load_light_model("squeezenet", seed=1)
+    cuts = hand_cuts(proto, 3)
+    stages = [visc.Stage("opencl", until=cuts[0]), visc.Stage("opencl", until=cuts[1]), visc.Stage("cpu")]
+    with visc.pipeline(proto, stages=stages, records=False) as pipe:
+        assert all(pipe.stages[0].keep) and not any(pipe.stages[1].keep) and not any(pipe.stages[2].keep)
+        frame = _frame(pipe)
+        want = pipe.run(frame)
+        token: dict = dict(frame)
+        out0 = pipe.stages[0].fire(0, token)
+        assert out0 and all(isinstance(v, Resident) for v in out0.values())
+        token.update(out0)
+        out1 = pipe.stages[1].fire(0, token)
+        assert all(isinstance(v, np.ndarray) for v in out1.values())
+        token.update(out1)
+        token.update(pipe.stages[2].fire(0, token))
+        _assert_identical([token[n] for n in pipe.output_names], want)
+        assert pipe.memory()["stages"][0]["slots"] == 2  # a slot computes while the other is read
+        assert len(pipe.stage_seconds(frame, repeat=2)) == 3
+        _assert_identical(pipe.run_sequential(frame), want)
+
+
 @pytest.fixture(scope="module")
 def cpu_pipe():
     proto = load_light_model("squeezenet", seed=1)

@@ -64,17 +64,18 @@ def pipeline(
     frames_in_flight: int = 4,
     records: str | os.PathLike[str] | bool | None = None,
     arch: str | None = None,
+    threads: int | None = None,
 ) -> Pipeline:
     """Compile an ONNX model into stages that run as dataflow actors on their devices,
     pipelined across frames (see `visc.stages`). ``stages``: a list of `visc.Stage` (each but
     the last ending at a named ONNX node or tensor, ``until``), or a number of stages for
     visc to cut itself over ``devices``, balancing per-op times it measures.
     ``frames_in_flight``: the frames admitted at once (FIFO capacities), so memory is
-    bounded whatever the input rate."""
+    bounded whatever the input rate. ``threads``: CPU threads per cpu stage visc creates."""
     from visc.stages import build_pipeline
 
     return build_pipeline(model, stages, input_shapes=input_shapes, devices=devices,
-                          frames_in_flight=frames_in_flight, records=records, arch=arch)
+                          frames_in_flight=frames_in_flight, records=records, arch=arch, threads=threads)
 
 
 def load(path: str, device: str | None = None) -> CompiledModel | Pipeline:

@@ -80,6 +80,8 @@ def _node_names(proto: onnx.ModelProto) -> tuple[dict[str, str], set[str]]:
 def _resolve_cut(name: str, producer: Mapping[str, str], nodes: set[str], module: ModuleOp) -> str:
     """The ONNX node a stage ends at: ``name`` itself or the producer of the tensor ``name``;
     it must still have an op after the graph passes (a fused op counts for each of its nodes)."""
+    if name not in nodes and name not in producer and "+" in name:
+        name = name.split("+")[-1]  # a fused op's name, as `Pipeline.describe` shows it
     node = name if name in nodes else producer.get(name)
     if node is None:
         raise CompileError(f"stage boundary '{name}' is neither a node nor a tensor of the model")
@@ -89,24 +91,25 @@ def _resolve_cut(name: str, producer: Mapping[str, str], nodes: set[str], module
                        "(folded into a constant or a neighbour): cut after the node before or after it")
 
 
-def _profile_costs(module: ModuleOp, weights: WeightStore, target: str, device: str | None, arch: str | None,
-                   records: Any, repeat: int) -> dict[str, float]:
+def _profile_costs(module: ModuleOp, weights: WeightStore, target: str, arch: str | None, records: Any,
+                   repeat: int, threads: int | None) -> dict[str, float]:
     """Microseconds per ONNX node of the whole model compiled for ``target``, from a profile
-    run (per-launch device time, median of ``repeat`` runs on seeded random inputs)."""
+    run (per-launch device time, median of ``repeat`` runs on seeded random inputs), on an
+    executor configured as the stages will be (``threads`` for the CPU backend)."""
     from visc.compiler import compile_module
     from visc.runtime.bench import random_inputs
 
-    model = compile_module(module.clone(), weights, target, device=device, arch=arch, records=records,
-                           graph_passes=False)
-    inputs = random_inputs(model.plan.inputs, seed=0)
-    model.run(inputs)
-    runs = [[t for _, t in model.profile(inputs)] for _ in range(max(1, repeat))]
-    times = np.median(np.array(runs), axis=0)
+    model = compile_module(module.clone(), weights, target, arch=arch, records=records, graph_passes=False)
+    executor: Any = model.make_executor(threads=threads if target == "cpu" else None)
+    try:
+        inputs = random_inputs(model.plan.inputs, seed=0)
+        executor.run(inputs)
+        runs = [[t for _, t in executor.profile_run(inputs)] for _ in range(max(1, repeat))]
+    finally:
+        executor.close()
     costs: dict[str, float] = {}
-    for launch, seconds in zip(model.plan.launches, times, strict=True):
+    for launch, seconds in zip(model.plan.launches, np.median(np.array(runs), axis=0), strict=True):
         costs[launch.node] = costs.get(launch.node, 0.0) + float(seconds) * 1e6
-    executor = model.executor()
-    executor.close()
     return costs
 
 
@@ -142,11 +145,13 @@ def build_pipeline(
     arch: str | None = None,
     profile_repeat: int = 5,
     progress: Callable[[str], None] | None = None,
+    threads: int | None = None,
 ) -> Pipeline:
     """Compile ``model`` into a `Pipeline` (see the module docstring). ``stages``: a list of
     `Stage` (or "target[:until]" strings), or a number of stages for visc to cut itself over
     ``devices`` (one target per stage, or one for all), balancing per-op times measured by
-    a profile run of the whole model on each device."""
+    a profile run of the whole model on each device. ``threads``: CPU threads per replica of
+    the stages visc creates (and of the profile that places their cuts)."""
     from visc.compiler import GRAPH_PIPELINE, compile_module, run_passes
     from visc.frontend.onnx import import_model, load_model
     from visc.passes.graph.partition import split_stages
@@ -167,12 +172,12 @@ def build_pipeline(
             targets = targets * count
         if len(targets) != count:
             raise CompileError(f"{count} stages need {count} devices (or one for all), got {targets}")
-        specs = [Stage(target=t) for t in targets]
+        specs = [Stage(target=t, threads=threads) for t in targets]
         if count > 1:
             costs: dict[str, dict[str, float]] = {}
             for target in dict.fromkeys(targets):
                 say(f"profiling the whole model on {target} to balance the stages")
-                costs[target] = _profile_costs(module, weights, target, None, arch, records, profile_repeat)
+                costs[target] = _profile_costs(module, weights, target, arch, records, profile_repeat, threads)
             _attach_costs(module, costs)
             spec = f"vision-partition{{stages={count} devices={_option(targets)}}}"
         else:
@@ -215,7 +220,8 @@ def build_pipeline(
                                nodes=len(nodes), first_node=nodes[0] if nodes else "",
                                last_node=nodes[-1] if nodes else ""))
     return Pipeline(models, infos, _graph_inputs(module), _visible_outputs(module),
-                    frames_in_flight=frames_in_flight, metadata={"cuts": [i.last_node for i in infos[:-1]]})
+                    frames_in_flight=frames_in_flight,
+                    metadata={"cuts": [i.last_node.split("+")[-1] for i in infos[:-1]]})
 
 
 def _stage_nodes(module: ModuleOp) -> list[str]:

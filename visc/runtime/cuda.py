@@ -22,6 +22,7 @@ the process.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import time
@@ -31,13 +32,15 @@ from typing import Any
 
 import numpy as np
 
-from visc.errors import DeviceError, KernelBuildError
+from visc.errors import DeviceError, InputShapeError, KernelBuildError
 from visc.runtime.device import (
+    Resident,
     buffer_of,
     check_slot,
     check_weights,
     memory_report,
     node_error,
+    resident_input,
     weight_bytes,
 )
 from visc.runtime.plan import Plan
@@ -201,6 +204,7 @@ class CUDAExecutor:
         if index >= count:
             raise DeviceError(f"CUDA device {index} does not exist ({count} found)")
         self._device = drv.Device(index)
+        self._index = index
         self._context = self._device.retain_primary_context()
         self._allocations: list[Any] = []
         self._flush: tuple[int, int] | None = None  # (buffer, bytes) that _flush_l2_async overwrites
@@ -434,6 +438,55 @@ class CUDAExecutor:
             self._copy_in(arrays, s)
             self._launch(s, graph)
             return self._copy_out(s)
+
+    @property
+    def memory_space(self) -> str:
+        """Every executor of one device uses its primary context, so their device addresses
+        are valid in each other's streams (device-to-device copies between stages)."""
+        return f"cuda:{self._index}"
+
+    def run_resident(self, inputs: Sequence[np.ndarray | Resident], slot: int = 0,
+                     keep: Sequence[bool] = ()) -> list[np.ndarray | Resident]:
+        """`run`, with inputs that may be `Resident` on this device (copied device to device
+        on this slot's stream) and the outputs flagged in ``keep`` left in this slot's output
+        buffers as `Resident` (valid until the slot's next run; counted outputs always come
+        back to the host). Host inputs go through the slot's pinned staging, as in `run`."""
+        plan, drv = self.plan, self._drv
+        if len(inputs) != len(plan.inputs):
+            raise InputShapeError(f"expected {len(plan.inputs)} inputs, got {len(inputs)}")
+        values = [resident_input(plan, j, x, self.memory_space) for j, x in enumerate(inputs)]
+        s = self._slot(slot)
+        with s.lock, self.active():
+            for j, value in enumerate(values):
+                dst = s.pointers[buffer_of(plan, "input", j)]
+                if isinstance(value, Resident):
+                    if value.nbytes:
+                        drv.memcpy_dtod_async(dst, int(value.handle), value.nbytes, s.stream)
+                elif value.size:
+                    np.copyto(s.in_host[j], value)
+                    drv.memcpy_htod_async(dst, s.in_host[j], s.stream)
+            self._launch(s, self.use_graph)
+            kept = [j < len(keep) and bool(keep[j]) and spec.count is None for j, spec in enumerate(plan.outputs)]
+            for j, host in enumerate(s.out_host):
+                if host.size and not kept[j]:
+                    drv.memcpy_dtoh_async(host, s.pointers[buffer_of(plan, "output", j)], s.stream)
+            for buffer, host in s.count_host.items():
+                drv.memcpy_dtoh_async(host, s.pointers[buffer], s.stream)
+            self._synchronize(s)
+            outs: list[np.ndarray | Resident] = []
+            for j, spec in enumerate(plan.outputs):
+                ptr = s.pointers[buffer_of(plan, "output", j)]
+                outs.append(Resident(self.memory_space, ptr, tuple(spec.shape), spec.dtype,
+                                     fetch=functools.partial(self._fetch, ptr, spec.shape, spec.dtype))
+                            if kept[j] else np.array(s.out_host[j], copy=True))
+        return plan.trimmed(outs, lambda b: int(s.count_host[b][0]))  # type: ignore[arg-type]
+
+    def _fetch(self, ptr: int, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+        host = np.empty(shape, dtype=dtype)
+        if host.nbytes:
+            with self.active():
+                self._drv.memcpy_dtoh(host, ptr)
+        return host
 
     def _launch(self, s: _Slot, graph: bool) -> None:
         if graph:

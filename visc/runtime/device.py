@@ -15,8 +15,10 @@ different threads; runs on one slot are serialized.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Protocol, TypeVar, runtime_checkable
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -135,9 +137,59 @@ def open_executor(target: str, plan: Plan, sources: Mapping[str, str], weights: 
     raise InputShapeError(f"no executor for target '{target}'")
 
 
+@dataclass(eq=False)
+class Resident:
+    """A tensor a stage left on its device (an output buffer of one of its frame slots) for
+    consumers on the same device, which copy it device to device (`run_resident`): two
+    stages on one GPU never send a tensor through the host. ``space`` names the memory it
+    lives in (executors compare it with their own `memory_space`); ``fetch()`` gives a host
+    copy for a consumer elsewhere. The producer does not reuse the slot until each of the
+    ``users`` consumers has called `release()`."""
+
+    space: str
+    handle: Any  # a pyopencl Buffer, or a CUDA device address
+    shape: tuple[int, ...]
+    dtype: str
+    fetch: Callable[[], np.ndarray]
+    users: int = 1
+    done: Callable[[], None] = lambda: None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+    def release(self) -> None:
+        """One consumer is done with it; the last one gives the producer's slot back."""
+        with self._lock:
+            self.users -= 1
+            last = self.users == 0
+        if last:
+            self.done()
+
+    def drop(self) -> None:
+        """Nobody will read it (a result thrown away): give the producer's slot back now."""
+        with self._lock:
+            last = self.users > 0
+            self.users = 0
+        if last:
+            self.done()
+
+
+def resident_input(plan: Plan, j: int, value: np.ndarray | Resident, space: str) -> np.ndarray | Resident:
+    """Input ``j`` as a `Resident` this executor can copy device to device (same ``space``,
+    shape and dtype), else as a checked host array."""
+    spec = plan.inputs[j]
+    if isinstance(value, Resident):
+        if value.space == space and tuple(value.shape) == tuple(spec.shape) and value.dtype == spec.dtype:
+            return value
+        value = value.fetch()
+    return plan.check_input(j, value)
+
+
 def buffer_of(plan: Plan, kind: str, index: int) -> int:
     """The plan buffer of graph input/output ``index`` (``kind`` "input" or "output")."""
     return next(i for i, b in enumerate(plan.buffers) if b.kind == kind and b.index == index)
 
 
-__all__ = ["Device", "open_executor", "node_error", "check_slot", "weight_bytes", "check_weights", "memory_report", "buffer_of"]
+__all__ = ["Device", "Resident", "resident_input", "open_executor", "node_error", "check_slot", "weight_bytes", "check_weights", "memory_report", "buffer_of"]

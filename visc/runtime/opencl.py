@@ -9,6 +9,7 @@ different slots overlap.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -19,13 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from visc.errors import CompileError, DeviceError, KernelBuildError
+from visc.errors import CompileError, DeviceError, InputShapeError, KernelBuildError
 from visc.runtime.device import (
+    Resident,
     buffer_of,
     check_slot,
     check_weights,
     memory_report,
     node_error,
+    resident_input,
     weight_bytes,
 )
 from visc.runtime.plan import Plan
@@ -254,6 +257,56 @@ class OpenCLExecutor:
         with s.lock:
             outs, _ = self._enqueue(s.queue, s, arrays)
         return outs
+
+    @property
+    def memory_space(self) -> str:
+        """Executors of one context (`visc.runtime.devices.get_context` shares it per device)
+        can copy each other's buffers device to device."""
+        return f"opencl:{id(self._context)}"
+
+    def run_resident(self, inputs: Sequence[np.ndarray | Resident], slot: int = 0,
+                     keep: Sequence[bool] = ()) -> list[np.ndarray | Resident]:
+        """`run`, with inputs that may be `Resident` in this context (copied device to device)
+        and the outputs flagged in ``keep`` left in this slot's output buffers as `Resident`
+        (valid until the slot's next run; counted outputs always come back to the host)."""
+        cl, plan = self._cl, self.plan
+        if len(inputs) != len(plan.inputs):
+            raise InputShapeError(f"expected {len(plan.inputs)} inputs, got {len(inputs)}")
+        values = [resident_input(plan, j, x, self.memory_space) for j, x in enumerate(inputs)]
+        s = self._slot(slot)
+        with s.lock:
+            queue = s.queue
+            for j, value in enumerate(values):
+                dst = s.buffers[buffer_of(plan, "input", j)]
+                if isinstance(value, Resident):
+                    if value.nbytes:
+                        cl.enqueue_copy(queue, dst, value.handle, byte_count=value.nbytes)
+                elif value.nbytes:
+                    cl.enqueue_copy(queue, dst, value, is_blocking=False)
+            for k in range(len(s.launches)):
+                self._launch(queue, s, k)
+            outs: list[np.ndarray | Resident] = []
+            for j, spec in enumerate(plan.outputs):
+                buf = s.buffers[buffer_of(plan, "output", j)]
+                if j < len(keep) and keep[j] and spec.count is None:
+                    outs.append(Resident(self.memory_space, buf, tuple(spec.shape), spec.dtype,
+                                         fetch=functools.partial(self._fetch, s, buf, spec.shape, spec.dtype)))
+                    continue
+                host = np.empty(spec.shape, dtype=spec.dtype)
+                if host.nbytes:
+                    cl.enqueue_copy(queue, host, buf, is_blocking=False)
+                outs.append(host)
+            counts = {spec.count: np.zeros(1, dtype=np.int64) for spec in plan.outputs if spec.count is not None}
+            for b, host in counts.items():
+                cl.enqueue_copy(queue, host, s.buffers[b], is_blocking=False)
+            queue.finish()
+        return plan.trimmed(outs, lambda b: int(counts[b][0]))  # type: ignore[arg-type]
+
+    def _fetch(self, s: _Slot, buf: Any, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+        host = np.empty(shape, dtype=dtype)
+        if host.nbytes:
+            self._cl.enqueue_copy(s.queue, host, buf, is_blocking=True)
+        return host
 
     def profile_run(self, inputs: Sequence[np.ndarray]) -> list[tuple[str, float]]:
         """Device time of every launch in plan order, in seconds, from profiling events (slot 0)."""

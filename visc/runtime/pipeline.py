@@ -13,6 +13,8 @@ stage copies its inputs in and its outputs out (pinned staging buffers on CUDA).
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from visc.errors import ViscError
+from visc.runtime.device import Resident
 from visc.runtime.engine import ThreadEngine, format_stats
 from visc.runtime.plan import TensorSpec, normalize_inputs
 
@@ -52,7 +55,12 @@ class StageInfo:
 class ExecutorStage:
     """A stage as the engine drives it (`StageRunner`): an executor with one frame slot per
     replica, created on first use so a pipeline can be built, saved or inspected without
-    touching a device."""
+    touching a device.
+
+    An output whose every consumer is a stage on the same GPU (same target and device) stays
+    on the device (`Resident`): the consumer copies it device to device. The slot holding it
+    is not reused until the consumers release it, so such a stage has two slots per replica
+    and takes whichever is free: it computes the next frame while the next stage copies."""
 
     def __init__(self, model: CompiledModel, info: StageInfo):
         self.model = model
@@ -61,7 +69,26 @@ class ExecutorStage:
         self.inputs = list(model.input_names)
         self.outputs = list(model.output_names)
         self.replicas = max(1, int(info.replicas))
+        self.keep = [False] * len(self.outputs)  # outputs left on the device
+        self.users = [0] * len(self.outputs)  # stages reading each output
         self._executor: Device | None = None
+        self._free: queue.Queue[int] | None = None  # free slots, when outputs stay on the device
+        self._closed = False
+
+    @property
+    def space(self) -> tuple[str, str | None] | None:
+        """Stages of equal space run in one device memory (one GPU context); None: the host."""
+        if self.model.target in ("opencl", "cuda") and not self.model.plan.on_cpu():
+            return (self.model.target, self.model.device)
+        return None
+
+    def plan_residency(self, consumers: Mapping[str, Sequence[ExecutorStage]], finals: set[str]) -> None:
+        """Decide which outputs stay on the device: those only stages of this space read."""
+        for j, name in enumerate(self.outputs):
+            users = consumers.get(name, ())
+            self.users[j] = len(users)
+            self.keep[j] = (self.space is not None and name not in finals and bool(users)
+                            and all(u.space == self.space for u in users))
 
     def threads(self) -> int | None:
         """CPU threads per replica: as asked, else the cores shared among the replicas."""
@@ -75,20 +102,85 @@ class ExecutorStage:
 
     def executor(self) -> Device:
         if self._executor is None:
-            self._executor = self.model.make_executor(slots=self.replicas, threads=self.threads())
+            resident = any(self.keep)
+            slots = self.replicas * (2 if resident else 1)
+            self._executor = self.model.make_executor(slots=slots, threads=self.threads())
+            if resident:
+                self._free = queue.Queue()
+                for k in range(slots):
+                    self._free.put(k)
         return self._executor
 
-    def fire(self, slot: int, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outputs = self.executor().run([inputs[n] for n in self.inputs], slot)
+    def _take_slot(self) -> int:
+        assert self._free is not None
+        while True:
+            if self._closed:
+                raise ViscError(f"{self.name} is closed")
+            try:
+                return self._free.get(timeout=0.05)
+            except queue.Empty:
+                continue
+
+    def _hold(self, slot: int, outputs: Sequence[Any]) -> None:
+        """Give ``slot`` back once every consumer released the outputs it holds."""
+        assert self._free is not None
+        free = self._free
+        held = [(j, o) for j, o in enumerate(outputs) if isinstance(o, Resident)]
+        if not held:
+            free.put(slot)
+            return
+        left = [len(held)]
+        lock = threading.Lock()
+
+        def one_done() -> None:
+            with lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                free.put(slot)
+
+        for j, out in held:
+            out.users, out.done = self.users[j], one_done
+
+    def fire(self, slot: int, inputs: dict[str, Any], release: bool = True) -> dict[str, Any]:
+        """One frame; ``release``: this stage is done with the `Resident` inputs it read."""
+        ex = self.executor()
+        values = [inputs[n] for n in self.inputs]
+        resident_in = [v for v in values if isinstance(v, Resident)]
+        if self._free is None and not resident_in:
+            outputs: list[Any] = ex.run(values, slot)
+        elif hasattr(ex, "run_resident"):
+            if self._free is not None:
+                slot = self._take_slot()
+            try:
+                outputs = ex.run_resident(values, slot, self.keep)
+            except BaseException:
+                if self._free is not None:
+                    self._free.put(slot)
+                raise
+            if self._free is not None:
+                self._hold(slot, outputs)
+        else:  # a host stage given a device tensor (by a caller driving stages by hand)
+            outputs = ex.run([v.fetch() if isinstance(v, Resident) else v for v in values], slot)
+        if release:
+            for v in resident_in:
+                v.release()
         return dict(zip(self.outputs, outputs, strict=True))
 
     def memory(self) -> dict[str, int]:
         return self.executor().memory()
 
     def close(self) -> None:
+        self._closed = True
         if self._executor is not None:
             self._executor.close()
             self._executor = None
+
+
+def _drop(values: Iterable[Any]) -> None:
+    for v in values:
+        if isinstance(v, Resident):
+            v.drop()
 
 
 class Pipeline:
@@ -109,6 +201,12 @@ class Pipeline:
         self.frames_in_flight = max(1, int(frames_in_flight))
         self.metadata = dict(metadata or {})
         self.stages = [ExecutorStage(m, i) for m, i in zip(self.models, self.infos, strict=True)]
+        consumers: dict[str, list[ExecutorStage]] = {}
+        for stage in self.stages:
+            for name in stage.inputs:
+                consumers.setdefault(name, []).append(stage)
+        for stage in self.stages:
+            stage.plan_residency(consumers, set(self.output_names))
         self._engine: ThreadEngine | None = None
         self._closed = False
 
@@ -168,10 +266,31 @@ class Pipeline:
         throughput is compared with (same executors, same slot 0)."""
         if self._closed:
             raise ViscError("this pipeline is closed")
-        token = self._frame(inputs)
+        token: dict[str, Any] = dict(self._frame(inputs))
         for stage in self.stages:
             token.update(stage.fire(0, token))
         return [token[n] for n in self.output_names]
+
+    def stage_seconds(self, inputs: Frame, repeat: int = 20, warmup: int = 3) -> list[float]:
+        """Each stage's own time per frame, alone on this thread (its inputs from one
+        sequential run): the rates a pipeline's throughput is bounded by."""
+        if self._closed:
+            raise ViscError("this pipeline is closed")
+        token: dict[str, Any] = dict(self._frame(inputs))
+        seconds = []
+        for stage in self.stages:
+            args = {n: token[n] for n in stage.inputs}
+            start = time.perf_counter()
+            for i in range(warmup + repeat):
+                if i == warmup:
+                    start = time.perf_counter()
+                out = stage.fire(0, args, release=False)
+                if i + 1 < warmup + repeat:
+                    _drop(out.values())
+            seconds.append((time.perf_counter() - start) / repeat)
+            token.update(out)
+        _drop(token.values())
+        return seconds
 
     # -- looking at it ----------------------------------------------------------------
 
@@ -205,9 +324,9 @@ class Pipeline:
         per = [stage.memory() for stage in self.stages]
         return {"stages": per, "total": sum(m["total"] for m in per)}
 
-    def benchmark(self, inputs: Frame, frames: int = 100, warmup: int = 8) -> dict[str, float]:
-        """Steady-state throughput of the pipeline and of the same stages run one after the
-        other, on ``frames`` copies of one input frame, after ``warmup`` frames."""
+    def benchmark(self, inputs: Frame, frames: int = 100, warmup: int = 8, sequential: bool = True) -> dict[str, float]:
+        """Steady-state throughput of the pipeline and (``sequential``) of the same stages run
+        one after the other, on ``frames`` copies of one input frame, after ``warmup`` frames."""
         frame = self._frame(inputs)
         for _ in self.map(frame for _ in range(warmup)):
             pass
@@ -216,6 +335,8 @@ class Pipeline:
         for _ in self.map(frame for _ in range(frames)):
             pass
         piped = time.perf_counter() - start
+        if not sequential:
+            return {"frames": frames, "pipelined_fps": frames / piped}
         for _ in range(min(warmup, 3)):
             self.run_sequential(frame)
         start = time.perf_counter()

@@ -111,15 +111,17 @@ class Plan:
         plan: every executor validates the same way before touching a device."""
         if len(inputs) != len(self.inputs):
             raise InputShapeError(f"expected {len(self.inputs)} inputs {[s.name for s in self.inputs]}, got {len(inputs)}")
-        arrays = []
-        for spec, arr in zip(self.inputs, inputs, strict=True):
-            arr = np.asarray(arr)
-            if tuple(arr.shape) != tuple(spec.shape):
-                raise InputShapeError(f"input '{spec.name}' has shape {list(arr.shape)}, expected {list(spec.shape)}")
-            if arr.dtype != np.dtype(spec.dtype):
-                raise InputShapeError(f"input '{spec.name}' has dtype {arr.dtype}, expected {spec.dtype}")
-            arrays.append(np.ascontiguousarray(arr))
-        return arrays
+        return [self.check_input(j, arr) for j, arr in enumerate(inputs)]
+
+    def check_input(self, j: int, arr: np.ndarray) -> np.ndarray:
+        """Input ``j`` as a C-contiguous array, after checking its shape and dtype."""
+        spec = self.inputs[j]
+        arr = np.asarray(arr)
+        if tuple(arr.shape) != tuple(spec.shape):
+            raise InputShapeError(f"input '{spec.name}' has shape {list(arr.shape)}, expected {list(spec.shape)}")
+        if arr.dtype != np.dtype(spec.dtype):
+            raise InputShapeError(f"input '{spec.name}' has dtype {arr.dtype}, expected {spec.dtype}")
+        return np.ascontiguousarray(arr)
 
     def trimmed(self, outputs: list[np.ndarray], count_of: Callable[[int], int]) -> list[np.ndarray]:
         """`outputs` with every counted output cut to its row count; `count_of(buffer)` reads

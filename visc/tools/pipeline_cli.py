@@ -52,7 +52,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         devices = args.devices.split(",") if args.devices else None
         start = time.perf_counter()
         pipe = build_pipeline(args.model, _stages(args), input_shapes=shapes, devices=devices,
-                              frames_in_flight=args.frames_in_flight, progress=lambda m: print(f"  {m}", flush=True))
+                              frames_in_flight=args.frames_in_flight, threads=args.threads, progress=lambda m: print(f"  {m}", flush=True))
         print(f"compiled {len(pipe.stages)} stages in {time.perf_counter() - start:.1f} s")
     with pipe:
         print(pipe.describe())
