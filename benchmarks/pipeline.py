@@ -75,12 +75,16 @@ def overhead(frames: int, shape: tuple[int, ...]) -> list[dict[str, Any]]:
             latency = (time.perf_counter() - start) / frames * 1e6
         rows.append({"stages": k, "copy_us": copy_us, "streamed_us_per_frame": streamed,
                      "latency_us_per_frame": latency,
-                     "us_per_hop_latency": (latency - k * copy_us) / k,
-                     "us_per_hop_streamed": max(0.0, streamed - copy_us) / 1})
+                     "us_per_hop_streamed": (streamed - k * copy_us) / k})
+    # a frame's latency has a fixed part (the caller's submit and wake-up) and a part per hop
+    rows[0]["us_per_hop_latency"] = float("nan")
+    for row in rows[1:]:
+        row["us_per_hop_latency"] = (row["latency_us_per_frame"] - rows[0]["latency_us_per_frame"]) / (row["stages"] - 1)
     print_table(rows, (("stages", "stages", "d"), ("copy_us", "copy alone us", ".1f"),
                        ("streamed_us_per_frame", "streamed us/frame", ".1f"),
+                       ("us_per_hop_streamed", "streamed us per hop", ".1f"),
                        ("latency_us_per_frame", "one frame us", ".1f"),
-                       ("us_per_hop_latency", "us per hop (one frame)", ".1f")))
+                       ("us_per_hop_latency", "one frame: us per added hop", ".1f")))
     return rows
 
 
