@@ -111,8 +111,9 @@ fi
 
 if [ "$PHASE" = pipeline ]; then
   echo "== dataflow runtime: pipeline, runtime-layer and CUDA executor tests"
-  $PY -m pytest -q -p no:cacheprovider $XDIST -rs tests/test_pipeline.py tests/test_runtime_layer.py \
-    tests/test_cuda_executor.py --junitxml="$OUT/pipeline_tests.xml" 2>&1 | tail -n 30 || STATUS=1
+  timeout ${PIPE_TEST_TIMEOUT:-600} $PY -m pytest -q -p no:cacheprovider $XDIST -rs \
+    ${PIPE_TESTS:-tests/test_pipeline.py tests/test_runtime_layer.py tests/test_cuda_executor.py} \
+    --junitxml="$OUT/pipeline_tests.xml" 2>&1 | tail -n 30 || STATUS=1
   echo "== benchmarks/pipeline.py: a CNN on CUDA with its tail on the CPU"
   $PY benchmarks/pipeline.py --devices cuda,cpu --threads 0 --model ${PIPE_MODEL:-resnet50} \
     --sections ${PIPE_SECTIONS:-overhead,balanced,ort} --frames ${PIPE_FRAMES:-200} \
