@@ -330,6 +330,9 @@ def test_cli_pipeline_streams_frames_and_writes_trace_and_plot(tmp_path) -> None
     again = subprocess.run([sys.executable, "-m", "visc.tools.visc_cli", "pipeline", str(out), "--frames", "4"],
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
+    run = subprocess.run([sys.executable, "-m", "visc.tools.visc_cli", "run", str(out)], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 1 and "visc pipeline" in run.stderr and "Traceback" not in run.stderr
     bad = subprocess.run([sys.executable, "-m", "visc.tools.visc_cli", "pipeline", str(model), "--stage",
                           "cpu:nosuch", "--stage", "cpu"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "visc: error:" in bad.stderr and "Traceback" not in bad.stderr

@@ -140,6 +140,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     import visc
 
     model = visc.load(args.model, device=args.device)
+    if hasattr(model, "stages"):
+        raise InputShapeError(f"'{args.model}' holds a pipeline of {len(model.stages)} stages: stream frames "
+                              f"through it with `visc pipeline {args.model}`")
     inputs = _load_inputs(model, args.input, args.seed)
     outputs = model.run(inputs)
     stats = model.benchmark(inputs, warmup=1, repeat=args.repeat) if args.repeat else None
