@@ -154,6 +154,22 @@ def test_stages_on_one_device_hand_tensors_over_on_the_device() -> None:
         _assert_identical(pipe.run_sequential(frame), want)
 
 
+@needs_opencl
+def test_placement_stages_cut_where_the_device_changes() -> None:
+    """stages="placement": the CPU fallback placement (here MaxPool) becomes stages, each run
+    on its device; max pooling is exact, so the result is bitwise the all-OpenCL model's."""
+    proto = load_light_model("squeezenet", seed=1)
+    whole = visc.compile(proto, target="opencl", records=False)
+    with visc.pipeline(proto, stages="placement", devices=["opencl"], fallback=["MaxPool"], records=False) as pipe:
+        targets = [s.model.target for s in pipe.stages]
+        assert targets == ["opencl", "cpu"] * 3 + ["opencl"]
+        assert all(s.info.nodes == 1 for s in pipe.stages if s.model.target == "cpu")
+        frame = _frame(pipe)
+        _assert_identical(pipe.run(frame), whole.run(frame))
+    with pytest.raises(CompileError, match="one GPU target"):
+        visc.pipeline(proto, stages="placement", devices=["cpu"])
+
+
 @pytest.fixture(scope="module")
 def cpu_pipe():
     proto = load_light_model("squeezenet", seed=1)

@@ -58,24 +58,27 @@ def compile(
 
 def pipeline(
     model: str | os.PathLike[str] | bytes | onnx.ModelProto,
-    stages: Sequence[Stage | str | Mapping[str, object]] | int,
+    stages: Sequence[Stage | str | Mapping[str, object]] | int | str,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     devices: Sequence[str] | None = None,
     frames_in_flight: int = 4,
     records: str | os.PathLike[str] | bool | None = None,
     arch: str | None = None,
     threads: int | None = None,
+    fallback: Sequence[str] | None = None,
 ) -> Pipeline:
     """Compile an ONNX model into stages that run as dataflow actors on their devices,
     pipelined across frames (see `visc.stages`). ``stages``: a list of `visc.Stage` (each but
     the last ending at a named ONNX node or tensor, ``until``), or a number of stages for
-    visc to cut itself over ``devices``, balancing per-op times it measures.
+    visc to cut itself over ``devices``, balancing per-op times it measures; or "placement":
+    a stage wherever the CPU fallback placement (``fallback`` op types) changes device.
     ``frames_in_flight``: the frames admitted at once (FIFO capacities), so memory is
     bounded whatever the input rate. ``threads``: CPU threads per cpu stage visc creates."""
     from visc.stages import build_pipeline
 
     return build_pipeline(model, stages, input_shapes=input_shapes, devices=devices,
-                          frames_in_flight=frames_in_flight, records=records, arch=arch, threads=threads)
+                          frames_in_flight=frames_in_flight, records=records, arch=arch, threads=threads,
+                          fallback=fallback)
 
 
 def load(path: str, device: str | None = None) -> CompiledModel | Pipeline:

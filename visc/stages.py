@@ -137,7 +137,7 @@ def _option(values: Sequence[str]) -> str:
 
 def build_pipeline(
     model: str | os.PathLike[str] | bytes | onnx.ModelProto,
-    stages: Sequence[StageLike] | int,
+    stages: Sequence[StageLike] | int | str,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     devices: Sequence[str] | None = None,
     frames_in_flight: int = 4,
@@ -146,12 +146,15 @@ def build_pipeline(
     profile_repeat: int = 5,
     progress: Callable[[str], None] | None = None,
     threads: int | None = None,
+    fallback: Sequence[str] | None = None,
 ) -> Pipeline:
     """Compile ``model`` into a `Pipeline` (see the module docstring). ``stages``: a list of
     `Stage` (or "target[:until]" strings), or a number of stages for visc to cut itself over
     ``devices`` (one target per stage, or one for all), balancing per-op times measured by
-    a profile run of the whole model on each device. ``threads``: CPU threads per replica of
-    the stages visc creates (and of the profile that places their cuts)."""
+    a profile run of the whole model on each device; or "placement": cut where the CPU
+    fallback placement (``fallback`` ONNX op types, ops without a GPU lowering, tiny ops
+    between CPU ops) changes device, for the one GPU target in ``devices``. ``threads``: CPU
+    threads per replica of the stages visc creates (and of the profile that places their cuts)."""
     from visc.compiler import GRAPH_PIPELINE, compile_module, run_passes
     from visc.frontend.onnx import import_model, load_model
     from visc.passes.graph.partition import split_stages
@@ -163,7 +166,19 @@ def build_pipeline(
     module, weights = imported.module, imported.weights
     run_passes(module, GRAPH_PIPELINE, weights)
 
-    if isinstance(stages, int):
+    placed = stages == "placement"
+    if placed:
+        gpu = list(devices or ["opencl"])
+        if len(gpu) != 1 or gpu[0] not in ("opencl", "cuda"):
+            raise CompileError(f"stages='placement' takes one GPU target in devices (opencl or cuda), got {gpu}")
+        from visc.passes.placement import placement_spec
+
+        run_passes(module, [placement_spec(gpu[0], list(fallback or ()))], weights)
+        spec = f"vision-partition{{by_placement=true target={gpu[0]}}}"
+        specs = []
+    elif isinstance(stages, str):
+        raise CompileError(f"stages must be a list of stages, a number of stages or 'placement', not '{stages}'")
+    elif isinstance(stages, int):
         count = stages
         if count < 1:
             raise CompileError(f"a pipeline needs at least one stage, not {count}")
@@ -196,17 +211,19 @@ def build_pipeline(
         cuts = [_resolve_cut(str(s.until), producer, nodes, module) for s in specs[:-1]]
         targets = [s.target for s in specs]
         spec = (f"vision-partition{{cuts={_option(cuts)} devices={_option(targets)}}}" if cuts else "")
+    parts = None
+    if spec:
+        run_passes(module, [spec], weights)
+        parts = split_stages(module)
+        if placed:
+            specs = [Stage(target=part.device, threads=threads if part.device == "cpu" else None)
+                     for part in parts]
     for s in specs:
         if s.target not in ("opencl", "cuda", "cpu"):
             raise CompileError(f"unknown stage target '{s.target}' (available: opencl, cuda, cpu)")
         if s.replicas < 1:
             raise CompileError(f"a stage needs at least one replica, not {s.replicas}")
 
-    if spec:
-        run_passes(module, [spec], weights)
-        parts = split_stages(module)
-    else:
-        parts = None
     models = []
     infos = []
     for i, s in enumerate(specs):

@@ -3,6 +3,7 @@ print the per-stage table, the throughput, and the same frames run one stage aft
 
     visc pipeline model.onnx --stage cuda:NODE --stage cpu --frames 500 [--trace t.json] [--plot g.png]
     visc pipeline model.onnx --auto 2 --devices opencl,cpu [-o model.visc]
+    visc pipeline model.onnx --fallback NonMaxSuppression,TopK --devices cuda
     visc pipeline model.visc --frames 200          (a saved pipeline: no compiler needed)
 """
 
@@ -18,15 +19,18 @@ import numpy as np
 from visc.errors import InputShapeError
 
 
-def _stages(args: argparse.Namespace) -> list[Any] | int:
+def _stages(args: argparse.Namespace) -> list[Any] | int | str:
     from visc.stages import Stage
 
+    if sum(bool(x) for x in (args.auto, args.stage, args.fallback)) > 1:
+        raise InputShapeError("give one of --stage ..., --auto N or --fallback OPS")
+    if args.fallback:
+        return "placement"
     if args.auto:
-        if args.stage:
-            raise InputShapeError("give either --stage ... or --auto N, not both")
         return int(args.auto)
     if not args.stage:
-        raise InputShapeError("name the stages (--stage TARGET:NODE ... --stage TARGET) or ask for --auto N")
+        raise InputShapeError("name the stages (--stage TARGET:NODE ... --stage TARGET), ask for --auto N, or cut "
+                              "where the CPU fallback placement changes device (--fallback OPS --devices GPU)")
     replicas = [int(r) for r in args.replicas.split(",")] if args.replicas else [1] * len(args.stage)
     if len(replicas) != len(args.stage):
         raise InputShapeError(f"--replicas gives {len(replicas)} numbers for {len(args.stage)} stages")
@@ -52,7 +56,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         devices = args.devices.split(",") if args.devices else None
         start = time.perf_counter()
         pipe = build_pipeline(args.model, _stages(args), input_shapes=shapes, devices=devices,
-                              frames_in_flight=args.frames_in_flight, threads=args.threads, progress=lambda m: print(f"  {m}", flush=True))
+                              frames_in_flight=args.frames_in_flight, threads=args.threads,
+                              fallback=args.fallback.split(",") if args.fallback else None, progress=lambda m: print(f"  {m}", flush=True))
         print(f"compiled {len(pipe.stages)} stages in {time.perf_counter() - start:.1f} s")
     with pipe:
         print(pipe.describe())
@@ -107,7 +112,10 @@ def add_parser(sub: Any, shape_help: str) -> None:
                    help="a stage on TARGET (opencl, cuda, cpu) up to and including ONNX node (or tensor) NODE; "
                         "repeat per stage, the last without NODE")
     s.add_argument("--auto", type=int, metavar="N", help="let visc cut N stages, balancing measured op times")
-    s.add_argument("--devices", help="targets of the --auto stages, comma-separated (one for all, or one each)")
+    s.add_argument("--devices", help="targets of the --auto stages, comma-separated (one for all, or one each); "
+                   "with --fallback, the GPU target")
+    s.add_argument("--fallback", metavar="OPS", help="comma-separated ONNX op types to run on the CPU: a stage "
+                   "wherever the placement changes device")
     s.add_argument("--replicas", help="copies of each stage's actor, comma-separated (e.g. 1,2)")
     s.add_argument("--threads", type=int, help="CPU threads per cpu-stage replica")
     s.add_argument("--frames", type=int, default=200, help="seeded random frames to stream")
