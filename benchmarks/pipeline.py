@@ -35,6 +35,7 @@ import numpy as np
 import visc
 from visc.runtime.bench import OrtProcess, random_inputs
 from visc.runtime.engine import ThreadEngine, format_stats
+from visc.stages import hand_cuts
 from visc.tools.model_zoo import load_light_model
 from visc.tools.visc_cli import print_table
 
@@ -137,17 +138,13 @@ def auto_partition(model_name: str, device: str, frames: int) -> list[dict[str, 
         pipe = visc.pipeline(proto, stages=n, devices=[device])
         frame = dict(zip(pipe.input_names, random_inputs(pipe.inputs, seed=1), strict=True))
         with pipe:
-            rates = stage_rates(pipe, frame, max(10, frames // 5))
+            times = [1e3 * t for t in pipe.stage_seconds(frame, repeat=max(10, frames // 5))]
             nodes = [s.info.nodes for s in pipe.stages]
-        times = [1e3 / r for r in rates]
         # the hand cut: equal numbers of compute ops per stage
-        from visc.stages import hand_cuts
-
         hand = visc.pipeline(proto, stages=[visc.Stage(target=device, until=c) for c in hand_cuts(proto, n)]
                              + [visc.Stage(target=device)])
         with hand:
-            hand_rates = stage_rates(hand, frame, max(10, frames // 5))
-        hand_times = [1e3 / r for r in hand_rates]
+            hand_times = [1e3 * t for t in hand.stage_seconds(frame, repeat=max(10, frames // 5))]
         rows.append({"model": model_name, "stages": n, "device": device, "auto_ms": times, "auto_ops": nodes,
                      "auto_balance": max(times) / (sum(times) / n), "hand_ms": hand_times,
                      "hand_balance": max(hand_times) / (sum(hand_times) / n)})

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+from test_runtime_layer import BLOCKED_WHEN_DEPLOYED, BLOCKER
 
 import visc
 from visc.errors import CompileError, DeviceError, PipelineError
@@ -287,25 +288,13 @@ def test_a_tensor_name_cuts_after_its_producer() -> None:
         assert pipe.stages[0].info.last_node.split("+")[-1] == "n17"
 
 
-BLOCKER = """
-import sys, importlib.abc
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        top = name.split(".")[0]
-        if top in ("xdsl", "onnx", "onnxruntime") or name.startswith(("visc.passes", "visc.dialects",
-                "visc.frontend", "visc.backends", "visc.compiler", "visc.tuner")):
-            raise ImportError("blocked: " + name)
-sys.meta_path.insert(0, Block())
-"""
-
-
 def test_saved_pipeline_loads_and_runs_with_the_runtime_alone(cpu_pipe, tmp_path) -> None:
     path = tmp_path / "sq.visc"
     cpu_pipe.save(str(path))
     frame = _frame(cpu_pipe, seed=4)
     np.savez(tmp_path / "in.npz", **frame)
     want = cpu_pipe.run(frame)
-    script = BLOCKER + f"""
+    script = BLOCKER.format(blocked=BLOCKED_WHEN_DEPLOYED) + f"""
 import numpy as np
 import visc.runtime.pipeline, visc.model
 from visc.runtime.artifact import load_artifact

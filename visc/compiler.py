@@ -185,6 +185,11 @@ def _entry(module: ModuleOp):
     raise CompileError("module has no @main function")
 
 
+def check_target(target: str) -> None:
+    if target not in TARGETS:
+        raise CompileError(f"unknown target '{target}' (available: {', '.join(TARGETS)})")
+
+
 def compile_model(
     model: str | os.PathLike[str] | bytes | onnx.ModelProto,
     target: str = "opencl",
@@ -206,8 +211,7 @@ def compile_model(
     default heuristic only."""
     from visc.frontend.onnx import import_model
 
-    if target not in TARGETS:
-        raise CompileError(f"unknown target '{target}' (available: {', '.join(TARGETS)})")
+    check_target(target)
     report = CompileReport()
     start = time.perf_counter()
     imported = import_model(model, dict(input_shapes) if input_shapes else None)
@@ -248,8 +252,7 @@ def compile_module(
     `compile_model`, also run on each stage of a cut model (`visc.stages`), whose stages are
     models of their own: ``graph_passes=False`` skips `GRAPH_PIPELINE` for a module that
     went through it whole, so each op keeps the fusion decided for the uncut model."""
-    if target not in TARGETS:
-        raise CompileError(f"unknown target '{target}' (available: {', '.join(TARGETS)})")
+    check_target(target)
     report = report if report is not None else CompileReport()
     book = record_book(records, target, device)
     tuned_ops = 0
@@ -270,11 +273,9 @@ def compile_module(
         fallback = None  # everything runs on the CPU already
     if pipeline is not None:
         specs = list(pipeline)
-    elif graph_passes:
-        specs = list(default_pipeline(target, device_type, fallback, slab_alignment(target, device)))
     else:
-        specs = list(default_pipeline(target, device_type, fallback, slab_alignment(target, device))[
-            len(GRAPH_PIPELINE):])
+        whole = default_pipeline(target, device_type, fallback, slab_alignment(target, device))
+        specs = list(whole if graph_passes else whole[len(GRAPH_PIPELINE):])
     run_passes(module, specs, weights, after)
     metadata: dict[str, object] = {"device_type": device_type, "pipeline": specs}
     if book is not None:

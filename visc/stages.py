@@ -47,6 +47,12 @@ class Stage:
     replicas: int = 1
     threads: int | None = None
 
+    @staticmethod
+    def parse(text: str, **options: Any) -> Stage:
+        """A stage from "TARGET" or "TARGET:NODE", as `visc pipeline --stage` writes it."""
+        target, _, until = text.partition(":")
+        return Stage(target=target, until=until or None, **options)
+
 
 StageLike = Stage | str | Mapping[str, Any]
 
@@ -54,9 +60,8 @@ StageLike = Stage | str | Mapping[str, Any]
 def _stage(spec: StageLike) -> Stage:
     if isinstance(spec, Stage):
         return spec
-    if isinstance(spec, str):  # "cuda" or "cuda:NODE" as the CLI writes it
-        target, _, until = spec.partition(":")
-        return Stage(target=target, until=until or None)
+    if isinstance(spec, str):
+        return Stage.parse(spec)
     return Stage(**dict(spec))
 
 
@@ -77,15 +82,16 @@ def _node_names(proto: onnx.ModelProto) -> tuple[dict[str, str], set[str]]:
     return producer, names
 
 
-def _resolve_cut(name: str, producer: Mapping[str, str], nodes: set[str], module: ModuleOp) -> str:
+def _resolve_cut(name: str, producer: Mapping[str, str], nodes: set[str], surviving: set[str]) -> str:
     """The ONNX node a stage ends at: ``name`` itself or the producer of the tensor ``name``;
-    it must still have an op after the graph passes (a fused op counts for each of its nodes)."""
+    it must be among the ``surviving`` nodes, those with an op after the graph passes (a
+    fused op counts for each of its nodes)."""
     if name not in nodes and name not in producer and "+" in name:
         name = name.split("+")[-1]  # a fused op's name, as `Pipeline.describe` shows it
     node = name if name in nodes else producer.get(name)
     if node is None:
         raise CompileError(f"stage boundary '{name}' is neither a node nor a tensor of the model")
-    if node in {n for fused in _stage_nodes(module) for n in fused.split("+")}:
+    if node in surviving:
         return node
     raise CompileError(f"stage boundary '{name}' (node '{node}') has no op of its own after the graph passes "
                        "(folded into a constant or a neighbour): cut after the node before or after it")
@@ -155,7 +161,7 @@ def build_pipeline(
     fallback placement (``fallback`` ONNX op types, ops without a GPU lowering, tiny ops
     between CPU ops) changes device, for the one GPU target in ``devices``. ``threads``: CPU
     threads per replica of the stages visc creates (and of the profile that places their cuts)."""
-    from visc.compiler import GRAPH_PIPELINE, compile_module, run_passes
+    from visc.compiler import GRAPH_PIPELINE, TARGETS, compile_module, run_passes
     from visc.frontend.onnx import import_model, load_model
     from visc.passes.graph.partition import split_stages
     from visc.runtime.pipeline import Pipeline, StageInfo
@@ -208,7 +214,8 @@ def build_pipeline(
             raise CompileError(f"the last stage runs the rest of the graph; drop its until='{specs[-1].until}' "
                                "(or add a stage after it)")
         producer, nodes = _node_names(proto)
-        cuts = [_resolve_cut(str(s.until), producer, nodes, module) for s in specs[:-1]]
+        surviving = {n for fused in _stage_nodes(module) for n in fused.split("+")}
+        cuts = [_resolve_cut(str(s.until), producer, nodes, surviving) for s in specs[:-1]]
         targets = [s.target for s in specs]
         spec = (f"vision-partition{{cuts={_option(cuts)} devices={_option(targets)}}}" if cuts else "")
     parts = None
@@ -219,8 +226,8 @@ def build_pipeline(
             specs = [Stage(target=part.device, threads=threads if part.device == "cpu" else None)
                      for part in parts]
     for s in specs:
-        if s.target not in ("opencl", "cuda", "cpu"):
-            raise CompileError(f"unknown stage target '{s.target}' (available: opencl, cuda, cpu)")
+        if s.target not in TARGETS:
+            raise CompileError(f"unknown stage target '{s.target}' (available: {', '.join(TARGETS)})")
         if s.replicas < 1:
             raise CompileError(f"a stage needs at least one replica, not {s.replicas}")
 
@@ -249,40 +256,30 @@ def _stage_nodes(module: ModuleOp) -> list[str]:
     return [a.data for op in compute_ops(entry(module)) if isinstance(a := op.attributes.get("onnx_node"), StringAttr)]
 
 
-def _names(module: ModuleOp, key: str) -> list[str]:
-    from xdsl.dialects.builtin import ArrayAttr, StringAttr
-
-    from visc.passes.placement.placement import entry
-
-    attr = entry(module).attributes.get(key)
-    return [a.data for a in attr.data if isinstance(a, StringAttr)] if isinstance(attr, ArrayAttr) else []
-
-
 def _graph_inputs(module: ModuleOp) -> list[TensorSpec]:
     """The model's inputs as the caller gives them (names, shapes, dtypes of `@main`)."""
     from xdsl.dialects.builtin import ShapedType
 
+    from visc.passes.graph.helpers import string_list
     from visc.passes.placement.placement import entry
     from visc.runtime.plan import TensorSpec
 
-    args = entry(module).body.block.args
-    names, dtypes = _names(module, "vision.input_names"), _names(module, "vision.input_dtypes")
+    main = entry(module)
+    args = main.body.block.args
+    names, dtypes = string_list(main, "vision.input_names"), string_list(main, "vision.input_dtypes")
     return [TensorSpec(n, tuple(a.type.get_shape()), d) for n, d, a in zip(names, dtypes, args, strict=True)
             if isinstance(a.type, ShapedType)]
 
 
 def _visible_outputs(module: ModuleOp) -> list[str]:
     """The outputs a caller gets: `@main`'s, less the hidden row counts of NMS outputs."""
-    from xdsl.dialects.builtin import DenseArrayBase
-
+    from visc.passes.graph.helpers import string_list
     from visc.passes.placement.placement import entry
+    from visc.reference import output_counts
 
-    names = _names(module, "vision.output_names")
-    counts = entry(module).attributes.get("vision.output_counts")
-    hidden = {c for c in counts.get_values() if c >= 0} if isinstance(counts, DenseArrayBase) else set()
-    return [n for j, n in enumerate(names) if j not in hidden]
-
-
+    main = entry(module)
+    hidden = {c for c in output_counts(main) or () if c >= 0}
+    return [n for j, n in enumerate(string_list(main, "vision.output_names")) if j not in hidden]
 
 
 def hand_cuts(model: str | os.PathLike[str] | bytes | onnx.ModelProto, count: int,

@@ -224,6 +224,11 @@ class CPUExecutor:
     def download(self, buffer: int, host: np.ndarray, slot: int = 0) -> None:
         np.copyto(host, self._slot(slot).arrays[buffer].reshape(host.shape))
 
+    def host_array(self, buffer: int, slot: int = 0) -> np.ndarray:
+        """Plan buffer ``buffer`` of ``slot`` itself: this device's memory is the host's, so a
+        GPU executor copies straight into or out of it (one copy per transfer, no staging)."""
+        return self._slot(slot).arrays[buffer]
+
     def launch(self, k: int, slot: int = 0) -> None:
         """Run launch ``k`` now (host functions are synchronous)."""
         self._call(self._slot(slot).calls[k])

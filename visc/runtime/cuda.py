@@ -406,21 +406,36 @@ class CUDAExecutor:
         if events is not None:
             events[len(s.launches)].record(s.stream)
 
-    def _copy_in(self, arrays: Sequence[np.ndarray], s: _Slot) -> None:
-        for j, (host, arr) in enumerate(zip(s.in_host, arrays, strict=True)):
-            if arr.size:
-                np.copyto(host, arr)
-                self._drv.memcpy_htod_async(s.pointers[buffer_of(self.plan, "input", j)], host, s.stream)
+    def _copy_in(self, values: Sequence[np.ndarray | Resident], s: _Slot) -> None:
+        """Host inputs through the slot's pinned staging; a `Resident` of this device device
+        to device, on the slot's stream."""
+        for j, (host, value) in enumerate(zip(s.in_host, values, strict=True)):
+            dst = s.pointers[buffer_of(self.plan, "input", j)]
+            if isinstance(value, Resident):
+                if value.nbytes:
+                    self._drv.memcpy_dtod_async(dst, int(value.handle), value.nbytes, s.stream)
+            elif value.size:
+                np.copyto(host, value)
+                self._drv.memcpy_htod_async(dst, host, s.stream)
 
-    def _copy_out(self, s: _Slot) -> list[np.ndarray]:
+    def _copy_out(self, s: _Slot, keep: Sequence[bool] = ()) -> list[np.ndarray | Resident]:
+        """The outputs as fresh host arrays, after waiting; those flagged in ``keep`` (never
+        a counted one) stay in the slot's output buffers as `Resident`."""
+        plan = self.plan
+        kept = [j < len(keep) and bool(keep[j]) and spec.count is None for j, spec in enumerate(plan.outputs)]
         for j, host in enumerate(s.out_host):
-            if host.size:
-                self._drv.memcpy_dtoh_async(host, s.pointers[buffer_of(self.plan, "output", j)], s.stream)
+            if host.size and not kept[j]:
+                self._drv.memcpy_dtoh_async(host, s.pointers[buffer_of(plan, "output", j)], s.stream)
         for buffer, host in s.count_host.items():
             self._drv.memcpy_dtoh_async(host, s.pointers[buffer], s.stream)
         self._synchronize(s)
-        outs = [np.array(h, copy=True) for h in s.out_host]
-        return self.plan.trimmed(outs, lambda b: int(s.count_host[b][0]))
+        outs: list[np.ndarray | Resident] = []
+        for j, spec in enumerate(plan.outputs):
+            ptr = s.pointers[buffer_of(plan, "output", j)]
+            outs.append(Resident(self.memory_space, ptr, tuple(spec.shape), spec.dtype,
+                                 fetch=functools.partial(self._fetch, ptr, spec.shape, spec.dtype))
+                        if kept[j] else np.array(s.out_host[j], copy=True))
+        return plan.trimmed(outs, lambda b: int(s.count_host[b][0]))  # type: ignore[arg-type]
 
     def _synchronize(self, s: _Slot) -> None:
         try:
@@ -437,7 +452,7 @@ class CUDAExecutor:
         with s.lock, self.active():
             self._copy_in(arrays, s)
             self._launch(s, graph)
-            return self._copy_out(s)
+            return self._copy_out(s)  # type: ignore[return-value]
 
     @property
     def memory_space(self) -> str:
@@ -451,35 +466,15 @@ class CUDAExecutor:
         on this slot's stream) and the outputs flagged in ``keep`` left in this slot's output
         buffers as `Resident` (valid until the slot's next run; counted outputs always come
         back to the host). Host inputs go through the slot's pinned staging, as in `run`."""
-        plan, drv = self.plan, self._drv
+        plan = self.plan
         if len(inputs) != len(plan.inputs):
             raise InputShapeError(f"expected {len(plan.inputs)} inputs, got {len(inputs)}")
         values = [resident_input(plan, j, x, self.memory_space) for j, x in enumerate(inputs)]
         s = self._slot(slot)
         with s.lock, self.active():
-            for j, value in enumerate(values):
-                dst = s.pointers[buffer_of(plan, "input", j)]
-                if isinstance(value, Resident):
-                    if value.nbytes:
-                        drv.memcpy_dtod_async(dst, int(value.handle), value.nbytes, s.stream)
-                elif value.size:
-                    np.copyto(s.in_host[j], value)
-                    drv.memcpy_htod_async(dst, s.in_host[j], s.stream)
+            self._copy_in(values, s)
             self._launch(s, self.use_graph)
-            kept = [j < len(keep) and bool(keep[j]) and spec.count is None for j, spec in enumerate(plan.outputs)]
-            for j, host in enumerate(s.out_host):
-                if host.size and not kept[j]:
-                    drv.memcpy_dtoh_async(host, s.pointers[buffer_of(plan, "output", j)], s.stream)
-            for buffer, host in s.count_host.items():
-                drv.memcpy_dtoh_async(host, s.pointers[buffer], s.stream)
-            self._synchronize(s)
-            outs: list[np.ndarray | Resident] = []
-            for j, spec in enumerate(plan.outputs):
-                ptr = s.pointers[buffer_of(plan, "output", j)]
-                outs.append(Resident(self.memory_space, ptr, tuple(spec.shape), spec.dtype,
-                                     fetch=functools.partial(self._fetch, ptr, spec.shape, spec.dtype))
-                            if kept[j] else np.array(s.out_host[j], copy=True))
-        return plan.trimmed(outs, lambda b: int(s.count_host[b][0]))  # type: ignore[arg-type]
+            return self._copy_out(s, keep)
 
     def _fetch(self, ptr: int, shape: tuple[int, ...], dtype: str) -> np.ndarray:
         host = np.empty(shape, dtype=dtype)

@@ -114,11 +114,11 @@ class MixedExecutor:
             have = valid.get(r)
             if have is None or side in have:
                 continue
-            spec = plan.buffers[r]
-            staging = np.empty(spec.shape, spec.dtype)
-            source, target = (self.cpu, self.gpu) if side == GPU else (self.gpu, self.cpu)
-            source.download(r, staging, slot)
-            target.upload(r, staging, slot)
+            host = self.cpu.host_array(r, slot)  # the CPU side's buffer: one copy, no staging
+            if side == GPU:
+                self.gpu.upload(r, host, slot)
+            else:
+                self.gpu.download(r, host, slot)
             have.add(side)
             self._copies[slot] += 1
         (self.cpu if side == CPU else self.gpu).launch(self._side_index[k], slot)

@@ -233,21 +233,36 @@ class OpenCLExecutor:
             queue.finish()
             raise node_error(DeviceError, self.plan, k, f"failed on '{self.device_name}': {e}") from e
 
-    def _enqueue(self, queue: Any, s: _Slot, arrays: list[np.ndarray]) -> tuple[list[np.ndarray], list[Any]]:
+    def _enqueue(self, queue: Any, s: _Slot, values: Sequence[np.ndarray | Resident],
+                 keep: Sequence[bool] = ()) -> tuple[list[np.ndarray | Resident], list[Any]]:
+        """Copy the inputs in (a `Resident` of this context device to device), queue every
+        launch, copy the outputs out (those flagged in ``keep`` stay in the slot as
+        `Resident`; counted outputs always come back) and wait: (outputs, launch events)."""
         cl, plan = self._cl, self.plan
-        for j, arr in enumerate(arrays):
-            if arr.nbytes:
-                cl.enqueue_copy(queue, s.buffers[buffer_of(plan, "input", j)], arr, is_blocking=False)
+        for j, value in enumerate(values):
+            dst = s.buffers[buffer_of(plan, "input", j)]
+            if isinstance(value, Resident):
+                if value.nbytes:
+                    cl.enqueue_copy(queue, dst, value.handle, byte_count=value.nbytes)
+            elif value.nbytes:
+                cl.enqueue_copy(queue, dst, value, is_blocking=False)
         events = [self._launch(queue, s, k) for k in range(len(s.launches))]
-        outs = [np.empty(spec.shape, dtype=spec.dtype) for spec in plan.outputs]
-        for j, out in enumerate(outs):
-            if out.nbytes:
-                cl.enqueue_copy(queue, out, s.buffers[buffer_of(plan, "output", j)], is_blocking=False)
+        outs: list[np.ndarray | Resident] = []
+        for j, spec in enumerate(plan.outputs):
+            buf = s.buffers[buffer_of(plan, "output", j)]
+            if j < len(keep) and keep[j] and spec.count is None:
+                outs.append(Resident(self.memory_space, buf, tuple(spec.shape), spec.dtype,
+                                     fetch=functools.partial(self._fetch, s, buf, spec.shape, spec.dtype)))
+                continue
+            host = np.empty(spec.shape, dtype=spec.dtype)
+            if host.nbytes:
+                cl.enqueue_copy(queue, host, buf, is_blocking=False)
+            outs.append(host)
         counts = {spec.count: np.zeros(1, dtype=np.int64) for spec in plan.outputs if spec.count is not None}
         for b, host in counts.items():
             cl.enqueue_copy(queue, host, s.buffers[b], is_blocking=False)
         queue.finish()
-        return plan.trimmed(outs, lambda b: int(counts[b][0])), events
+        return plan.trimmed(outs, lambda b: int(counts[b][0])), events  # type: ignore[arg-type]
 
     def run(self, inputs: Sequence[np.ndarray], slot: int = 0) -> list[np.ndarray]:
         """One inference: inputs in plan order (exact shapes and dtypes), outputs as numpy.
@@ -256,7 +271,7 @@ class OpenCLExecutor:
         s = self._slot(slot)
         with s.lock:
             outs, _ = self._enqueue(s.queue, s, arrays)
-        return outs
+        return outs  # type: ignore[return-value]
 
     @property
     def memory_space(self) -> str:
@@ -269,38 +284,14 @@ class OpenCLExecutor:
         """`run`, with inputs that may be `Resident` in this context (copied device to device)
         and the outputs flagged in ``keep`` left in this slot's output buffers as `Resident`
         (valid until the slot's next run; counted outputs always come back to the host)."""
-        cl, plan = self._cl, self.plan
+        plan = self.plan
         if len(inputs) != len(plan.inputs):
             raise InputShapeError(f"expected {len(plan.inputs)} inputs, got {len(inputs)}")
         values = [resident_input(plan, j, x, self.memory_space) for j, x in enumerate(inputs)]
         s = self._slot(slot)
         with s.lock:
-            queue = s.queue
-            for j, value in enumerate(values):
-                dst = s.buffers[buffer_of(plan, "input", j)]
-                if isinstance(value, Resident):
-                    if value.nbytes:
-                        cl.enqueue_copy(queue, dst, value.handle, byte_count=value.nbytes)
-                elif value.nbytes:
-                    cl.enqueue_copy(queue, dst, value, is_blocking=False)
-            for k in range(len(s.launches)):
-                self._launch(queue, s, k)
-            outs: list[np.ndarray | Resident] = []
-            for j, spec in enumerate(plan.outputs):
-                buf = s.buffers[buffer_of(plan, "output", j)]
-                if j < len(keep) and keep[j] and spec.count is None:
-                    outs.append(Resident(self.memory_space, buf, tuple(spec.shape), spec.dtype,
-                                         fetch=functools.partial(self._fetch, s, buf, spec.shape, spec.dtype)))
-                    continue
-                host = np.empty(spec.shape, dtype=spec.dtype)
-                if host.nbytes:
-                    cl.enqueue_copy(queue, host, buf, is_blocking=False)
-                outs.append(host)
-            counts = {spec.count: np.zeros(1, dtype=np.int64) for spec in plan.outputs if spec.count is not None}
-            for b, host in counts.items():
-                cl.enqueue_copy(queue, host, s.buffers[b], is_blocking=False)
-            queue.finish()
-        return plan.trimmed(outs, lambda b: int(counts[b][0]))  # type: ignore[arg-type]
+            outs, _ = self._enqueue(s.queue, s, values, keep)
+        return outs
 
     def _fetch(self, s: _Slot, buf: Any, shape: tuple[int, ...], dtype: str) -> np.ndarray:
         host = np.empty(shape, dtype=dtype)

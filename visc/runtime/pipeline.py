@@ -12,7 +12,7 @@ stage copies its inputs in and its outputs out (pinned staging buffers on CUDA).
 
 from __future__ import annotations
 
-import json
+import os
 import queue
 import threading
 import time
@@ -95,8 +95,6 @@ class ExecutorStage:
         if self.info.threads:
             return self.info.threads
         if self.model.target == "cpu" and self.replicas > 1:
-            import os
-
             return max(1, (os.cpu_count() or 1) // self.replicas)
         return None
 
@@ -232,10 +230,13 @@ class Pipeline:
 
     # -- running ----------------------------------------------------------------------
 
-    def engine(self) -> ThreadEngine:
-        """The threads engine (started on first use)."""
+    def _check_open(self) -> None:
         if self._closed:
             raise ViscError("this pipeline is closed")
+
+    def engine(self) -> ThreadEngine:
+        """The threads engine (started on first use)."""
+        self._check_open()
         if self._engine is None:
             for stage in self.stages:  # build programs and upload weights before timing starts
                 stage.executor()
@@ -264,8 +265,7 @@ class Pipeline:
     def run_sequential(self, inputs: Frame) -> list[np.ndarray]:
         """The stages one after the other on this thread, no engine: the baseline a pipeline's
         throughput is compared with (same executors, same slot 0)."""
-        if self._closed:
-            raise ViscError("this pipeline is closed")
+        self._check_open()
         token: dict[str, Any] = dict(self._frame(inputs))
         for stage in self.stages:
             token.update(stage.fire(0, token))
@@ -274,8 +274,7 @@ class Pipeline:
     def stage_seconds(self, inputs: Frame, repeat: int = 20, warmup: int = 3) -> list[float]:
         """Each stage's own time per frame, alone on this thread (its inputs from one
         sequential run): the rates a pipeline's throughput is bounded by."""
-        if self._closed:
-            raise ViscError("this pipeline is closed")
+        self._check_open()
         token: dict[str, Any] = dict(self._frame(inputs))
         seconds = []
         for stage in self.stages:
@@ -383,9 +382,6 @@ class Pipeline:
         from visc.runtime.artifact import save_pipeline
 
         save_pipeline(self, path)
-
-    def to_json(self) -> str:
-        return json.dumps(self.description())
 
 
 __all__ = ["Pipeline", "StageInfo", "ExecutorStage"]

@@ -34,11 +34,7 @@ def _stages(args: argparse.Namespace) -> list[Any] | int | str:
     replicas = [int(r) for r in args.replicas.split(",")] if args.replicas else [1] * len(args.stage)
     if len(replicas) != len(args.stage):
         raise InputShapeError(f"--replicas gives {len(replicas)} numbers for {len(args.stage)} stages")
-    stages = []
-    for text, k in zip(args.stage, replicas, strict=True):
-        target, _, until = text.partition(":")
-        stages.append(Stage(target=target, until=until or None, replicas=k, threads=args.threads))
-    return stages
+    return [Stage.parse(text, replicas=k, threads=args.threads) for text, k in zip(args.stage, replicas, strict=True)]
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:

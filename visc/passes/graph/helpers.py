@@ -9,6 +9,7 @@ from xdsl.builder import Builder
 from xdsl.dialects import arith
 from xdsl.dialects.builtin import (
     AnyFloat,
+    ArrayAttr,
     FloatAttr,
     IntegerType,
     MemRefType,
@@ -22,6 +23,13 @@ from visc.dialects.vision import MapOp, ReshapeOp, VisionOp, WeightOp, YieldOp, 
 from visc.errors import CompileError
 
 BodyFn = Callable[[Builder, Sequence[SSAValue]], SSAValue]
+
+
+def string_list(op: Operation, key: str) -> list[str]:
+    """The strings of an array attribute such as an entry function's `vision.input_names`
+    (empty when it is absent)."""
+    attr = op.attributes.get(key)
+    return [a.data for a in attr.data if isinstance(a, StringAttr)] if isinstance(attr, ArrayAttr) else []
 
 
 def node_name(op: Operation) -> str:

@@ -47,7 +47,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 from visc.dialects.vision import VisionOp
 from visc.errors import CompileError
-from visc.passes.graph.helpers import byte_size, node_name, numpy_dtype
+from visc.passes.graph.helpers import byte_size, node_name, numpy_dtype, string_list
 from visc.passes.placement.placement import compute_ops, entry, placement_of, source_op
 from visc.reference import output_counts
 
@@ -59,11 +59,6 @@ MIB = float(1 << 20)
 
 def _fail(message: str) -> CompileError:
     return CompileError(f"vision-partition: {message}")
-
-
-def _strings(fn: func.FuncOp, key: str) -> list[str]:
-    attr = fn.attributes.get(key)
-    return [s.data for s in attr.data if isinstance(s, StringAttr)] if isinstance(attr, ArrayAttr) else []
 
 
 def _root(value: SSAValue) -> SSAValue:
@@ -292,7 +287,7 @@ def _outline(module: ModuleOp, fn: func.FuncOp, stage_of: dict[VisionOp, int], d
     for vop, s in stage_of.items():
         for v in _outside_operands(vop):
             need(v, s)
-    out_names, in_names = _strings(fn, "vision.output_names"), _strings(fn, "vision.input_names")
+    out_names, in_names = string_list(fn, "vision.output_names"), string_list(fn, "vision.input_names")
     returned = list(ret.arguments)
     for j, v in enumerate(returned):
         src = source_op(v)
@@ -346,8 +341,8 @@ def _stage_function(fn: func.FuncOp, s: int, device: str, stage: _Stage, ops: li
         f.body.block.add_op(o.clone(mapping))
     f.body.block.add_op(func.ReturnOp(*[mapping[v] for v, _, _ in stage.outputs]))
 
-    in_names, in_dtypes = _strings(fn, "vision.input_names"), _strings(fn, "vision.input_dtypes")
-    out_dtypes = _strings(fn, "vision.output_dtypes")
+    in_names, in_dtypes = string_list(fn, "vision.input_names"), string_list(fn, "vision.input_dtypes")
+    out_dtypes = string_list(fn, "vision.output_dtypes")
 
     def recorded(values: list[str], i: int, v: SSAValue) -> str:
         return values[i] if 0 <= i < len(values) else numpy_dtype(v.type).name
@@ -430,8 +425,8 @@ def split_stages(module: ModuleOp) -> list[StageModule]:
         clone.sym_name = StringAttr("main")
         device = f.attributes.get(DEVICE_ATTR)
         result.append(StageModule(index, device.data if isinstance(device, StringAttr) else "",
-                                  ModuleOp([clone]), _strings(f, "vision.input_names"),
-                                  _strings(f, "vision.output_names")))
+                                  ModuleOp([clone]), string_list(f, "vision.input_names"),
+                                  string_list(f, "vision.output_names")))
     return result
 
 
