@@ -33,25 +33,11 @@ from typing import Any
 import numpy as np
 
 import visc
-from visc.runtime.bench import OrtProcess, random_inputs
+from visc.runtime.bench import CopyStage, OrtProcess, random_inputs
 from visc.runtime.engine import ThreadEngine, format_stats
 from visc.stages import hand_cuts
 from visc.tools.model_zoo import load_light_model
 from visc.tools.visc_cli import print_table
-
-
-class CopyStage:
-    """An empty stage: copies its one input to its one output."""
-
-    def __init__(self, i: int, src: str, dst: str):
-        self.name = f"copy{i}"
-        self.inputs, self.outputs, self.replicas = [src], [dst], 1
-
-    def fire(self, slot: int, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {self.outputs[0]: inputs[self.inputs[0]].copy()}
-
-    def close(self) -> None:
-        pass
 
 
 def overhead(frames: int, shape: tuple[int, ...]) -> list[dict[str, Any]]:

@@ -107,6 +107,65 @@ def test_spinning_workers_match_one_thread_and_wake_from_sleep(squeezenet_cpu) -
         np.testing.assert_array_equal(ex.run(inputs)[0], want)
 
 
+def test_napping_workers_without_futexes(squeezenet_cpu, monkeypatch) -> None:
+    """Where there is no futex (VISC_CPU_FUTEX=0 stands in for a non-Linux host) idle workers
+    nap in native code and still pick up the next launch; on Linux x86-64/aarch64 the
+    default build sleeps on futexes."""
+    import platform
+    import sys
+    import time
+
+    from visc.runtime.cpu_workers import STATE, futex_syscall
+
+    _, model = squeezenet_cpu
+    inputs = random_inputs(model.plan.inputs, seed=9)
+    (one,) = _executors(model, 1)
+    want = one.run(inputs)[0]
+    if sys.platform.startswith("linux") and platform.machine().lower() in ("x86_64", "aarch64"):
+        assert futex_syscall() is not None and "@syscall" in one.compiled.optimized_ir
+    monkeypatch.setenv("VISC_CPU_FUTEX", "0")
+    assert futex_syscall() is None
+    (three,) = _executors(model, 3)
+    assert "@syscall" not in three.compiled.optimized_ir and "@usleep" in three.compiled.optimized_ir
+    np.testing.assert_array_equal(three.run(inputs)[0], want)
+    time.sleep(0.2)
+    assert all(three.pool.ctxs[:, STATE] == 1)
+    for _ in range(3):
+        np.testing.assert_array_equal(three.run(inputs)[0], want)
+    three.close()
+    assert not any(t.is_alive() for t in three.pool.threads)
+
+
+def test_frames_on_two_slots_at_once_share_the_pool(squeezenet_cpu) -> None:
+    """Two threads running frames on two slots of one executor: a launch that finds the
+    pool taken runs alone in its caller, and both frames still match one thread's."""
+    import threading
+
+    _, model = squeezenet_cpu
+    inputs = [random_inputs(model.plan.inputs, seed=s) for s in (10, 11)]
+    (one,) = _executors(model, 1)
+    want = [one.run(x)[0] for x in inputs]
+    from visc.runtime.cpu import CPUExecutor
+
+    ex = CPUExecutor(model.plan, model.sources["cpu"], model.weights, threads=2, slots=2)
+    got: dict[int, list[np.ndarray]] = {0: [], 1: []}
+
+    def frames(slot: int) -> None:
+        for _ in range(20):
+            got[slot].append(ex.run(inputs[slot], slot)[0])
+
+    threads = [threading.Thread(target=frames, args=(s,)) for s in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for slot in (0, 1):
+        assert len(got[slot]) == 20
+        for g in got[slot]:
+            np.testing.assert_array_equal(g, want[slot])
+    ex.close()
+
+
 def test_collected_executor_stops_its_workers(squeezenet_cpu) -> None:
     import gc
 

@@ -297,3 +297,25 @@ def test_chrome_trace_and_gantt(tmp_path):
     pytest.importorskip("matplotlib")
     gantt_png(firings, names, tmp_path / "gantt.png", frames=8)
     assert (tmp_path / "gantt.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_switch_interval_is_lowered_while_an_engine_runs():
+    """Stage threads coming back from native code wait for the GIL at most the switch
+    interval: lowered while any engine runs, restored when the last one closes."""
+    import sys
+
+    from visc.runtime.engine import SWITCH_INTERVAL_S
+
+    before = sys.getswitchinterval()
+    first = ThreadEngine([FakeStage("a", ["x"], ["y"], lambda d: {"y": d["x"] + 1})], ["y"])
+    second = ThreadEngine([FakeStage("b", ["x"], ["y"], lambda d: {"y": d["x"] * 2})], ["y"])
+    try:
+        assert sys.getswitchinterval() == pytest.approx(min(before, SWITCH_INTERVAL_S))
+        assert first.run({"x": np.ones(3)})["y"].tolist() == [2.0, 2.0, 2.0]
+        first.close()
+        assert sys.getswitchinterval() == pytest.approx(min(before, SWITCH_INTERVAL_S))
+        assert second.run({"x": np.ones(3)})["y"].tolist() == [2.0, 2.0, 2.0]
+    finally:
+        first.close()
+        second.close()
+    assert sys.getswitchinterval() == pytest.approx(before)

@@ -128,6 +128,49 @@ def test_heterogeneous_stages_compute_what_each_target_computes(targets: tuple[s
             p.close()
 
 
+def _check_alternating(name: str, count: int, first: str, others: tuple[str, ...]) -> None:
+    """``name`` cut in ``count``, stages alternating ``first`` and each of ``others`` in one
+    engine: each stage's outputs bitwise what it computes in its own target's pipeline. The
+    mixed pipelines are assembled from the single-target pipelines' compiled stages (a stage
+    module's lowering depends only on its target; the squeezenet test above builds mixed ones
+    with `visc.pipeline` itself)."""
+    from visc.runtime.pipeline import Pipeline
+
+    proto = load_light_model(name, seed=1)
+    cuts = hand_cuts(proto, count)
+    alone = {t: visc.pipeline(proto, stages=[visc.Stage(t, until=c, threads=2 if t == "cpu" else None)
+                                             for c in [*cuts, None]], records=False) for t in (first, *others)}
+    try:
+        frames = [_frame(alone[first], seed=s) for s in range(2)]
+        for other in others:
+            targets = [first if i % 2 == 0 else other for i in range(count)]
+            mixed = Pipeline([alone[t].models[i] for i, t in enumerate(targets)],
+                             [alone[t].infos[i] for i, t in enumerate(targets)], alone[first].inputs,
+                             alone[first].output_names, frames_in_flight=3)
+            with mixed:
+                want = []
+                for frame in frames:
+                    token = dict(frame)
+                    for i, t in enumerate(targets):
+                        token.update(alone[t].stages[i].fire(0, token))
+                    want.append([token[n] for n in mixed.output_names])
+                for got, w in zip(mixed.map(frames), want, strict=True):
+                    _assert_identical(got, w)
+    finally:
+        for p in alone.values():
+            p.close()
+
+
+@pytest.mark.cuda
+@needs_cuda
+@needs_opencl
+@pytest.mark.parametrize("count", [2, 3])
+@pytest.mark.parametrize("name", LIGHT_MODELS)
+def test_every_light_model_across_cuda_cpu_and_opencl(name: str, count: int) -> None:
+    """The nine light models in 2 and 3 stages alternating cuda/cpu and cuda/opencl."""
+    _check_alternating(name, count, "cuda", ("cpu", "opencl"))
+
+
 @needs_opencl
 def test_stages_on_one_device_hand_tensors_over_on_the_device() -> None:
     """Two OpenCL stages: the edge stays in device memory (a `Resident` the next stage copies
@@ -177,6 +220,30 @@ def cpu_pipe():
     pipe = visc.pipeline(proto, stages=_stages("cpu", hand_cuts(proto, 2)), frames_in_flight=3, records=False)
     yield pipe
     pipe.close()
+
+
+def test_cpu_stages_share_the_cores() -> None:
+    """CPU stages that did not ask for threads split the cores left after one per GPU stage
+    replica and one for the caller; a lone CPU stage takes them all."""
+    from types import SimpleNamespace
+
+    from visc.runtime.pipeline import share_cores
+
+    def stage(on_host: bool, threads: int = 0, replicas: int = 1) -> SimpleNamespace:
+        return SimpleNamespace(on_host=on_host, info=SimpleNamespace(threads=threads), replicas=replicas, cores=None)
+
+    alone = [stage(True)]
+    share_cores(alone, cores=16)
+    assert alone[0].cores == 16
+    gpu_then_cpu = [stage(False), stage(True)]
+    share_cores(gpu_then_cpu, cores=16)
+    assert gpu_then_cpu[0].cores is None and gpu_then_cpu[1].cores == 14
+    mixed = [stage(True, replicas=2), stage(False), stage(True, threads=3), stage(True)]
+    share_cores(mixed, cores=16)
+    assert [s.cores for s in mixed] == [3, None, None, 3]  # (16 - 3 asked - 2) // 3 replicas
+    tiny = [stage(True), stage(True), stage(False, replicas=4)]
+    share_cores(tiny, cores=2)
+    assert [s.cores for s in tiny] == [1, 1, None]
 
 
 def test_stats_trace_and_plot(cpu_pipe, tmp_path) -> None:

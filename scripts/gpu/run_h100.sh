@@ -6,9 +6,11 @@
 #
 #   scripts/gpu/run_h100.sh [all|tests|bench|errors|pipeline]   (default: all)
 #
-# pipeline: the dataflow runtime on the GPU machine: tests/test_pipeline.py (cuda, cuda+cpu,
-# cuda+opencl cuts, bitwise), tests/test_runtime_layer.py, the CUDA executor tests, and
-# benchmarks/pipeline.py with a CUDA stage and a CPU stage.
+# pipeline: the dataflow runtime on the GPU machine: benchmarks/pipeline.py with a CUDA stage
+# and a CPU stage, then tests/test_pipeline.py (cuda, cuda+cpu, cuda+opencl cuts, bitwise),
+# tests/test_runtime_layer.py and the CUDA executor tests (PIPE_TESTS picks others;
+# PIPE_TEST_TIMEOUT bounds them, and a test running past PIPE_TEST_STACKS s prints its stacks;
+# PIPE_BENCH=0 skips the benchmark).
 #
 # Expects: NVIDIA driver, CUDA toolkit (ptxas, libdevice), python3 with PyTorch, torchvision,
 # onnx, onnxruntime, numpy, pytest. Carried in .whl/: pycuda (a wheel, or its sdist, built
@@ -109,15 +111,18 @@ if [ "$PHASE" = errors ]; then
   $PY scripts/gpu/light_errors.py --out "$OUT/light_errors.json" 2>&1 | grep -v "W:onnxruntime" || STATUS=1
 fi
 
-if [ "$PHASE" = pipeline ]; then
-  echo "== dataflow runtime: pipeline, runtime-layer and CUDA executor tests"
-  timeout ${PIPE_TEST_TIMEOUT:-600} $PY -m pytest -q -p no:cacheprovider $XDIST -rs \
-    ${PIPE_TESTS:-tests/test_pipeline.py tests/test_runtime_layer.py tests/test_cuda_executor.py} \
-    --junitxml="$OUT/pipeline_tests.xml" 2>&1 | tail -n 30 || STATUS=1
+if [ "$PHASE" = pipeline ] && [ "${PIPE_BENCH:-1}" != 0 ]; then
   echo "== benchmarks/pipeline.py: a CNN on CUDA with its tail on the CPU"
   $PY benchmarks/pipeline.py --devices cuda,cpu --threads 0 --model ${PIPE_MODEL:-resnet50} \
     --sections ${PIPE_SECTIONS:-overhead,balanced,ort} --frames ${PIPE_FRAMES:-200} \
     --out "$OUT/pipeline_gpu.json" 2>&1 | grep -v "W:onnxruntime" || STATUS=1
+fi
+if [ "$PHASE" = pipeline ]; then
+  echo "== dataflow runtime: pipeline, runtime-layer and CUDA executor tests"
+  timeout ${PIPE_TEST_TIMEOUT:-600} $PY -m pytest -q -p no:cacheprovider $XDIST -rs --durations=20 \
+    -o faulthandler_timeout=${PIPE_TEST_STACKS:-240} \
+    ${PIPE_TESTS:-tests/test_pipeline.py tests/test_runtime_layer.py tests/test_cuda_executor.py} \
+    --junitxml="$OUT/pipeline_tests.xml" 2>&1 | grep -v "PytestBenchmarkWarning\|warner(" | tail -n 60 || STATUS=1
 fi
 
 # -- 5. benchmark --------------------------------------------------------------------------------

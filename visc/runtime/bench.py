@@ -27,6 +27,21 @@ def random_inputs(specs: Iterable[Any], seed: int = 0) -> list[np.ndarray]:
     return arrays
 
 
+class CopyStage:
+    """An empty pipeline stage that copies its one input to its one output: what the engines'
+    per-hop overhead is measured with (importable by a Ray worker, unlike a benchmark's class)."""
+
+    def __init__(self, i: int, src: str, dst: str):
+        self.name = f"copy{i}"
+        self.inputs, self.outputs, self.replicas = [src], [dst], 1
+
+    def fire(self, slot: int, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {self.outputs[0]: inputs[self.inputs[0]].copy()}
+
+    def close(self) -> None:
+        pass
+
+
 def median_seconds(fn: Callable[[], object], warmup: int, repeat: int) -> float:
     """Median wall time of `repeat` calls of `fn` after `warmup` calls."""
     for _ in range(warmup):

@@ -10,10 +10,11 @@ space (`lower-loops-to-cpu`); the executor splits the range into chunks, runs th
 itself through ctypes (which releases the GIL) and hands the others to spinning native
 workers (`visc.runtime.cpu_workers`), so the chunks run in parallel.
 
-Frame slots each own an arena and input/output arrays; the weights are shared. The worker
-pool serves one launch at a time: a slot that finds it busy runs its launch in the calling
-thread alone, so slots never wait for each other (with ``threads=1`` there is no pool and
-slots run fully concurrently in their callers' threads).
+Frame slots each own an arena and input/output arrays; the weights are shared. A frame is
+one native call (`visc_run`) over a table of the slot's launches, so the GIL is let go once
+per frame. The worker pool serves one launch at a time: a launch that finds it busy (another
+slot's) runs in the calling thread alone, so slots never wait for each other (with
+``threads=1`` there is no pool and slots run fully concurrently in their callers' threads).
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ from typing import Any
 import numpy as np
 
 from visc.errors import DeviceError, KernelBuildError
-from visc.runtime.cpu_workers import PACKED, Workers, packed_wrappers, runtime_ir
+from visc.runtime.cpu_workers import (
+    PACKED,
+    ROW,
+    Workers,
+    futex_syscall,
+    packed_wrappers,
+    runtime_ir,
+)
 from visc.runtime.device import buffer_of, check_slot, check_weights, memory_report, node_error
 from visc.runtime.plan import Plan
 
@@ -76,7 +84,7 @@ class CompiledFunctions:
         signatures = [(fn.name, [str(a.type) for a in fn.arguments]) for fn in parsed.functions
                       if not fn.is_declaration]
         kernels = [(name, types) for name, types in signatures if _is_kernel(types)]
-        extra = binding.parse_assembly(packed_wrappers(kernels) + runtime_ir(triple.startswith(("x86_64", "i686"))))
+        extra = binding.parse_assembly(packed_wrappers(kernels) + runtime_ir(triple.startswith(("x86_64", "i686")), futex_syscall()))
         for mod in (parsed, extra):
             mod.triple = triple
             mod.data_layout = str(machine.target_data)
@@ -95,7 +103,10 @@ class CompiledFunctions:
 
     def address(self, name: str) -> int:
         """The machine code address of function `name` (e.g. a kernel's ``.packed`` entry)."""
-        return int(self.engine.get_function_address(name))
+        address = int(self.engine.get_function_address(name))
+        if not address:
+            raise KernelBuildError(f"the CPU kernels have no function '{name}'")
+        return address
 
     def function(self, name: str) -> Any:
         if name not in self._functions:
@@ -121,7 +132,6 @@ def _aligned(nbytes: int) -> np.ndarray:
 
 @dataclass
 class _Call:
-    fn: Any
     args: tuple[int, ...]
     size: int
     node: str
@@ -138,6 +148,7 @@ class _Slot:
     arena: np.ndarray
     arrays: list[np.ndarray] = field(default_factory=list)
     calls: list[_Call] = field(default_factory=list)
+    table: np.ndarray = field(default_factory=lambda: np.zeros((0, ROW), dtype=np.int64))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -153,7 +164,9 @@ class CPUExecutor:
         self.threads = threads or int(os.environ.get("VISC_CPU_THREADS", 0)) or os.cpu_count() or 1
         self.compiled = CompiledFunctions(llvm_ir)
         self.pool = Workers(self.compiled.engine, self.threads - 1) if self.threads > 1 else None
-        self._pool_lock = threading.Lock()
+        self._run_native = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
+                                            ctypes.c_int64)(self.compiled.address("visc_run"))
+        self._no_lock = np.zeros(1, dtype=np.int64)
         self.device_name = f"CPU ({self.threads} threads, llvmlite)"
         check_weights(plan, weights)
         self._weights = {spec.name: np.ascontiguousarray(weights[spec.name], dtype=spec.dtype).reshape(spec.shape)
@@ -181,6 +194,9 @@ class CPUExecutor:
                 arr = _aligned(max(spec.nbytes, 1))[:spec.nbytes].view(spec.dtype).reshape(spec.shape)
             slot.arrays.append(arr)
         slot.calls = [self._bind(k, slot.arrays) for k in range(len(plan.launches))]
+        slot.table = np.zeros((len(slot.calls), ROW), dtype=np.int64)
+        for row, c in zip(slot.table, slot.calls, strict=True):
+            row[:] = (c.packed, c.argv.ctypes.data, c.size)
         return slot
 
     def _bind(self, k: int, arrays: list[np.ndarray]) -> _Call:
@@ -188,24 +204,24 @@ class CPUExecutor:
         if launch.block != (1, 1, 1) or launch.grid[1:] != (1, 1):
             raise node_error(KernelBuildError, self.plan, k, f"not a CPU launch (grid {launch.grid}, block "
                              f"{launch.block}); lower the loops with lower-loops-to-cpu")
-        fn = self.compiled.function(launch.kernel)
         args = tuple(arrays[a].ctypes.data for a in launch.args)
-        return _Call(fn, args, launch.grid[0], launch.node, launch.kernel,
+        return _Call(args, launch.grid[0], launch.node, launch.kernel,
                      self.compiled.address(launch.kernel + PACKED), np.array(args or (0,), dtype=np.uint64))
 
-    def _call(self, call: _Call) -> None:
-        """One launch over its whole range, one chunk per thread, the calling thread taking
-        the first (small layers run for tens of microseconds, so finer chunks cost more than
-        they balance); the other chunks go to the spinning workers (`cpu_workers`), unless
-        another slot holds them: then this thread runs the whole range."""
-        n = call.size
-        if self.pool is not None and n >= 2 and self._pool_lock.acquire(blocking=False):
-            try:
-                self.pool.launch(call.packed, call.argv.ctypes.data, n)
-            finally:
-                self._pool_lock.release()
+    def _calls(self, s: _Slot, first: int, count: int) -> None:
+        """Launches ``first .. first + count - 1`` of slot ``s`` in one native call: each over
+        its whole range, one chunk per thread, the calling thread taking the first (small
+        layers run for tens of microseconds, so finer chunks cost more than they balance);
+        the other chunks go to the spinning workers (`cpu_workers`), unless another slot
+        holds them: then this thread runs the whole range."""
+        if count <= 0:
             return
-        call.fn(*call.args, 0, n)
+        pool = self.pool
+        table = s.table[first:first + count]
+        if pool is None:
+            self._run_native(None, 0, self._no_lock.ctypes.data, table.ctypes.data, count)
+        else:
+            self._run_native(pool.ctxs_ptr, pool.count, pool.lock_ptr, table.ctypes.data, count)
 
     # -- the device interface -----------------------------------------------------------
 
@@ -231,7 +247,10 @@ class CPUExecutor:
 
     def launch(self, k: int, slot: int = 0) -> None:
         """Run launch ``k`` now (host functions are synchronous)."""
-        self._call(self._slot(slot).calls[k])
+        s = self._slot(slot)
+        if not 0 <= k < len(s.calls):
+            raise IndexError(f"launch {k} does not exist (the plan has {len(s.calls)})")
+        self._calls(s, k, 1)
 
     def finish(self, slot: int = 0) -> None:
         self._slot(slot)
@@ -243,8 +262,7 @@ class CPUExecutor:
         with s.lock:
             for j, arr in enumerate(arrays):
                 self.upload(buffer_of(plan, "input", j), arr, slot)
-            for call in s.calls:
-                self._call(call)
+            self._calls(s, 0, len(s.calls))
             outputs = [s.arrays[buffer_of(plan, "output", j)].copy() for j in range(len(plan.outputs))]
             return plan.trimmed(outputs, lambda b: int(s.arrays[b].reshape(-1)[0]))
 
@@ -254,9 +272,9 @@ class CPUExecutor:
         times = []
         s = self._slot(0)
         with s.lock:
-            for call in s.calls:
+            for k, call in enumerate(s.calls):
                 start = time.perf_counter()
-                self._call(call)
+                self._calls(s, k, 1)
                 times.append((call.node or call.kernel, time.perf_counter() - start))
         return times
 
@@ -266,8 +284,7 @@ class CPUExecutor:
             return
         self._closed = True
         if self.pool is not None:
-            with self._pool_lock:
-                self.pool.close()
+            self.pool.close()
 
 
 __all__ = ["CPUExecutor", "CompiledFunctions", "llvm_binding", "host_target_machine", "ALIGN"]

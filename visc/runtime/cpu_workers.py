@@ -1,19 +1,30 @@
-"""Spinning worker threads for the CPU executor, in LLVM IR compiled with the kernels.
+"""Spinning worker threads for the CPU executor, and the loop that runs a plan's launches,
+in LLVM IR compiled with the kernels.
+
+A frame is one ctypes call (`visc_run`) that runs every launch of the plan in native code,
+so the GIL is released once per frame, not once per launch: with other Python threads busy
+(the pipeline's stages, a CUDA stage's host thread) each re-acquisition waits for the
+interpreter's switch interval, which made a 3 ms SqueezeNet frame take 28 ms.
 
 A launch hands one chunk of its range to each worker. Through a `ThreadPoolExecutor` that
 is a queue, a condition variable and a futex wake per chunk: 20-50 us on a 2-vCPU VM,
 against layers of 30-300 us (SqueezeNet has 32 launches). Here each worker is a Python
 thread whose life is one ctypes call into `visc_worker`, which spins (GIL released) on its
-context's epoch and calls the kernel itself, so a launch costs two ctypes calls and a cache
-line hand-off. A worker that finds no work for `SPINS` polls returns to Python and sleeps on
-an Event (no CPU burnt between inferences); the dispatcher learns that from the worker's
-state word (a Dekker-style handshake with sequentially consistent stores and loads, so
-either the worker sees the new epoch or the dispatcher sees it asleep) and sets the Event.
-A dispatcher that waits long for a worker yields its core every poll: with more threads
-than cores (parallel test processes), the worker it waits for may be the one descheduled.
+context's epoch and calls the kernel itself, so a launch costs a cache line hand-off. A
+worker that finds no work for `SPINS` polls sleeps in native code: on Linux a futex wait on
+its epoch word (the dispatcher wakes it with a futex wake when its state word says so: a
+Dekker-style handshake with sequentially consistent stores and loads, so either the worker
+sees the new epoch or the dispatcher sees it asleep), elsewhere naps of `NAP_US` that
+re-check the epoch. No worker ever needs the GIL again until it stops. A dispatcher that
+waits long for a worker yields its core every poll: with more threads than cores
+(parallel test processes), the worker it waits for may be the one descheduled.
+
+The pool serves one launch at a time (a lock word taken with a compare-and-swap): a launch
+that finds it busy runs its whole range in the calling thread.
 
 Every kernel gets a companion ``<name>.packed(argv, lo, hi)`` that loads its pointer
-arguments from an array, so the workers call any kernel through one signature.
+arguments from an array, so the workers and `visc_run` call any kernel through one
+signature; `visc_run` reads a table of (packed address, argv address, range) rows.
 
 Context of a worker: 8 int64 (one cache line): epoch, fn, argv, lo, hi, done, stop, state.
 """
@@ -21,7 +32,11 @@ Context of a worker: 8 int64 (one cache line): epoch, fn, argv, lo, hi, done, st
 from __future__ import annotations
 
 import ctypes
+import os
+import platform
+import sys
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -29,8 +44,20 @@ import numpy as np
 
 SPINS = 40_000  # polls before an idle worker sleeps: about 1 ms (25 ns a poll on an EPYC)
 YIELD_AFTER = 4_000  # polls of a waiting dispatcher before it yields its core each poll
+NAP_US = 200  # without futexes: an idle worker's nap between looks at its epoch
+FUTEX_TIMEOUT_NS = 100_000_000  # a futex wait re-checks its epoch this often (no lost wake hangs)
 EPOCH, FN, ARGV, LO, HI, DONE, STOP, STATE = range(8)
 PACKED = ".packed"
+ROW = 3  # int64 per `visc_run` table row: packed address, argv address, range
+_FUTEX_SYSCALL = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}
+
+
+def futex_syscall() -> int | None:
+    """The futex system call's number on this host (Linux x86-64 or aarch64), else None
+    (`VISC_CPU_FUTEX=0` also says None: the workers nap instead)."""
+    if not sys.platform.startswith("linux") or os.environ.get("VISC_CPU_FUTEX", "1") == "0":
+        return None
+    return _FUTEX_SYSCALL.get(platform.machine().lower())
 
 
 def packed_wrappers(functions: list[tuple[str, list[str]]]) -> str:
@@ -50,11 +77,23 @@ def packed_wrappers(functions: list[tuple[str, list[str]]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def runtime_ir(x86: bool) -> str:
-    """`visc_worker`, `visc_dispatch`, `visc_finish` and `visc_stop` (see the module docstring);
-    the chunk count and a worker's context address are shared helpers, inlined."""
+def runtime_ir(x86: bool, futex: int | None = None) -> str:
+    """`visc_worker`, `visc_dispatch`, `visc_finish`, `visc_run`, `visc_try_lock` and
+    `visc_stop` (see the module docstring); ``futex``: the futex system call's number, or
+    None for napping workers. The chunk count and a worker's context address are shared
+    helpers, inlined."""
     pause = "  call void @llvm.x86.sse2.pause()\n" if x86 else ""
     decl = ("declare void @llvm.x86.sse2.pause()\n" if x86 else "") + "declare i32 @sched_yield()\n"
+    if futex is None:
+        decl += "declare i32 @usleep(i32)\n"
+        doze = f"  %z = call i32 @usleep(i32 {NAP_US})\n"
+        wake = ""
+    else:
+        decl += (f"declare i64 @syscall(i64, ...)\n"
+                 f"@visc_nap = internal constant {{i64, i64}} {{i64 0, i64 {FUTEX_TIMEOUT_NS}}}\n")
+        doze = (f"  %z = call i64 (i64, ...) @syscall(i64 {futex}, ptr %pe, i64 128, i64 %seen, "
+                "ptr @visc_nap)\n")  # FUTEX_WAIT_PRIVATE: sleep while *pe == seen (low 32 bits)
+        wake = f"  %w = call i64 (i64, ...) @syscall(i64 {futex}, ptr %pe, i64 129, i64 1)\n"  # FUTEX_WAKE_PRIVATE
     return decl + f"""
 define i64 @visc_worker(ptr %ctx, i64 %seen0, i64 %spins) {{
 entry:
@@ -82,11 +121,13 @@ again:
   br i1 %more, label %spin, label %sleep
 sleep:
   store atomic i64 1, ptr %pstate seq_cst, align 8
+  br label %look
+look:
   %e1 = load atomic i64, ptr %pe seq_cst, align 8
   %new1 = icmp ne i64 %e1, %seen
-  br i1 %new1, label %awake, label %asleep
-asleep:
-  ret i64 %seen
+  br i1 %new1, label %awake, label %doze
+doze:
+{doze}  br label %look
 awake:
   store atomic i64 0, ptr %pstate seq_cst, align 8
   br label %work
@@ -126,13 +167,17 @@ entry:
   ret ptr %ctx
 }}
 
-define i64 @visc_dispatch(ptr %ctxs, i64 %workers, i64 %fn, i64 %argv, i64 %n) {{
+define internal void @visc_wake(ptr %pe) alwaysinline {{
+entry:
+{wake}  ret void
+}}
+
+define void @visc_dispatch(ptr %ctxs, i64 %workers, i64 %fn, i64 %argv, i64 %n) {{
 entry:
   %chunks = call i64 @visc_chunks(i64 %workers, i64 %n)
   br label %loop
 loop:
   %w = phi i64 [ 0, %entry ], [ %w1, %next ]
-  %asleep = phi i64 [ 0, %entry ], [ %asleep1, %next ]
   %k = add i64 %w, 1
   %go = icmp slt i64 %k, %chunks
   br i1 %go, label %body, label %out
@@ -157,13 +202,16 @@ body:
   store atomic i64 %e1, ptr %pe seq_cst, align 8
   %pstate = getelementptr i64, ptr %ctx, i64 {STATE}
   %state = load atomic i64, ptr %pstate seq_cst, align 8
-  %asleep1 = add i64 %asleep, %state
+  %asleep = icmp ne i64 %state, 0
+  br i1 %asleep, label %rouse, label %next
+rouse:
+  call void @visc_wake(ptr %pe)
   br label %next
 next:
   %w1 = add i64 %w, 1
   br label %loop
 out:
-  ret i64 %asleep
+  ret void
 }}
 
 define void @visc_finish(ptr %ctxs, i64 %workers, i64 %fn, i64 %argv, i64 %n) {{
@@ -205,6 +253,55 @@ out:
   ret void
 }}
 
+define i64 @visc_try_lock(ptr %lock) {{
+entry:
+  %r = cmpxchg ptr %lock, i64 0, i64 1 acquire monotonic
+  %ok = extractvalue {{ i64, i1 }} %r, 1
+  %got = zext i1 %ok to i64
+  ret i64 %got
+}}
+
+define void @visc_run(ptr %ctxs, i64 %workers, ptr %lock, ptr %table, i64 %count) {{
+entry:
+  %pool = icmp sgt i64 %workers, 0
+  br label %loop
+loop:
+  %c = phi i64 [ 0, %entry ], [ %c1, %next ]
+  %more = icmp slt i64 %c, %count
+  br i1 %more, label %row, label %out
+row:
+  %base = mul i64 %c, {ROW}
+  %pfn = getelementptr i64, ptr %table, i64 %base
+  %fn = load i64, ptr %pfn, align 8
+  %pa = getelementptr i64, ptr %pfn, i64 1
+  %argv = load i64, ptr %pa, align 8
+  %pn = getelementptr i64, ptr %pfn, i64 2
+  %n = load i64, ptr %pn, align 8
+  %split = icmp sge i64 %n, 2
+  %try = and i1 %pool, %split
+  br i1 %try, label %take, label %alone
+take:
+  %got = call i64 @visc_try_lock(ptr %lock)
+  %ok = icmp ne i64 %got, 0
+  br i1 %ok, label %shared, label %alone
+shared:
+  call void @visc_dispatch(ptr %ctxs, i64 %workers, i64 %fn, i64 %argv, i64 %n)
+  call void @visc_finish(ptr %ctxs, i64 %workers, i64 %fn, i64 %argv, i64 %n)
+  store atomic i64 0, ptr %lock release, align 8
+  br label %next
+alone:
+  %f = inttoptr i64 %fn to ptr
+  %a = inttoptr i64 %argv to ptr
+  %n32 = trunc i64 %n to i32
+  call void %f(ptr %a, i32 0, i32 %n32)
+  br label %next
+next:
+  %c1 = add i64 %c, 1
+  br label %loop
+out:
+  ret void
+}}
+
 define void @visc_stop(ptr %ctx) {{
 entry:
   %pstop = getelementptr i64, ptr %ctx, i64 {STOP}
@@ -213,62 +310,59 @@ entry:
   %e = load i64, ptr %pe, align 8
   %e1 = add i64 %e, 1
   store atomic i64 %e1, ptr %pe seq_cst, align 8
+  call void @visc_wake(ptr %pe)
   ret void
 }}
 """
 
 
-def _stop_all(stop: Any, ctxs: np.ndarray, events: list[threading.Event]) -> None:
-    for w, event in enumerate(events):
+def _stop_all(stop: Any, ctxs: np.ndarray) -> None:
+    for w in range(len(ctxs)):
         stop(ctxs[w].ctypes.data)
-        event.set()
+
+
+def _aligned_words(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` int64 starting on a 64-byte line, and the array that owns them."""
+    raw = np.zeros(count + 8, dtype=np.int64)
+    start = (-raw.ctypes.data % 64) // 8
+    return raw[start:start + count], raw
 
 
 class Workers:
     """`count` spinning workers over the functions of `engine` (an MCJIT engine holding
-    `runtime_ir`); `launch(packed, argv, n)` runs [0, n) of a packed kernel in chunks, the
-    calling thread taking the first. The threads stop when this object is collected."""
+    `runtime_ir`), and the lock word that gives one launch at a time the pool
+    (`visc_run`'s ``lock``). The threads stop when this object is collected."""
 
     def __init__(self, engine: Any, count: int):
         address = engine.get_function_address
         i64, ptr = ctypes.c_int64, ctypes.c_void_p
         worker = ctypes.CFUNCTYPE(i64, ptr, i64, i64)(address("visc_worker"))
-        self._dispatch = ctypes.CFUNCTYPE(i64, ptr, i64, i64, i64, i64)(address("visc_dispatch"))
-        self._finish = ctypes.CFUNCTYPE(None, ptr, i64, i64, i64, i64)(address("visc_finish"))
         stop = ctypes.CFUNCTYPE(None, ptr)(address("visc_stop"))
-        raw = np.zeros((count + 1) * 8, dtype=np.int64)  # rows of one 64-byte line each
-        start = (-raw.ctypes.data % 64) // 8
-        self.ctxs = raw[start:start + count * 8].reshape(count, 8)
+        self._try_lock = ctypes.CFUNCTYPE(i64, ptr)(address("visc_try_lock"))
+        words, raw = _aligned_words((count + 1) * 8)  # one line per context, then the lock's
+        self.ctxs = words[:count * 8].reshape(count, 8)
+        self.lock = words[count * 8:]
         self.count = count
-        self.events = [threading.Event() for _ in range(count)]
-        self._ctxs_ptr = self.ctxs.ctypes.data
+        self.ctxs_ptr = self.ctxs.ctypes.data
+        self.lock_ptr = self.lock.ctypes.data
 
         # the threads hold the engine: the code they run must outlive them
-        def loop(ctx: int, event: threading.Event, keep: Any = (raw, engine, worker)) -> None:
-            seen = 0
-            while True:
-                seen = worker(ctx, seen, SPINS)
-                if seen < 0:
-                    return
-                event.wait()
-                event.clear()
+        def loop(ctx: int, keep: Any = (raw, engine, worker)) -> None:
+            worker(ctx, 0, SPINS)  # returns when stopped
 
-        self.threads = [threading.Thread(target=loop, args=(self.ctxs[w].ctypes.data, self.events[w]),
+        self.threads = [threading.Thread(target=loop, args=(self.ctxs[w].ctypes.data,),
                                          name=f"visc-cpu-{w + 1}", daemon=True) for w in range(count)]
         for t in self.threads:
             t.start()
-        self._finalizer = weakref.finalize(self, _stop_all, stop, self.ctxs, self.events)
-
-    def launch(self, packed: int, argv: int, n: int) -> None:
-        if self._dispatch(self._ctxs_ptr, self.count, packed, argv, n):  # how many found asleep
-            for w in np.flatnonzero(self.ctxs[:, STATE]):
-                self.events[w].set()
-        self._finish(self._ctxs_ptr, self.count, packed, argv, n)
+        self._finalizer = weakref.finalize(self, _stop_all, stop, self.ctxs)
 
     def close(self) -> None:
+        """Stop the threads, once no launch holds the pool."""
+        while not self._try_lock(self.lock_ptr):
+            time.sleep(0.0005)
         self._finalizer()
         for t in self.threads:
             t.join()
 
 
-__all__ = ["Workers", "packed_wrappers", "runtime_ir", "PACKED", "SPINS"]
+__all__ = ["Workers", "packed_wrappers", "runtime_ir", "futex_syscall", "PACKED", "ROW", "SPINS"]

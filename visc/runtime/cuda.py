@@ -667,6 +667,15 @@ class CUDAExecutor:
                     allocation.free()
                 self._allocations = []
                 self._flush = None
+                # streams, pinned staging and the module go now, with the context current:
+                # collected later on another thread they could not be freed
+                for s in self._slots:
+                    for host in [*s.in_host, *s.out_host, *s.count_host.values()]:
+                        free = getattr(host.base, "free", None)
+                        if free is not None:
+                            free()
+                    s.in_host, s.out_host, s.count_host, s.launches = [], [], {}, []
+                    s.stream = None
                 self._module = self._spin = None
             self._context = None  # type: ignore[assignment]
 
