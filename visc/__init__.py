@@ -66,6 +66,8 @@ def pipeline(
     arch: str | None = None,
     threads: int | None = None,
     fallback: Sequence[str] | None = None,
+    engine: str = "threads",
+    ray_address: str | None = None,
 ) -> Pipeline:
     """Compile an ONNX model into stages that run as dataflow actors on their devices,
     pipelined across frames (see `visc.stages`). ``stages``: a list of `visc.Stage` (each but
@@ -73,12 +75,15 @@ def pipeline(
     visc to cut itself over ``devices``, balancing per-op times it measures; or "placement":
     a stage wherever the CPU fallback placement (``fallback`` op types) changes device.
     ``frames_in_flight``: the frames admitted at once (FIFO capacities), so memory is
-    bounded whatever the input rate. ``threads``: CPU threads per cpu stage visc creates."""
+    bounded whatever the input rate. ``threads``: CPU threads per cpu stage visc creates.
+    ``engine="ray"``: every stage replica runs as a Ray actor, on the node its ``Stage(ray=...)``
+    options ask for, in the cluster at ``ray_address`` (None: the one this host runs, else a
+    local one); ``pip install "visc[ray]"``."""
     from visc.stages import build_pipeline
 
     return build_pipeline(model, stages, input_shapes=input_shapes, devices=devices,
                           frames_in_flight=frames_in_flight, records=records, arch=arch, threads=threads,
-                          fallback=fallback)
+                          fallback=fallback, engine=engine, ray_address=ray_address)
 
 
 def load(path: str, device: str | None = None) -> CompiledModel | Pipeline:

@@ -39,18 +39,24 @@ class Stage:
     that ends the stage, inclusive; None for the last stage. ``device``: which device of
     ``target`` (an OpenCL spec such as "0:1", a CUDA index). ``replicas``: copies of the
     stage's actor, for a slow stage (frames stay in order). ``threads``: CPU threads per
-    replica (a cpu stage)."""
+    replica (a cpu stage). ``ray``: Ray actor options for ``engine="ray"``, e.g.
+    ``{"resources": {"edge1": 1}}`` to run the stage on the node offering that resource."""
 
     target: str = "cpu"
     until: str | None = None
     device: str | None = None
     replicas: int = 1
     threads: int | None = None
+    ray: Mapping[str, Any] | None = None
 
     @staticmethod
     def parse(text: str, **options: Any) -> Stage:
-        """A stage from "TARGET" or "TARGET:NODE", as `visc pipeline --stage` writes it."""
-        target, _, until = text.partition(":")
+        """A stage from "TARGET[:NODE][@RESOURCE]", as `visc pipeline --stage` writes it;
+        ``@RESOURCE``: with the Ray engine, run on a node offering that custom resource."""
+        spec, _, resource = text.partition("@")
+        target, _, until = spec.partition(":")
+        if resource:
+            options = {**options, "ray": {"resources": {resource: 1}}}
         return Stage(target=target, until=until or None, **options)
 
 
@@ -153,6 +159,8 @@ def build_pipeline(
     progress: Callable[[str], None] | None = None,
     threads: int | None = None,
     fallback: Sequence[str] | None = None,
+    engine: str = "threads",
+    ray_address: str | None = None,
 ) -> Pipeline:
     """Compile ``model`` into a `Pipeline` (see the module docstring). ``stages``: a list of
     `Stage` (or "target[:until]" strings), or a number of stages for visc to cut itself over
@@ -160,11 +168,20 @@ def build_pipeline(
     a profile run of the whole model on each device; or "placement": cut where the CPU
     fallback placement (``fallback`` ONNX op types, ops without a GPU lowering, tiny ops
     between CPU ops) changes device, for the one GPU target in ``devices``. ``threads``: CPU
-    threads per replica of the stages visc creates (and of the profile that places their cuts)."""
+    threads per replica of the stages visc creates (and of the profile that places their cuts).
+    ``engine``: "threads" (this process) or "ray" (each stage a Ray actor; ``ray_address``
+    names the cluster, None: the one this host runs or a local one)."""
     from visc.compiler import GRAPH_PIPELINE, TARGETS, compile_module, run_passes
     from visc.frontend.onnx import import_model, load_model
     from visc.passes.graph.partition import split_stages
-    from visc.runtime.pipeline import Pipeline, StageInfo
+    from visc.runtime.pipeline import ENGINES, Pipeline, StageInfo
+
+    if engine not in ENGINES:
+        raise CompileError(f"unknown engine '{engine}' (known: {', '.join(ENGINES)})")
+    if engine == "ray":
+        from visc.runtime.ray_engine import ray_module
+
+        ray_module()  # without Ray: say what to install before compiling anything
 
     say = progress or (lambda _msg: None)
     proto, _ = load_model(model)
@@ -242,10 +259,11 @@ def build_pipeline(
         models.append(compiled)
         infos.append(StageInfo(index=i, target=s.target, device=s.device, replicas=s.replicas, threads=s.threads,
                                nodes=len(nodes), first_node=nodes[0] if nodes else "",
-                               last_node=nodes[-1] if nodes else ""))
+                               last_node=nodes[-1] if nodes else "", ray=dict(s.ray) if s.ray else None))
     return Pipeline(models, infos, _graph_inputs(module), _visible_outputs(module),
                     frames_in_flight=frames_in_flight,
-                    metadata={"cuts": [i.last_node.split("+")[-1] for i in infos[:-1]]})
+                    metadata={"cuts": [i.last_node.split("+")[-1] for i in infos[:-1]]}, engine=engine,
+                    ray_address=ray_address)
 
 
 def _stage_nodes(module: ModuleOp) -> list[str]:

@@ -110,6 +110,25 @@ def _read_model(zf: zipfile.ZipFile, path: str, device: str | None, prefix: str 
     )
 
 
+def model_bytes(model: CompiledModel) -> bytes:
+    """The model's artifact as bytes (what a Ray stage actor receives through the object store)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        _write_model(zf, model)
+    return buf.getvalue()
+
+
+def model_from_bytes(data: bytes, device: str | None = None) -> CompiledModel:
+    """The model `model_bytes` wrote."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return _read_model(zf, "<artifact bytes>", device)
+    except ArtifactError:
+        raise
+    except (zipfile.BadZipFile, KeyError, TypeError, json.JSONDecodeError, ValueError) as e:
+        raise ArtifactError(f"not a readable visc compiled model ({e})") from e
+
+
 def load_artifact(path: str, device: str | None = None) -> CompiledModel | Pipeline:
     """A compiled model, or a pipeline (a file saved by `Pipeline.save`): ``device``, if
     given, applies to a model; a pipeline's stages keep the devices they were built for."""

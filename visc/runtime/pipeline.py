@@ -8,6 +8,8 @@ frame slot per replica (its own arena and I/O buffers; weights shared), driven b
 threads engine (`visc.runtime.engine`): stage k computes frame n+1 while stage k+1 computes
 frame n, so throughput approaches the slowest stage. Copies happen only at stage edges: a
 stage copies its inputs in and its outputs out (pinned staging buffers on CUDA).
+``engine="ray"`` runs each stage replica as a Ray actor instead, on the node its ``ray``
+options ask for (`visc.runtime.ray_engine`), with the same calls, order, stats and trace.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ import numpy as np
 from visc.errors import ViscError
 from visc.runtime.device import Resident
 from visc.runtime.engine import ThreadEngine, format_stats
+
+if TYPE_CHECKING:
+    from visc.runtime.ray_engine import RayEngine
 from visc.runtime.plan import TensorSpec, normalize_inputs
 
 if TYPE_CHECKING:
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
     from visc.runtime.device import Device
 
 Frame = np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
+ENGINES = ("threads", "ray")
 
 
 @dataclass
@@ -46,6 +52,7 @@ class StageInfo:
     nodes: int = 0  # compute ops of the model it runs
     first_node: str = ""
     last_node: str = ""
+    ray: dict[str, Any] | None = None  # Ray actor options (engine="ray"): resources, num_gpus...
 
     @property
     def name(self) -> str:
@@ -69,6 +76,7 @@ class ExecutorStage:
         self.inputs = list(model.input_names)
         self.outputs = list(model.output_names)
         self.replicas = max(1, int(info.replicas))
+        self.cores: int | None = None  # threads per replica unless the stage asks (share_cores)
         self.keep = [False] * len(self.outputs)  # outputs left on the device
         self.users = [0] * len(self.outputs)  # stages reading each output
         self._executor: Device | None = None
@@ -91,12 +99,14 @@ class ExecutorStage:
                             and all(u.space == self.space for u in users))
 
     def threads(self) -> int | None:
-        """CPU threads per replica: as asked, else the cores shared among the replicas."""
-        if self.info.threads:
-            return self.info.threads
-        if self.model.target == "cpu" and self.replicas > 1:
-            return max(1, (os.cpu_count() or 1) // self.replicas)
-        return None
+        """CPU threads per replica: as asked, else this replica's share of the cores
+        (`share_cores`)."""
+        return self.info.threads or self.cores
+
+    @property
+    def on_host(self) -> bool:
+        """Runs its kernels on the CPU (and its workers spin there)."""
+        return self.model.target == "cpu"
 
     def executor(self) -> Device:
         if self._executor is None:
@@ -175,6 +185,35 @@ class ExecutorStage:
             self._executor = None
 
 
+class ModelStage:
+    """Builds a stage inside a Ray actor from its artifact bytes, with the runtime alone."""
+
+    def __init__(self, blob: bytes, info: StageInfo):
+        self.blob, self.info = blob, info
+
+    def __call__(self) -> ExecutorStage:
+        from visc.runtime.artifact import model_from_bytes
+
+        return ExecutorStage(model_from_bytes(self.blob, self.info.device), self.info)
+
+
+def share_cores(stages: Sequence[ExecutorStage], cores: int | None = None) -> None:
+    """Threads for each CPU stage replica that did not ask for a number: the cores left after
+    one per GPU stage replica (its host thread) and one for the caller, shared evenly. The
+    CPU workers spin between launches, so stages that each took every core would take turns
+    on them instead of overlapping."""
+    cores = cores or os.cpu_count() or 1
+    host = [s for s in stages if s.on_host and not s.info.threads]
+    if not host:
+        return
+    asked = sum(s.info.threads * s.replicas for s in stages if s.on_host and s.info.threads)
+    others = sum(s.replicas for s in stages if not s.on_host)
+    free = cores - asked - (others + 1 if others else 0)
+    replicas = sum(s.replicas for s in host)
+    for s in host:
+        s.cores = max(1, free // replicas)
+
+
 def _drop(values: Iterable[Any]) -> None:
     for v in values:
         if isinstance(v, Resident):
@@ -189,9 +228,14 @@ class Pipeline:
     ``stats()``, ``trace(path)`` and ``plot(path)`` show where the time went."""
 
     def __init__(self, stages: Sequence[CompiledModel], infos: Sequence[StageInfo], inputs: Sequence[TensorSpec],
-                 outputs: Sequence[str], frames_in_flight: int = 4, metadata: Mapping[str, Any] | None = None):
+                 outputs: Sequence[str], frames_in_flight: int = 4, metadata: Mapping[str, Any] | None = None,
+                 engine: str = "threads", ray_address: str | None = None):
         if len(stages) != len(infos) or not stages:
             raise ViscError("a pipeline needs one stage description per compiled stage")
+        if engine not in ENGINES:
+            raise ViscError(f"unknown engine '{engine}' (known: {', '.join(ENGINES)})")
+        self.engine_kind = engine
+        self.ray_address = ray_address
         self.models = list(stages)
         self.infos = list(infos)
         self.inputs = list(inputs)
@@ -205,7 +249,8 @@ class Pipeline:
                 consumers.setdefault(name, []).append(stage)
         for stage in self.stages:
             stage.plan_residency(consumers, set(self.output_names))
-        self._engine: ThreadEngine | None = None
+        share_cores(self.stages)
+        self._engine: ThreadEngine | RayEngine | None = None
         self._closed = False
 
     # -- description ------------------------------------------------------------------
@@ -234,15 +279,33 @@ class Pipeline:
         if self._closed:
             raise ViscError("this pipeline is closed")
 
-    def engine(self) -> ThreadEngine:
-        """The threads engine (started on first use)."""
+    def engine(self) -> ThreadEngine | RayEngine:
+        """The engine (started on first use): threads in this process, or Ray actors."""
         self._check_open()
         if self._engine is None:
-            for stage in self.stages:  # build programs and upload weights before timing starts
-                stage.executor()
-            self._engine = ThreadEngine(self.stages, self.output_names, capacity=self.frames_in_flight,
-                                        frames_in_flight=self.frames_in_flight)
+            if self.engine_kind == "ray":
+                self._engine = self._ray_engine()
+            else:
+                for stage in self.stages:  # build programs and upload weights before timing starts
+                    stage.executor()
+                self._engine = ThreadEngine(self.stages, self.output_names, capacity=self.frames_in_flight,
+                                            frames_in_flight=self.frames_in_flight)
         return self._engine
+
+    def _ray_engine(self) -> RayEngine:
+        from visc.runtime.artifact import model_bytes
+        from visc.runtime.ray_engine import RayEngine, RayStage
+
+        stages = [RayStage(s.name, s.inputs, s.outputs, ModelStage(model_bytes(s.model), s.info), s.replicas,
+                           dict(s.info.ray or {})) for s in self.stages]
+        engine = RayEngine(stages, self.output_names, frames_in_flight=self.frames_in_flight,
+                           address=self.ray_address)
+        try:
+            engine.ready()  # every actor has loaded its stage before the first frame
+        except BaseException:
+            engine.close()
+            raise
+        return engine
 
     def _frame(self, inputs: Frame) -> dict[str, np.ndarray]:
         """The frame as {input name: array}, checked like `CompiledModel.run` checks inputs."""
@@ -368,14 +431,16 @@ class Pipeline:
     def description(self) -> dict[str, Any]:
         """The pipeline's own part of the artifact (the stages' models are stored beside it)."""
         return {"stages": [asdict(i) for i in self.infos], "inputs": [asdict(t) for t in self.inputs],
-                "outputs": self.output_names, "frames_in_flight": self.frames_in_flight, "metadata": self.metadata}
+                "outputs": self.output_names, "frames_in_flight": self.frames_in_flight, "metadata": self.metadata,
+                "engine": self.engine_kind, "ray_address": self.ray_address}
 
     @staticmethod
     def from_description(data: Mapping[str, Any], models: Sequence[CompiledModel]) -> Pipeline:
         infos = [StageInfo(**d) for d in data["stages"]]
         inputs = [TensorSpec(d["name"], tuple(d["shape"]), d["dtype"], d.get("count")) for d in data["inputs"]]
         return Pipeline(models, infos, inputs, data["outputs"], frames_in_flight=data.get("frames_in_flight", 4),
-                        metadata=data.get("metadata", {}))
+                        metadata=data.get("metadata", {}), engine=data.get("engine", "threads"),
+                        ray_address=data.get("ray_address"))
 
     def save(self, path: str) -> None:
         """One file: every stage's plan, kernels and weights, and how the stages connect."""
@@ -384,4 +449,4 @@ class Pipeline:
         save_pipeline(self, path)
 
 
-__all__ = ["Pipeline", "StageInfo", "ExecutorStage"]
+__all__ = ["Pipeline", "StageInfo", "ExecutorStage", "ModelStage", "ENGINES"]

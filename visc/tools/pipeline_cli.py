@@ -5,6 +5,7 @@ print the per-stage table, the throughput, and the same frames run one stage aft
     visc pipeline model.onnx --auto 2 --devices opencl,cpu [-o model.visc]
     visc pipeline model.onnx --fallback NonMaxSuppression,TopK --devices cuda
     visc pipeline model.visc --frames 200          (a saved pipeline: no compiler needed)
+    visc pipeline model.onnx --stage cpu:NODE --stage cpu@edge1 --engine ray [--ray-address HOST:PORT]
 """
 
 from __future__ import annotations
@@ -47,13 +48,19 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         pipe = visc.load(args.model)
         if not hasattr(pipe, "map"):
             raise InputShapeError(f"'{args.model}' holds a compiled model, not a pipeline")
+        if args.engine:
+            pipe.engine_kind = args.engine
+        if args.ray_address:
+            pipe.ray_address = args.ray_address
     else:
         shapes = _resolve_first_input(parse_input_shapes(args.input_shape), args.model)
         devices = args.devices.split(",") if args.devices else None
         start = time.perf_counter()
         pipe = build_pipeline(args.model, _stages(args), input_shapes=shapes, devices=devices,
                               frames_in_flight=args.frames_in_flight, threads=args.threads,
-                              fallback=args.fallback.split(",") if args.fallback else None, progress=lambda m: print(f"  {m}", flush=True))
+                              fallback=args.fallback.split(",") if args.fallback else None,
+                              engine=args.engine or "threads", ray_address=args.ray_address,
+                              progress=lambda m: print(f"  {m}", flush=True))
         print(f"compiled {len(pipe.stages)} stages in {time.perf_counter() - start:.1f} s")
     with pipe:
         print(pipe.describe())
@@ -104,9 +111,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 def add_parser(sub: Any, shape_help: str) -> None:
     s = sub.add_parser("pipeline", help="cut a model into stages on several devices and stream frames through them")
     s.add_argument("model", help="an ONNX model, or a pipeline saved with -o")
-    s.add_argument("--stage", action="append", metavar="TARGET[:NODE]",
+    s.add_argument("--stage", action="append", metavar="TARGET[:NODE][@RESOURCE]",
                    help="a stage on TARGET (opencl, cuda, cpu) up to and including ONNX node (or tensor) NODE; "
-                        "repeat per stage, the last without NODE")
+                        "repeat per stage, the last without NODE; @RESOURCE (with --engine ray): on the Ray node "
+                        "offering that custom resource")
     s.add_argument("--auto", type=int, metavar="N", help="let visc cut N stages, balancing measured op times")
     s.add_argument("--devices", help="targets of the --auto stages, comma-separated (one for all, or one each); "
                    "with --fallback, the GPU target")
@@ -114,6 +122,10 @@ def add_parser(sub: Any, shape_help: str) -> None:
                    "wherever the placement changes device")
     s.add_argument("--replicas", help="copies of each stage's actor, comma-separated (e.g. 1,2)")
     s.add_argument("--threads", type=int, help="CPU threads per cpu-stage replica")
+    s.add_argument("--engine", choices=("threads", "ray"),
+                   help="threads in this process (default), or Ray actors (pip install \"visc[ray]\")")
+    s.add_argument("--ray-address", help="the Ray cluster (HOST:PORT of `ray start --head`; default: the one "
+                   "this host runs, else a local one)")
     s.add_argument("--frames", type=int, default=200, help="seeded random frames to stream")
     s.add_argument("--frames-in-flight", type=int, default=4)
     s.add_argument("--input-shape", action="append", help=shape_help)

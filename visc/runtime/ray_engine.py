@@ -1,0 +1,349 @@
+"""The Ray engine: each stage replica is a Ray actor, possibly on another host; the same
+caller API as `ThreadEngine` (submit/result/run/map, stats, firings, close).
+
+Ray does the dataflow: a frame is a chain of actor calls, ``fire`` of stage i taking the
+object reference stage i-1 returned, so the tensors go from node to node through Ray's object
+store (numpy arrays are read zero-copy) and never through the caller. Each actor runs its
+calls one at a time in submission order, so stage i works on frame k+1 while stage i+1 works
+on frame k. The caller admits at most `frames_in_flight` frames whose results it has not
+taken (the bound on memory in the object store), and takes results in frame order.
+
+An actor builds its stage from a picklable factory (`ModelStage`: a stage's artifact bytes,
+loaded with the runtime alone, so workers need neither the compiler nor xDSL) and returns,
+with each token, the firing's wall-clock times, host and process (for `stats`, traces and
+`PipelineError`). Actors are created with ``max_restarts``/``max_task_retries``: a stage
+process that dies is restarted (its model loaded again) and the calls it held run again,
+so no frame is lost, none is delivered twice, and the order holds. Once restarts run out,
+or a node is gone, `result` raises a `PipelineError` naming the stage within ``timeout_s``
+instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from visc.errors import InputShapeError, PipelineError, ViscError
+from visc.runtime.engine import Firing, StageRunner, failing_node, token_entries
+
+RAY_HINT = 'engine="ray" needs Ray: pip install "visc[ray]"'
+DEFAULT_TIMEOUT_S = 300.0  # a frame not done after this long: its stage (actor or node) is named
+DEFAULT_RESTARTS = 3
+
+
+def ray_module() -> Any:
+    """Ray, or a one-line error saying what to install."""
+    try:
+        import ray
+    except ImportError:
+        raise ViscError(RAY_HINT) from None
+    return ray
+
+
+def connect(address: str | None = None) -> Any:
+    """Ray, connected: to ``address`` ("auto": the cluster this host belongs to; None: a
+    local one started for this process) unless already connected."""
+    ray = ray_module()
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False, ignore_reinit_error=True)
+    return ray
+
+
+@dataclass
+class RayStage:
+    """A stage as the Ray engine runs it: ``make()`` (picklable) builds its `StageRunner`
+    inside the actor; ``options``: Ray actor options (``resources``, ``num_gpus``,
+    ``num_cpus``, ``max_restarts``, a scheduling strategy...)."""
+
+    name: str
+    inputs: list[str]
+    outputs: list[str]
+    make: Callable[[], StageRunner]
+    replicas: int = 1
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class StageActor:
+    """The body of a stage actor (wrapped with `ray.remote` when the engine starts)."""
+
+    def __init__(self, make: Callable[[], StageRunner]):
+        self.runner = make()
+        self.where = f"{socket.gethostname()}:{os.getpid()}"
+
+    def fire(self, token: dict[str, np.ndarray], keep: frozenset[str]) -> tuple[dict[str, np.ndarray], tuple]:
+        runner = self.runner
+        start = time.time()
+        out = runner.fire(0, {name: token[name] for name in runner.inputs})
+        end = time.time()
+        missing = [name for name in runner.outputs if name not in out]
+        if missing:
+            raise ViscError(f"fire() returned no {', '.join(missing)}")
+        nxt = {name: a for name, a in token.items() if name in keep}
+        nxt.update((name, out[name]) for name in runner.outputs if name in keep)
+        return nxt, (start, end, self.where)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def modules(self) -> list[str]:
+        """The top-level packages this actor's process imported (a deployment check)."""
+        import sys
+
+        return sorted({name.split(".")[0] for name in sys.modules})
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+@dataclass
+class _Frame:
+    tokens: list[Any]  # per stage, the reference to its output token
+    times: list[Any]  # per stage, the reference to its firing's (start, end, where)
+    replicas: list[int]
+
+
+class RayEngine:
+    """Runs `stages` as Ray actors (see the module docstring)."""
+
+    def __init__(self, stages: Sequence[RayStage], outputs: Sequence[str], frames_in_flight: int = 4,
+                 address: str | None = "auto", timeout_s: float = DEFAULT_TIMEOUT_S, max_firings: int = 100_000):
+        if not stages:
+            raise ValueError("the engine needs at least one stage")
+        if frames_in_flight < 1:
+            raise ValueError(f"frames_in_flight must be at least 1, got {frames_in_flight}")
+        self._ray = ray = connect(address)
+        self.frames_in_flight = self.capacity = frames_in_flight
+        self.outputs = list(outputs)
+        self.timeout_s = timeout_s
+        self._stages = list(stages)
+        self.graph_inputs, self.entries_after = token_entries(self._stages, self.outputs)  # type: ignore[arg-type]
+        remote = ray.remote(StageActor)
+        self._actors: list[list[Any]] = []
+        for stage in self._stages:
+            options = {"num_cpus": 0, "max_restarts": DEFAULT_RESTARTS, **stage.options}
+            options.setdefault("max_task_retries", options["max_restarts"])
+            self._actors.append([remote.options(**options).remote(stage.make) for _ in range(max(1, stage.replicas))])
+        self._cond = threading.Condition()
+        self._next_frame = 0
+        self._frames: dict[int, _Frame] = {}
+        self._failure: PipelineError | None = None
+        self._closed = False
+        self._firings: collections.deque[Firing] = collections.deque(maxlen=max_firings)
+        self._where: list[set[str]] = [set() for _ in self._stages]
+        self._t_start: float | None = None
+        self._t_last: float | None = None
+        self._frames_done = 0
+
+    # -- caller side -------------------------------------------------------------------
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [s.name for s in self._stages]
+
+    @property
+    def in_flight(self) -> int:
+        with self._cond:
+            return len(self._frames)
+
+    def actors(self, stage: int) -> list[Any]:
+        """The actor handles of stage ``stage``'s replicas."""
+        return list(self._actors[stage])
+
+    def ready(self) -> None:
+        """Wait until every actor has built its stage (the first frame then measures no load)."""
+        refs = [a.pid.remote() for replicas in self._actors for a in replicas]
+        try:
+            self._ray.get(refs, timeout=self.timeout_s)
+        except Exception as e:
+            raise self._stage_error(self._first_failed([[r] for r in refs]), -1, e) from e
+
+    def submit(self, inputs: Mapping[str, np.ndarray]) -> int:
+        """Admit one frame and return its index; blocks while `frames_in_flight` frames are
+        admitted and not yet taken (take results from another thread, or use `map`)."""
+        missing = [n for n in self.graph_inputs if n not in inputs]
+        if missing:
+            raise InputShapeError(f"the frame has no input {', '.join(missing)}")
+        token = {n: np.asarray(inputs[n]) for n in self.graph_inputs}
+        with self._cond:
+            while len(self._frames) >= self.frames_in_flight:
+                self._check_locked()
+                self._cond.wait()
+            self._check_locked()
+            frame = self._next_frame
+            self._next_frame += 1
+            if self._t_start is None:
+                self._t_start = time.time()
+            ref: Any = self._ray.put(token)
+            tokens, times, replicas = [], [], []
+            for i, actors in enumerate(self._actors):
+                r = frame % len(actors)
+                ref, when = actors[r].fire.options(num_returns=2).remote(ref, self.entries_after[i])
+                tokens.append(ref)
+                times.append(when)
+                replicas.append(r)
+            self._frames[frame] = _Frame(tokens, times, replicas)
+        return frame
+
+    def result(self, frame: int, timeout: float | None = None) -> dict[str, np.ndarray]:
+        """The final outputs of `frame`; each result is taken once."""
+        with self._cond:
+            self._check_locked()
+            if frame not in self._frames:
+                raise ValueError(f"frame {frame} was not submitted or its result was already taken")
+            record = self._frames[frame]
+        wait = self.timeout_s if timeout is None else timeout
+        ray = self._ray
+        try:
+            token = ray.get(record.tokens[-1], timeout=wait)
+            times = ray.get(record.times, timeout=wait)
+        except Exception as e:
+            stage = self._first_failed([[t] for t in record.times])
+            if isinstance(e, ray.exceptions.GetTimeoutError) and timeout is not None:
+                raise TimeoutError(f"frame {frame} is not done after {timeout} s") from None
+            error = self._stage_error(stage, frame, e)
+            with self._cond:
+                if self._failure is None and not self._closed:
+                    self._failure = error
+                self._cond.notify_all()
+            raise error from e
+        with self._cond:
+            self._frames.pop(frame, None)
+            for i, (start, end, where) in enumerate(times):
+                self._firings.append(Firing(i, record.replicas[i], frame, start, end))
+                self._where[i].add(where)
+            self._frames_done += 1
+            self._t_last = time.time()
+            self._cond.notify_all()
+        return {name: token[name] for name in self.outputs}
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.result(self.submit(inputs))
+
+    def map(self, frames: Iterable[Mapping[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
+        """Results of `frames` in input order, `frames_in_flight` at a time; abandoning the
+        generator drops the frames still in flight."""
+        queue: collections.deque[int] = collections.deque()
+        source = iter(frames)
+        try:
+            while True:
+                while len(queue) < self.frames_in_flight:
+                    nxt = next(source, None)
+                    if nxt is None:
+                        break
+                    queue.append(self.submit(nxt))
+                if not queue:
+                    return
+                yield self.result(queue.popleft())
+        finally:
+            with self._cond:
+                for frame in queue:
+                    self._frames.pop(frame, None)
+                self._cond.notify_all()
+
+    # -- failures ------------------------------------------------------------------------
+
+    def _first_failed(self, refs: Sequence[Sequence[Any]]) -> int:
+        """The first stage whose reference failed or is not ready (the one to blame)."""
+        ray = self._ray
+        for i, group in enumerate(refs):
+            ready, _ = ray.wait(list(group), num_returns=len(group), timeout=0)
+            if len(ready) < len(group):
+                return i
+            try:
+                ray.get(list(group), timeout=0)
+            except Exception:
+                return i
+        return len(refs) - 1
+
+    def _stage_error(self, i: int, frame: int, e: BaseException) -> PipelineError:
+        ray = self._ray
+        name = self._stages[i].name if 0 <= i < len(self._stages) else "?"
+        cause: BaseException = getattr(e, "cause", None) or e
+        node = failing_node(cause)
+        at = f" at ONNX node '{node}'" if node else ""
+        on = f" frame {frame}" if frame >= 0 else " start-up"
+        if isinstance(e, ray.exceptions.GetTimeoutError):
+            text = (f"stage '{name}' gave no result for{on} within {self.timeout_s:g} s "
+                    "(its actor is restarting, or its node is gone)")
+        elif isinstance(e, ray.exceptions.RayActorError):
+            text = f"stage '{name}' failed on{on}: its actor died and could not be restarted ({e})"
+        else:
+            text = f"stage '{name}' failed on{on}{at}: {type(cause).__name__}: {cause}"
+        return PipelineError(text, name, frame, node)
+
+    def _check_locked(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._closed:
+            raise ViscError("the engine is closed")
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Drop the frames in flight and end the actors (their stages close with them)."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._frames.clear()
+            self._cond.notify_all()
+        for replicas in self._actors:
+            for actor in replicas:
+                try:
+                    self._ray.kill(actor, no_restart=True)
+                except Exception:  # an actor already gone
+                    pass
+
+    def __enter__(self) -> RayEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- statistics ----------------------------------------------------------------------
+
+    def firings(self) -> list[Firing]:
+        """Every firing of the frames taken since the last reset (wall-clock times)."""
+        with self._cond:
+            return list(self._firings)
+
+    def reset_stats(self) -> None:
+        with self._cond:
+            self._firings.clear()
+            self._t_start = self._t_last = None
+            self._frames_done = 0
+
+    def stats(self) -> dict[str, Any]:
+        """As `ThreadEngine.stats`; a stage's idle time is everything but its firings (actors
+        do not wait on FIFOs of their own), and ``where`` names the host:pid that ran it."""
+        with self._cond:
+            firings = list(self._firings)
+            frames, t0, t1 = self._frames_done, self._t_start, self._t_last
+            where = [sorted(w) for w in self._where]
+        wall = t1 - t0 if t0 is not None and t1 is not None and t1 > t0 else 0.0
+        rows = []
+        for i, stage in enumerate(self._stages):
+            mine = [f for f in firings if f.stage == i]
+            busy = sum(f.end - f.start for f in mine)
+            span = wall * stage.replicas
+            rows.append({"name": stage.name, "replicas": stage.replicas, "fires": len(mine), "busy_s": busy,
+                         "idle_s": max(0.0, span - busy), "blocked_s": 0.0,
+                         "busy_frac": busy / span if span else 0.0,
+                         "idle_frac": max(0.0, span - busy) / span if span else 0.0, "blocked_frac": 0.0,
+                         "mean_fire_ms": 1e3 * busy / len(mine) if mine else 0.0,
+                         "fifo_capacity": self.capacity, "fifo_mean": 0.0, "fifo_max": 0, "where": where[i]})
+        return {"frames": frames, "wall_s": wall, "fps": frames / wall if wall else 0.0,
+                "frames_in_flight": self.frames_in_flight, "capacity": self.capacity, "engine": "ray",
+                "stages": rows}
+
+
+__all__ = ["RayEngine", "RayStage", "StageActor", "connect", "ray_module", "RAY_HINT"]
