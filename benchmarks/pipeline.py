@@ -16,8 +16,18 @@ Sections (all by default; each prints a table; everything is saved as JSON):
 * ``ort``: the pipeline's throughput against onnxruntime's loop of `run` (in its own process,
   ``--ort-threads`` intra-op threads) on the same frames.
 
+With ``--engine ray`` (sections ``ray_overhead,ray_stages``; a two-node Ray cluster is
+started on this machine unless ``--ray-address`` names one whose second node offers the
+resource ``edge1``):
+
+* ``ray_overhead``: the same copy-only stages as Ray actors against the threads engine.
+* ``ray_stages``: ``--model`` cut in two by hand, one-thread CPU stages, the second on the
+  worker node: the Ray pipeline against the same stages on the threads engine and one after
+  the other.
+
     python benchmarks/pipeline.py [--sections overhead,balanced,auto,ort] [--model squeezenet]
                                   [--devices cpu,cpu] [--threads 1] [--frames 100]
+    python benchmarks/pipeline.py --engine ray [--ray-address HOST:PORT]
 """
 
 from __future__ import annotations
@@ -40,6 +50,26 @@ from visc.tools.model_zoo import load_light_model
 from visc.tools.visc_cli import print_table
 
 
+def _copy_rates(make_engine: Any, k: int, frames: int, x: np.ndarray) -> tuple[float, float]:
+    """(streamed us per frame, one-frame latency us) of k copy stages on an engine."""
+    with make_engine(k) as engine:
+        for _ in engine.map({"t0": x} for _ in range(20)):
+            pass
+        start = time.perf_counter()
+        for _ in engine.map({"t0": x} for _ in range(frames)):
+            pass
+        streamed = (time.perf_counter() - start) / frames * 1e6
+        start = time.perf_counter()
+        for _ in range(frames):
+            engine.run({"t0": x})
+        latency = (time.perf_counter() - start) / frames * 1e6
+    return streamed, latency
+
+
+def _threads_copies(k: int) -> ThreadEngine:
+    return ThreadEngine([CopyStage(i, f"t{i}", f"t{i + 1}") for i in range(k)], [f"t{k}"], capacity=4)
+
+
 def overhead(frames: int, shape: tuple[int, ...]) -> list[dict[str, Any]]:
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     start = time.perf_counter()
@@ -48,18 +78,7 @@ def overhead(frames: int, shape: tuple[int, ...]) -> list[dict[str, Any]]:
     copy_us = (time.perf_counter() - start) / (frames * 4) * 1e6
     rows = []
     for k in (1, 2, 4, 8):
-        stages = [CopyStage(i, f"t{i}", f"t{i + 1}") for i in range(k)]
-        with ThreadEngine(stages, [f"t{k}"], capacity=4) as engine:
-            for _ in engine.map({"t0": x} for _ in range(20)):
-                pass
-            start = time.perf_counter()
-            for _ in engine.map({"t0": x} for _ in range(frames)):
-                pass
-            streamed = (time.perf_counter() - start) / frames * 1e6
-            start = time.perf_counter()
-            for _ in range(frames):
-                engine.run({"t0": x})
-            latency = (time.perf_counter() - start) / frames * 1e6
+        streamed, latency = _copy_rates(_threads_copies, k, frames, x)
         rows.append({"stages": k, "copy_us": copy_us, "streamed_us_per_frame": streamed,
                      "latency_us_per_frame": latency,
                      "us_per_hop_streamed": (streamed - k * copy_us) / k})
@@ -165,9 +184,94 @@ def against_ort(model_name: str, pipe: Any, devices: list[str], ort_threads: int
     return row
 
 
+def ray_overhead(address: str, frames: int, shape: tuple[int, ...]) -> list[dict[str, Any]]:
+    """Copy-only stages: Ray actors (every other stage on the worker node) against threads."""
+    import functools
+
+    from visc.runtime.ray_engine import RayEngine, RayStage
+
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+    def ray(k: int) -> RayEngine:
+        stages = [RayStage(f"copy{i}", [f"t{i}"], [f"t{i + 1}"], functools.partial(CopyStage, i, f"t{i}", f"t{i + 1}"),
+                           options={"resources": {"edge1": 1e-3}} if i % 2 else {}) for i in range(k)]
+        engine = RayEngine(stages, [f"t{k}"], frames_in_flight=4, address=address)
+        engine.ready()
+        return engine
+
+    rows = []
+    for k in (1, 2, 4):
+        t_stream, t_lat = _copy_rates(_threads_copies, k, frames, x)
+        r_stream, r_lat = _copy_rates(ray, k, frames, x)
+        rows.append({"stages": k, "threads_streamed_us": t_stream, "ray_streamed_us": r_stream,
+                     "threads_latency_us": t_lat, "ray_latency_us": r_lat})
+    for row in rows:
+        row["ray_us_per_hop_streamed"] = row["ray_streamed_us"] / row["stages"]
+        row["ray_us_per_hop_latency"] = row["ray_latency_us"] / row["stages"]
+        row["ratio_streamed"] = row["ray_streamed_us"] / row["threads_streamed_us"]
+    print_table(rows, (("stages", "stages", "d"), ("threads_streamed_us", "threads us/frame", ".1f"),
+                       ("ray_streamed_us", "ray us/frame", ".1f"), ("ray_us_per_hop_streamed", "ray us/hop", ".1f"),
+                       ("ratio_streamed", "ray/threads", ".1f"), ("threads_latency_us", "threads 1-frame us", ".1f"),
+                       ("ray_latency_us", "ray 1-frame us", ".1f")))
+    return rows
+
+
+def ray_stages(address: str, model_name: str, frames: int) -> dict[str, Any]:
+    """Two one-thread CPU stages, the second on the worker node, on Ray and on threads."""
+    from visc.runtime.pipeline import Pipeline
+
+    proto = load_light_model(model_name, seed=0)
+    (cut,) = hand_cuts(proto, 2)
+    pipe = visc.pipeline(proto, stages=[visc.Stage("cpu", until=cut, threads=1),
+                                        visc.Stage("cpu", threads=1, ray={"resources": {"edge1": 1e-3}})],
+                         engine="ray", ray_address=address)
+    local = Pipeline(pipe.models, pipe.infos, pipe.inputs, pipe.output_names, frames_in_flight=pipe.frames_in_flight)
+    frame = dict(zip(pipe.input_names, random_inputs(pipe.inputs, seed=1), strict=True))
+    with pipe, local:
+        rates = stage_rates(local, frame, max(10, frames // 5))
+        on_ray = pipe.benchmark(frame, frames=frames, sequential=False)["pipelined_fps"]
+        stats = pipe.stats()
+        on_threads = local.benchmark(frame, frames=frames)
+    row = {"model": model_name, "cut": cut, "stage_fps": rates, "slowest_stage_fps": min(rates), "ray_fps": on_ray,
+           "threads_fps": on_threads["pipelined_fps"], "sequential_fps": on_threads["sequential_fps"],
+           "ray_vs_threads": on_ray / on_threads["pipelined_fps"], "ray_vs_sequential": on_ray / on_threads["sequential_fps"],
+           "ray_vs_slowest": on_ray / min(rates), "where": [s["where"] for s in stats["stages"]],
+           "mean_fire_ms": [s["mean_fire_ms"] for s in stats["stages"]]}
+    print_table([row], (("model", "model", ""), ("slowest_stage_fps", "slowest stage f/s", ".1f"),
+                        ("ray_fps", "ray f/s", ".1f"), ("threads_fps", "threads f/s", ".1f"),
+                        ("sequential_fps", "sequential f/s", ".1f"), ("ray_vs_slowest", "ray/slowest", ".2f"),
+                        ("ray_vs_threads", "ray/threads", ".2f"), ("ray_vs_sequential", "ray/sequential", ".2f")))
+    print(f"  stages ran on {row['where']}; mean firing ms {[round(t, 2) for t in row['mean_fire_ms']]}")
+    return row
+
+
+def run_ray(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    import contextlib
+
+    sections = args.sections.split(",") if args.sections else ["ray_overhead", "ray_stages"]
+    with contextlib.ExitStack() as stack:
+        address = args.ray_address
+        if address is None:
+            from visc.tools.ray_cluster import local_ray_cluster
+
+            print("starting a two-node Ray cluster on this machine (head, and a node offering 'edge1')")
+            address, env = stack.enter_context(local_ray_cluster())
+            os.environ.update(env)
+        result["ray_address"] = address
+        if "ray_overhead" in sections:
+            print("== engine overhead: k copy-only stages (1x1000 float32 frames), Ray actors against threads")
+            result["ray_overhead"] = ray_overhead(address, max(100, args.frames * 2), (1, 1000))
+        if "ray_stages" in sections:
+            print(f"== {args.model} in two one-thread CPU stages, the second on the worker node")
+            result["ray_stages"] = ray_stages(address, args.model, args.frames)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sections", default="overhead,balanced,auto,ort")
+    ap.add_argument("--sections", help="default: overhead,balanced,auto,ort (with --engine ray: "
+                    "ray_overhead,ray_stages)")
+    ap.add_argument("--engine", choices=("threads", "ray"), default="threads")
+    ap.add_argument("--ray-address", help="a running cluster whose second node offers the resource 'edge1'")
     ap.add_argument("--model", default="squeezenet", help="light model for balanced and ort")
     ap.add_argument("--auto-model", default="resnet50")
     ap.add_argument("--devices", default="cpu,cpu")
@@ -178,9 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     devices = args.devices.split(",")
     threads = args.threads or None
-    sections = args.sections.split(",")
     result: dict[str, Any] = {"benchmark": "pipeline", "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-                              "host": platform.node(), "cpus": os.cpu_count(), "devices": devices}
+                              "host": platform.node(), "cpus": os.cpu_count(), "devices": devices,
+                              "engine": args.engine}
+    if args.engine == "ray":
+        run_ray(args, result)
+        return _save(result, args.out)
+    sections = (args.sections or "overhead,balanced,auto,ort").split(",")
     if "overhead" in sections:
         print("== engine overhead: k copy-only stages (1x1000 float32 frames)")
         result["overhead"] = overhead(max(200, args.frames * 5), (1, 1000))
@@ -203,10 +311,14 @@ def main(argv: list[str] | None = None) -> int:
         result["ort"] = against_ort(args.model, pipe, devices, args.ort_threads, args.frames)
     if pipe is not None:
         pipe.close()
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
+    return _save(result, args.out)
+
+
+def _save(result: dict[str, Any], out: str) -> int:
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
         json.dump(result, f, indent=1, default=str)
-    print(f"saved {args.out}")
+    print(f"saved {out}")
     return 0
 
 

@@ -1,15 +1,17 @@
 """Generic test helpers: a seeded rng, the model-zoo files shipped with onnx, tiny ONNX
-model building and onnxruntime as the reference runtime."""
+model building, onnxruntime as the reference runtime and a local Ray cluster."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from onnx import helper, numpy_helper
+
+from visc.tools.ray_cluster import local_ray_cluster, session_token
 
 LIGHT_DIR = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 LIGHT_MODELS = (
@@ -70,3 +72,18 @@ def run_onnxruntime(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> 
     options.log_severity_level = 3
     sess = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     return sess.run(None, dict(feeds))
+
+
+# The Ray test cluster's token, in this process's environment before any test module imports
+# Ray (Ray reads it once, at import), so in-process drivers can connect to `ray_cluster`.
+RAY_TOKEN = session_token()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """The address of a two-node Ray cluster on this machine (visc/tools/ray_cluster.py): the
+    head and a node with the custom resource ``edge1``, 1 CPU each, with this session's token
+    (already in os.environ, so drivers in this process and its subprocesses connect)."""
+    pytest.importorskip("ray", reason='Ray is not installed (pip install "visc[ray]")')
+    with local_ray_cluster(RAY_TOKEN) as (address, _env):
+        yield address

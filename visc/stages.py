@@ -55,8 +55,8 @@ class Stage:
         ``@RESOURCE``: with the Ray engine, run on a node offering that custom resource."""
         spec, _, resource = text.partition("@")
         target, _, until = spec.partition(":")
-        if resource:
-            options = {**options, "ray": {"resources": {resource: 1}}}
+        if resource:  # a thousandth of the resource: any number of stages fit on that node
+            options = {**options, "ray": {"resources": {resource: 0.001}}}
         return Stage(target=target, until=until or None, **options)
 
 

@@ -9,9 +9,9 @@ on frame k. The caller admits at most `frames_in_flight` frames whose results it
 taken (the bound on memory in the object store), and takes results in frame order.
 
 An actor builds its stage from a picklable factory (`ModelStage`: a stage's artifact bytes,
-loaded with the runtime alone, so workers need neither the compiler nor xDSL) and returns,
-with each token, the firing's wall-clock times, host and process (for `stats`, traces and
-`PipelineError`). Actors are created with ``max_restarts``/``max_task_retries``: a stage
+loaded with the runtime alone, so workers need neither the compiler nor xDSL) and appends
+to each token the firing's wall-clock times, host and process (for `stats` and traces), so
+the caller fetches one object per frame: Ray calls cost about a millisecond of CPU each. Actors are created with ``max_restarts``/``max_task_retries``: a stage
 process that dies is restarted (its model loaded again) and the calls it held run again,
 so no frame is lost, none is delivered twice, and the order holds. Once restarts run out,
 or a node is gone, `result` raises a `PipelineError` naming the stage within ``timeout_s``
@@ -34,27 +34,59 @@ import numpy as np
 from visc.errors import InputShapeError, PipelineError, ViscError
 from visc.runtime.engine import Firing, StageRunner, failing_node, token_entries
 
-RAY_HINT = 'engine="ray" needs Ray: pip install "visc[ray]"'
 DEFAULT_TIMEOUT_S = 300.0  # a frame not done after this long: its stage (actor or node) is named
 DEFAULT_RESTARTS = 3
+TIMES = "\0firings"  # token entry: the (start, end, where) of each stage's firing so far
 
 
-def ray_module() -> Any:
-    """Ray, or a one-line error saying what to install."""
+def ray_module(what: str = 'engine="ray"') -> Any:
+    """Ray, or a one-line error saying that ``what`` needs it and what to install."""
     try:
         import ray
     except ImportError:
-        raise ViscError(RAY_HINT) from None
+        raise ViscError(f'{what} needs Ray: pip install "visc[ray]"') from None
     return ray
 
 
-def connect(address: str | None = None) -> Any:
-    """Ray, connected: to ``address`` ("auto": the cluster this host belongs to; None: a
-    local one started for this process) unless already connected."""
-    ray = ray_module()
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False, ignore_reinit_error=True)
+def check_listening(address: str, timeout: float = 10.0) -> None:
+    """A HOST:PORT where nothing listens is an error now (`ray.init` retries for minutes)."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # "auto", ray://...: Ray's to resolve
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ViscError(f"no Ray cluster at {address}: {e}") from None
+
+
+def _same_endpoint(address: str, other: str) -> bool:
+    """Whether HOST:PORT ``address`` names ``other`` ("auto" and ray:// URLs: Ray's to judge)."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return True
+    other_host, _, other_port = other.rpartition(":")
+    try:
+        return port == other_port and socket.gethostbyname(host) in (socket.gethostbyname(other_host), "127.0.0.1")
+    except OSError:
+        return False
+
+
+def connect(address: str | None = None, what: str = 'engine="ray"') -> Any:
+    """Ray, connected: to ``address`` (HOST:PORT of the head; "auto": the cluster this host
+    belongs to; None: that, else a local one started for this process) unless already."""
+    ray = ray_module(what)
+    if address:
+        check_listening(address)
+    if ray.is_initialized():
+        here = ray.get_runtime_context().gcs_address
+        if address and not _same_endpoint(address, here):
+            raise ViscError(f"this process is connected to the Ray cluster at {here}, not {address} "
+                            "(one cluster per process)")
+    else:
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise ViscError(f"cannot connect to the Ray cluster at {address}: {e}") from None
     return ray
 
 
@@ -79,7 +111,7 @@ class StageActor:
         self.runner = make()
         self.where = f"{socket.gethostname()}:{os.getpid()}"
 
-    def fire(self, token: dict[str, np.ndarray], keep: frozenset[str]) -> tuple[dict[str, np.ndarray], tuple]:
+    def fire(self, token: dict[str, Any], keep: frozenset[str]) -> dict[str, Any]:
         runner = self.runner
         start = time.time()
         out = runner.fire(0, {name: token[name] for name in runner.inputs})
@@ -89,7 +121,8 @@ class StageActor:
             raise ViscError(f"fire() returned no {', '.join(missing)}")
         nxt = {name: a for name, a in token.items() if name in keep}
         nxt.update((name, out[name]) for name in runner.outputs if name in keep)
-        return nxt, (start, end, self.where)
+        nxt[TIMES] = [*token.get(TIMES, ()), (start, end, self.where)]
+        return nxt
 
     def pid(self) -> int:
         return os.getpid()
@@ -107,7 +140,6 @@ class StageActor:
 @dataclass
 class _Frame:
     tokens: list[Any]  # per stage, the reference to its output token
-    times: list[Any]  # per stage, the reference to its firing's (start, end, where)
     replicas: list[int]
 
 
@@ -127,11 +159,14 @@ class RayEngine:
         self._stages = list(stages)
         self.graph_inputs, self.entries_after = token_entries(self._stages, self.outputs)  # type: ignore[arg-type]
         remote = ray.remote(StageActor)
+        # each stage's factory (its artifact bytes) in the object store, referenced for the
+        # engine's lifetime: an actor restarted after a crash builds its stage from it again
+        self._makes = [ray.put(stage.make) for stage in self._stages]
         self._actors: list[list[Any]] = []
-        for stage in self._stages:
+        for stage, make in zip(self._stages, self._makes, strict=True):
             options = {"num_cpus": 0, "max_restarts": DEFAULT_RESTARTS, **stage.options}
             options.setdefault("max_task_retries", options["max_restarts"])
-            self._actors.append([remote.options(**options).remote(stage.make) for _ in range(max(1, stage.replicas))])
+            self._actors.append([remote.options(**options).remote(make) for _ in range(max(1, stage.replicas))])
         self._cond = threading.Condition()
         self._next_frame = 0
         self._frames: dict[int, _Frame] = {}
@@ -160,11 +195,12 @@ class RayEngine:
 
     def ready(self) -> None:
         """Wait until every actor has built its stage (the first frame then measures no load)."""
-        refs = [a.pid.remote() for replicas in self._actors for a in replicas]
+        groups = [[a.pid.remote() for a in replicas] for replicas in self._actors]
         try:
-            self._ray.get(refs, timeout=self.timeout_s)
+            self._ray.get([r for group in groups for r in group], timeout=self.timeout_s)
         except Exception as e:
-            raise self._stage_error(self._first_failed([[r] for r in refs]), -1, e) from e
+            timed_out = isinstance(e, self._ray.exceptions.GetTimeoutError)
+            raise self._stage_error(self._first_failed(groups, timed_out), -1, e) from e
 
     def submit(self, inputs: Mapping[str, np.ndarray]) -> int:
         """Admit one frame and return its index; blocks while `frames_in_flight` frames are
@@ -182,15 +218,14 @@ class RayEngine:
             self._next_frame += 1
             if self._t_start is None:
                 self._t_start = time.time()
-            ref: Any = self._ray.put(token)
-            tokens, times, replicas = [], [], []
+            ref: Any = token  # Ray stores it (large arrays go to the object store once)
+            tokens, replicas = [], []
             for i, actors in enumerate(self._actors):
                 r = frame % len(actors)
-                ref, when = actors[r].fire.options(num_returns=2).remote(ref, self.entries_after[i])
+                ref = actors[r].fire.remote(ref, self.entries_after[i])
                 tokens.append(ref)
-                times.append(when)
                 replicas.append(r)
-            self._frames[frame] = _Frame(tokens, times, replicas)
+            self._frames[frame] = _Frame(tokens, replicas)
         return frame
 
     def result(self, frame: int, timeout: float | None = None) -> dict[str, np.ndarray]:
@@ -204,11 +239,11 @@ class RayEngine:
         ray = self._ray
         try:
             token = ray.get(record.tokens[-1], timeout=wait)
-            times = ray.get(record.times, timeout=wait)
         except Exception as e:
-            stage = self._first_failed([[t] for t in record.times])
-            if isinstance(e, ray.exceptions.GetTimeoutError) and timeout is not None:
+            timed_out = isinstance(e, ray.exceptions.GetTimeoutError)
+            if timed_out and timeout is not None:
                 raise TimeoutError(f"frame {frame} is not done after {timeout} s") from None
+            stage = self._first_failed([[t] for t in record.tokens], timed_out)
             error = self._stage_error(stage, frame, e)
             with self._cond:
                 if self._failure is None and not self._closed:
@@ -217,7 +252,7 @@ class RayEngine:
             raise error from e
         with self._cond:
             self._frames.pop(frame, None)
-            for i, (start, end, where) in enumerate(times):
+            for i, (start, end, where) in enumerate(token[TIMES]):
                 self._firings.append(Firing(i, record.replicas[i], frame, start, end))
                 self._where[i].add(where)
             self._frames_done += 1
@@ -251,15 +286,18 @@ class RayEngine:
 
     # -- failures ------------------------------------------------------------------------
 
-    def _first_failed(self, refs: Sequence[Sequence[Any]]) -> int:
-        """The first stage whose reference failed or is not ready (the one to blame)."""
+    def _first_failed(self, refs: Sequence[Sequence[Any]], timed_out: bool = True) -> int:
+        """The stage to blame: after a timeout, the first whose references are not ready;
+        after an error, the first whose references raise (an upstream stage may still be
+        finishing the frame when a downstream actor's death is already known)."""
         ray = self._ray
         for i, group in enumerate(refs):
-            ready, _ = ray.wait(list(group), num_returns=len(group), timeout=0)
-            if len(ready) < len(group):
-                return i
+            if timed_out:
+                ready, _ = ray.wait(list(group), num_returns=len(group), timeout=0)
+                if len(ready) < len(group):
+                    return i
             try:
-                ray.get(list(group), timeout=0)
+                ray.get(list(group), timeout=0 if timed_out else min(self.timeout_s, 30.0))
             except Exception:
                 return i
         return len(refs) - 1
@@ -346,4 +384,4 @@ class RayEngine:
                 "stages": rows}
 
 
-__all__ = ["RayEngine", "RayStage", "StageActor", "connect", "ray_module", "RAY_HINT"]
+__all__ = ["RayEngine", "RayStage", "StageActor", "connect", "check_listening", "ray_module"]

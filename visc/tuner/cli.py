@@ -1,7 +1,8 @@
 """`visc tune` and `visc records`: the tuner's commands (registered by visc.tools.visc_cli).
 
-    visc tune model.onnx --target opencl --trials 64 [--records tuning.db] [--resume] [--sampler tpe|random]
-                         [--confirm 2] [--refine 2] [--transfer 4] [--transfer-from R] [--plot curves.png]
+    visc tune model.onnx --target opencl --trials 64 [--records tuning.db] [--resume] [--ray [ADDRESS]]
+                         [--sampler tpe|random] [--confirm 2] [--refine 2] [--transfer 4] [--transfer-from R]
+                         [--plot curves.png]
     visc records best [--records tuning.db] [--device-id ID]
     visc records export out.json | visc records import in.json
     visc records validate model.onnx [--records tuning.db|file.json|shipped] [--target opencl] [--out kept.json]
@@ -10,40 +11,44 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from visc.tuner.search import TuneResult
+    from visc.tuner.workload import Task
 
 DEFAULT_RECORDS = "tuning.db"
 
 
-def cmd_tune(args: argparse.Namespace) -> int:
+def tune_tasks(args: argparse.Namespace, tasks: Sequence[Task], device_id: str, storage: Any,
+               bars: bool = True, tags: dict[str, Any] | None = None,
+               say: Callable[[str], None] = print) -> list[TuneResult]:
+    """Tune `tasks` one after the other on this host's device, as `visc tune` does (also each
+    Ray worker of `visc tune --ray`, with `bars` off and `tags` naming its node). A task whose
+    study already holds ``--trials`` measured trials (other runs spent the budget) is skipped
+    before its measurer is built."""
     from tqdm import tqdm
 
-    from visc.tools.visc_cli import _resolve_first_input, parse_input_shapes, print_table
-    from visc.tuner.measure import IsolatedMeasurer, Measurer, device_identity
-    from visc.tuner.search import open_storage, tune_task
+    from visc.tuner.measure import IsolatedMeasurer, Measurer
+    from visc.tuner.search import study_summary, tune_task
     from visc.tuner.transfer import donors_of, timings, transfer_seeds
-    from visc.tuner.workload import model_tasks
 
-    if args.plot:
-        from visc.tuner.plot import _pyplot
-
-        _pyplot()  # no matplotlib: say so before tuning, not after
-    shapes = _resolve_first_input(parse_input_shapes(args.input_shape), args.model)
-    kinds = None if args.all_ops else tuple(f"vision.{k}" for k in args.ops.split(","))
-    tasks = model_tasks(args.model, shapes, kinds)
-    device_id = device_identity(args.target, args.device)
-    storage = open_storage(args.records)
-    print(f"{len(tasks)} tasks on {device_id}; records: {args.records}")
     transfer = args.sampler == "tpe" and args.transfer > 0
     # the other donors do not change while tuning: read once; the records grow task by task
     fixed = timings([*args.transfer_from, "shipped"], device_id) if transfer else {}
-    rows = []
+    results = []
     for i, task in enumerate(tasks):
+        label = f"[{i + 1}/{len(tasks)}] {task.describe()[:48]}"
+        done = study_summary(storage, device_id, task.key, args.sampler) if args.resume else None
+        if done is not None and done.measured >= args.trials:
+            say(f"{label}: the study holds {done.measured} measured trials (--trials {args.trials}): nothing to do")
+            results.append(done)
+            continue
         factory: Any = Measurer if args.no_isolation else IsolatedMeasurer
         measurer = factory(task.module_text, args.target, args.device, warmup=args.warmup, repeat=args.repeat,
                            timeout=args.timeout, seed=args.seed, min_ms=args.min_repeat_ms)
-        bar = tqdm(total=args.trials, desc=f"[{i + 1}/{len(tasks)}] {task.describe()[:48]}", unit="trial",
-                   leave=True, dynamic_ncols=True)
+        bar = tqdm(total=args.trials, desc=label, unit="trial", leave=True, dynamic_ncols=True, disable=not bars)
 
         def progress(measured: int, best: float | None, bar: Any = bar) -> None:
             bar.n = min(measured, bar.total)
@@ -55,18 +60,55 @@ def cmd_tune(args: argparse.Namespace) -> int:
             seeds = transfer_seeds(task, measurer.space(), donors, args.transfer)
         try:
             result = tune_task(task, measurer, storage, device_id, args.trials, args.sampler, args.seed,
-                               args.resume, progress, confirm=args.confirm, refine=args.refine, seeds=seeds)
+                               args.resume, progress, confirm=args.confirm, refine=args.refine, seeds=seeds,
+                               tags=tags)
         finally:
             bar.close()
             if hasattr(measurer, "close"):
                 measurer.close()
-        rows.append({"task": task.describe()[:60], "ops": task.weight,
-                     "default_us": (result.default_seconds or 0.0) * 1e6,
-                     "best_us": (result.best_seconds or 0.0) * 1e6, "speedup": result.speedup or 0.0,
-                     "trials": result.measured, "failed": result.failed})
-    print_table(rows, (("task", "task", ""), ("ops", "ops", "d"), ("default_us", "default us", ".1f"),
-                       ("best_us", "best us", ".1f"), ("speedup", "speedup", ".2f"), ("trials", "trials", "d"),
-                       ("failed", "failed", "d")))
+        if not bars or result.ran < result.measured:
+            say(f"{label}: measured {result.ran} of the study's {result.measured} trials")
+        results.append(result)
+    return results
+
+
+def result_row(task: Task, result: TuneResult) -> dict[str, Any]:
+    return {"task": task.describe()[:60], "ops": task.weight, "default_us": (result.default_seconds or 0.0) * 1e6,
+            "best_us": (result.best_seconds or 0.0) * 1e6, "speedup": result.speedup or 0.0,
+            "trials": result.measured, "ran": result.ran, "failed": result.failed}
+
+
+RESULT_COLUMNS = (("task", "task", ""), ("ops", "ops", "d"), ("default_us", "default us", ".1f"),
+                  ("best_us", "best us", ".1f"), ("speedup", "speedup", ".2f"), ("trials", "trials", "d"),
+                  ("ran", "this run", "d"), ("failed", "failed", "d"))
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from visc.tools.visc_cli import _resolve_first_input, parse_input_shapes, print_table
+    from visc.tuner.measure import device_identity
+    from visc.tuner.search import open_storage
+    from visc.tuner.workload import model_tasks
+
+    if args.ray is not None:
+        from visc.runtime.ray_engine import ray_module
+
+        ray_module("visc tune --ray")  # no Ray: say so before reading the model
+    if args.plot:
+        from visc.tuner.plot import _pyplot
+
+        _pyplot()  # no matplotlib: say so before tuning, not after
+    shapes = _resolve_first_input(parse_input_shapes(args.input_shape), args.model)
+    kinds = None if args.all_ops else tuple(f"vision.{k}" for k in args.ops.split(","))
+    tasks = model_tasks(args.model, shapes, kinds)
+    if args.ray is not None:
+        from visc.tuner.cluster import tune_on_ray
+
+        return tune_on_ray(args, tasks)
+    device_id = device_identity(args.target, args.device)
+    storage = open_storage(args.records)
+    print(f"{len(tasks)} tasks on {device_id}; records: {args.records}")
+    results = tune_tasks(args, tasks, device_id, storage)
+    print_table([result_row(t, r) for t, r in zip(tasks, results, strict=True)], RESULT_COLUMNS)
     if args.plot:
         from visc.tuner.plot import plot_records
 
@@ -147,9 +189,22 @@ def add_parsers(sub: Any, shape_help: str) -> None:
     s.add_argument("--target", default="opencl", choices=["opencl", "cuda", "cpu"])
     s.add_argument("--device", help="OpenCL device: 'P:D' indices or a name substring")
     s.add_argument("--input-shape", action="append", help=shape_help)
-    s.add_argument("--trials", type=int, default=32, help="measured trials per task")
-    s.add_argument("--records", default=DEFAULT_RECORDS, help="Optuna storage: a SQLite file or an SQL URL")
-    s.add_argument("--resume", action="store_true", help="continue the studies already in the records")
+    s.add_argument("--trials", type=int, default=32,
+                   help="measured trials per task, counted over every run on the study: runs side by side on "
+                   "one records database (--resume) or a Ray cluster (--ray) stop together at this total, and a "
+                   "run that finds it reached does nothing")
+    s.add_argument("--records", default=DEFAULT_RECORDS, help="Optuna storage: a SQLite file or an SQL URL "
+                   "(postgresql://...); with --ray, one every node reaches (an SQL server or a shared filesystem)")
+    s.add_argument("--resume", action="store_true",
+                   help="continue the studies already in the records, and join runs tuning them right now: "
+                   "start every run that shares the records with --resume (the first one creates the studies); "
+                   "without it a study that exists, even one created a moment ago by a run beside this one, is "
+                   "an error")
+    s.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                   help="measure on the nodes of the Ray cluster at ADDRESS (default: auto, the local cluster) "
+                   "that have the target's device: one worker per node, all sharing the records and --trials; "
+                   'needs pip install "visc[ray]" and visc on every node (give the address as --ray=ADDRESS '
+                   "or after the model)")
     s.add_argument("--sampler", default="tpe", choices=["tpe", "random"])
     s.add_argument("--ops", default="conv2d,matmul,pool2d", help="op kinds to tune (comma-separated)")
     s.add_argument("--all-ops", action="store_true", help="tune every kernel-producing op")
@@ -190,4 +245,4 @@ def add_parsers(sub: Any, shape_help: str) -> None:
     s.set_defaults(fn=cmd_records)
 
 
-__all__ = ["add_parsers", "cmd_tune", "cmd_records"]
+__all__ = ["add_parsers", "cmd_tune", "cmd_records", "tune_tasks", "result_row", "RESULT_COLUMNS"]

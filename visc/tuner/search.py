@@ -48,19 +48,36 @@ the next `tune_task` on the study marks it FAIL with an ``interrupted`` attribut
 owner is dead (same host) or its heartbeat is older than `HEARTBEAT_GRACE` (another host).
 Interrupted trials count nowhere (budget, curves, duplicates); an interrupted default trial
 is queued again. `resume=True` continues a study until it has `trials` measured trials; the
-samplers' seeds then derive from the seed and the study's length, so a resumed run does not
-replay the proposals of the first.
+samplers' seeds then derive from the seed, the study's length and the process, so a resumed
+run does not replay the proposals of the first and runs side by side propose differently.
+
+The budget is the study's, not the run's: several runs on one study (processes, hosts, Ray
+workers sharing the records) stop together once it holds `trials` measured trials. Before
+measuring, a run claims a slot (`claim_measurement`): it marks its trial ``claim`` and then
+counts the measured trials and the claimed RUNNING trials of live runs; it measures only if
+the count, its own claim included, fits the budget, else it withdraws the claim. Of any runs
+that measure, the one that claimed last saw every other claim (or its result), so the total
+never overshoots. A run that finds the rest of the budget claimed elsewhere waits for those
+trials (measured: done; their run died: reaped, and it measures instead); a claim it had to
+withdraw for good (its trial asked before the others filled the budget) is told FAIL and
+``interrupted``, so it counts nowhere. The run that creates a study describes it and queues
+the default; one that loads it at the same moment (``resume``) waits for that description
+(`DESCRIBE_WAIT` at most: a study whose creator died first is described by the next run).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import random
 import socket
 import threading
 import time
+import uuid
 import warnings
-from collections.abc import Callable, Container, Iterator, Sequence
-from contextlib import contextmanager
+import zlib
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
@@ -77,6 +94,8 @@ ENCODING = "tree/1"  # study attribute: params are `SearchSpace.propose`'s branc
 HEARTBEAT_INTERVAL = 20.0  # seconds between heartbeats of a trial in flight
 HEARTBEAT_GRACE = 180.0  # a RUNNING trial of another host without a heartbeat this long is dead
 CONFIRM_WITHIN = 0.10  # trials timed within 10% of the best so far are confirmed (confirm=N)
+BUDGET_POLL = (0.2, 1.0)  # seconds (random in this range) between looks at a budget held elsewhere
+DESCRIBE_WAIT = 60.0  # seconds a run that loads a study just created waits for its creator to describe it
 
 
 class MeasurerLike(Protocol):
@@ -170,6 +189,7 @@ class TuneResult:
     failed: int
     pruned: int
     interrupted: int = 0
+    ran: int = 0  # trials this run measured (the others: earlier runs and runs beside it)
 
     @property
     def speedup(self) -> float | None:
@@ -247,6 +267,89 @@ def reap_stale_trials(study: Any) -> list[Any]:
     return reaped
 
 
+def _reap(study: Any, default_params: dict[str, int] | None) -> None:
+    """`reap_stale_trials`, and the default queued again if it was among them."""
+    if any(t.user_attrs.get("default") for t in reap_stale_trials(study)) and default_params is not None:
+        study.enqueue_trial(default_params, user_attrs={"default": True})
+
+
+# -- the study's budget, shared by every run on it ---------------------------------------------
+
+
+def _budget(trials: Sequence[Any], exclude: int | None = None) -> tuple[int, int]:
+    """(measured, claimed) of a study's `trials`: see `budget_state`."""
+    from optuna.trial import TrialState
+
+    now = time.time()
+    measured = claimed = 0
+    for t in trials:
+        if is_measured(t):
+            measured += 1
+        elif (t.state == TrialState.RUNNING and t._trial_id != exclude and t.user_attrs.get("claim")
+              and not _stale(t, now)):
+            claimed += 1
+    return measured, claimed
+
+
+def budget_state(study: Any, exclude: int | None = None) -> tuple[int, int]:
+    """(measured, claimed): the study's measured trials, and its RUNNING trials that live runs
+    claimed to measure (the trial with id `exclude` left out)."""
+    return _budget(study.get_trials(deepcopy=False), exclude)
+
+
+def claim_measurement(study: Any, trial: Any, budget: int) -> bool | None:
+    """One try to claim one of the study's `budget` measurements for `trial` (RUNNING, this
+    run's): True: claimed, measure it; None: not now, other runs' claims hold the rest of the
+    budget (the claim is withdrawn: try again once one of them ends); False: the study holds
+    `budget` measured trials. The claim is written before the others are counted, so of two
+    runs claiming the last slot at once at least one sees the other (module docstring)."""
+    study._storage.set_trial_user_attr(trial._trial_id, "claim", True)
+    measured, claimed = budget_state(study, exclude=trial._trial_id)
+    if measured + claimed < budget:
+        return True
+    study._storage.set_trial_user_attr(trial._trial_id, "claim", False)
+    return False if measured >= budget else None
+
+
+def _tell(study: Any, trial: Any, value: float | None = None, state: Any = None) -> None:
+    """`study.tell`; UpdateFinishedTrialError when another run finished `trial` first. Optuna's
+    queue of enqueued trials is not atomic on SQLite (no SELECT ... FOR UPDATE): two runs can
+    pop one queued trial, and the second to tell it must give way."""
+    if study._storage.get_trial(trial._trial_id).state.is_finished():
+        raise _optuna().exceptions.UpdateFinishedTrialError(f"trial {trial.number} was finished by another run")
+    study.tell(trial, value, state=state)
+
+
+def _taken(study: Any, trial: Any, owner: dict[str, Any]) -> bool:
+    """Whether another run popped `trial` too and wrote its owner after this run's (then it is
+    theirs; of two such runs the second to write keeps it, the other gives way)."""
+    return study._storage.get_trial(trial._trial_id).user_attrs.get("owner") != owner
+
+
+def _pause() -> None:
+    """Sleep a random while: runs that collided on the last slot do not retry in lockstep."""
+    time.sleep(random.uniform(*BUDGET_POLL))
+
+
+def _claim(study: Any, trial: Any, budget: int, default_params: dict[str, int] | None) -> bool:
+    """Claim a measurement for `trial`, waiting while other runs hold the rest of the budget;
+    False once it is spent (the trial is then told FAIL, ``interrupted``: it counts nowhere)."""
+    from optuna.trial import TrialState
+
+    while True:
+        got = claim_measurement(study, trial, budget)
+        if got:
+            return True
+        if got is False:
+            trial.set_user_attr("interrupted", "not measured: other runs filled the study's budget")
+            _tell(study, trial, state=TrialState.FAIL)
+            if trial.user_attrs.get("default") and default_params is not None:
+                study.enqueue_trial(default_params, user_attrs={"default": True})
+            return False
+        _pause()
+        _reap(study, default_params)
+
+
 @contextmanager
 def _heartbeat(study: Any, trial: Any) -> Iterator[None]:
     """Refresh the trial's ``alive_at`` every `HEARTBEAT_INTERVAL` s until the block ends."""
@@ -271,8 +374,10 @@ def _heartbeat(study: Any, trial: Any) -> Iterator[None]:
 # -- the search loop ---------------------------------------------------------------------------
 
 
-def _derived_seed(seed: int | None, n: int) -> int | None:
-    return None if seed is None else int(np.random.SeedSequence([seed, n]).generate_state(1)[0])
+def _derived_seed(seed: int | None, n: int, salt: int = 0) -> int | None:
+    if seed is None:
+        return None
+    return int(np.random.SeedSequence([seed, n, salt] if salt else [seed, n]).generate_state(1)[0])
 
 
 def _suggest(trial: Any, param: str, n: int) -> int:
@@ -312,6 +417,32 @@ def _refinement(study: Any, space: SearchSpace, rng: np.random.Generator, seen: 
     return None
 
 
+def _open_study(storage: Any, name: str, resume: bool, what: str) -> tuple[Any, bool]:
+    """The study `name` and whether this call created it (of runs starting together, exactly
+    one does); an existing study without `resume` is an error."""
+    optuna = _optuna()
+    try:
+        study = optuna.create_study(storage=storage, study_name=name, direction="minimize",
+                                    sampler=optuna.samplers.RandomSampler())
+        return study, True
+    except optuna.exceptions.DuplicatedStudyError:
+        if not resume:
+            raise ViscError(f"the records already hold a study of {what}; pass --resume to continue it "
+                            "(runs that tune side by side on one records database all need --resume)") from None
+    return optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler()), False
+
+
+def _described(study: Any) -> bool:
+    """Whether the study's creator wrote its attributes (``encoding`` is written last)."""
+    attrs = study.user_attrs
+    return "encoding" in attrs or "default_seconds" in attrs
+
+
+def _run_salt() -> int:
+    """This process, as a number: runs that load one study side by side draw different proposals."""
+    return zlib.crc32(repr(sorted(_owner().items())).encode())
+
+
 def tune_task(
     task: Task,
     measurer: MeasurerLike,
@@ -326,14 +457,16 @@ def tune_task(
     confirm: int = 0,
     refine: int = 0,
     seeds: Sequence[dict[str, int]] = (),
+    tags: Mapping[str, Any] | None = None,
 ) -> TuneResult:
-    """Run `task`'s study until it has `trials` measured trials (see the module docstring);
-    `on_trial(measured, best_seconds)` reports progress after each measurement.
-    `start_with_default=False`: the default schedule is measured (the study's
+    """Run `task`'s study until it has `trials` measured trials, counting those of every run on
+    it (see the module docstring); `on_trial(measured, best_seconds)` reports the study's
+    progress. `start_with_default=False`: the default schedule is measured (the study's
     ``default_seconds``) but not made a trial, so every trial is the sampler's own (comparing
     samplers without the head start the heuristic gives both). `confirm`: re-measurements of a
     trial near the best; `refine`: TPE's local moves; `seeds`: schedules TPE's startup measures
-    first (`visc.tuner.transfer`; see the module docstring)."""
+    first (`visc.tuner.transfer`; see the module docstring); `tags`: user attributes of every
+    trial this run asks (which worker measured it)."""
     optuna = _optuna()
     from optuna.trial import TrialState
 
@@ -342,47 +475,54 @@ def tune_task(
     name = study_name(device_id, task.key, sampler)
     if isinstance(storage, str | os.PathLike):
         storage = open_storage(storage)
-    try:
-        study = optuna.create_study(storage=storage, study_name=name, direction="minimize",
-                                    sampler=optuna.samplers.RandomSampler(), load_if_exists=resume)
-    except optuna.exceptions.DuplicatedStudyError:
-        raise ViscError(f"the records already hold a study of {task.describe()} on {device_id} ({sampler}); "
-                        "pass --resume to continue it") from None
+    study, created = _open_study(storage, name, resume, f"{task.describe()} on {device_id} ({sampler})")
+    deadline = time.monotonic() + DESCRIBE_WAIT
+    while not created and not _described(study) and time.monotonic() < deadline:
+        time.sleep(0.1)  # created a moment ago by a run beside this one, which describes it now
     if study.user_attrs.get("encoding", ENCODING) != ENCODING or (
             "default_seconds" in study.user_attrs and "encoding" not in study.user_attrs):
         raise ViscError(f"the study '{name}' was written by an older visc (other parameter encoding); "
                         "tune into a new records file")
-    study.sampler = make_sampler(sampler, trials, _derived_seed(seed, len(study.trials)))
-    set_constraint = _has_set_constraint()
-    rng = np.random.default_rng(_derived_seed(seed, len(study.trials) + 1))
     space = measurer.space()
     default = dict(measurer.default_schedule)
     default_params = space.params(default) if start_with_default else None
-    reaped = reap_stale_trials(study)
-    if "default_seconds" not in study.user_attrs:
+    if not _described(study):  # new (or its creator died before describing it)
         for k, v in {"device": device_id, "key": task.key, "sampler": sampler, "workload": task.describe(),
-                     "space_version": SPACE_VERSION, "module": task.module_text, "encoding": ENCODING,
+                     "space_version": SPACE_VERSION, "module": task.module_text,
                      "default_schedule": default}.items():
             study.set_user_attr(k, v)
-        if default_params is not None:
+        if default_params is not None and not any(t.user_attrs.get("default") for t in study.get_trials(deepcopy=False)):
             study.enqueue_trial(default_params, user_attrs={"default": True})
+        study.set_user_attr("encoding", ENCODING)  # last: the study is described
+    _reap(study, default_params)
+    if "default_seconds" not in study.user_attrs:
         study.set_user_attr("default_seconds", measurer.measure(default).seconds)
-    elif default_params is not None and any(t.user_attrs.get("default") for t in reaped):
-        study.enqueue_trial(default_params, user_attrs={"default": True})
-
-    finished = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
-                if "interrupted" not in t.user_attrs]
-    seen: dict[str, Any] = {signature(trial_schedule(t)): t for t in finished}
-    measured = sum(1 for t in finished if is_measured(t))
-    complete = [t.value for t in finished if t.state == TrialState.COMPLETE]
-    best = min(complete) if complete else None
+    salt = 0 if created else _run_salt()
+    study.sampler = make_sampler(sampler, trials, _derived_seed(seed, len(study.trials), salt))
+    set_constraint = _has_set_constraint()
+    rng = np.random.default_rng(_derived_seed(seed, len(study.trials) + 1, salt))
     startup = startup_trials(trials) if sampler == "tpe" else 0
     pending = [dict(x) for x in seeds if space.params(x) is not None and not space.problems(x)]
-    owner = _owner()
-    if on_trial is not None:
-        on_trial(measured, best)
-    asks = 0
-    while measured < trials and asks < 50 * trials:
+    owner = {**_owner(), "run": uuid.uuid4().hex[:12]}
+    ran = asks = 0
+    reported = -1
+    while True:
+        everything = study.get_trials(deepcopy=False)
+        finished = [t for t in everything if t.state in (TrialState.COMPLETE, TrialState.FAIL)
+                    and "interrupted" not in t.user_attrs]
+        seen: dict[str, Any] = {signature(trial_schedule(t)): t for t in finished}
+        measured, claimed = _budget(everything)
+        complete = [t.value for t in finished if t.state == TrialState.COMPLETE]
+        best = min(complete) if complete else None
+        if on_trial is not None and measured != reported:
+            on_trial(measured, best)
+            reported = measured
+        if measured >= trials or asks >= 50 * trials:
+            break
+        if measured + claimed >= trials:  # the rest of the budget is being measured by other runs
+            _pause()
+            _reap(study, default_params)
+            continue
         asks += 1
         if measured < startup and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             while pending and signature(pending[0]) in seen:
@@ -399,49 +539,68 @@ def tune_task(
             if near is not None:
                 study.enqueue_trial(space.params(near), user_attrs={"refine": True})
         trial = study.ask()
-        trial.set_user_attr("owner", owner)  # a run killed from here on leaves a reapable trial
-        schedule = space.propose(partial(_suggest, trial))
-        trial.set_user_attr("schedule", schedule)
-        problems = space.problems(schedule)
-        if problems:
-            trial.set_user_attr("invalid", "; ".join(problems))
-            if set_constraint:
-                trial.set_constraint("illegal", 1.0)
-            study.tell(trial, state=TrialState.PRUNED)
-            continue
-        earlier = seen.get(signature(schedule))
-        if earlier is not None:
-            trial.set_user_attr("duplicate_of", earlier.number)
-            if earlier.state == TrialState.COMPLETE:
-                study.tell(trial, earlier.value)
-            else:
-                trial.set_user_attr("error", earlier.user_attrs.get("error", "failed before"))
-                study.tell(trial, state=TrialState.FAIL)
-            continue
-        trial.set_user_attr("alive_at", time.time())
         try:
-            with _heartbeat(study, trial):
-                result = measurer.measure(schedule)
-                if result.ok and confirm and (best is None or result.seconds <= best * (1 + CONFIRM_WITHIN)):
-                    result = confirmed(measurer, schedule, result, confirm)
-                    trial.set_user_attr("confirmed", confirm)
-        except BaseException:
-            # Ctrl-C or an error of the measurer: the trial in flight, not a failed schedule
-            trial.set_user_attr("interrupted", "its run stopped before it finished")
-            study.tell(trial, state=TrialState.FAIL)
-            raise
-        trial.set_user_attr("times", result.times)
-        if result.ok:
-            frozen = study.tell(trial, result.seconds)
-            best = result.seconds if best is None else min(best, result.seconds)  # type: ignore[type-var]
-        else:
-            trial.set_user_attr("error", result.error)
-            frozen = study.tell(trial, state=TrialState.FAIL)
-        seen[signature(schedule)] = frozen
-        measured += 1
-        if on_trial is not None:
-            on_trial(measured, best)
-    return summarize(study, task.key)
+            trial.set_user_attr("owner", owner)  # a run killed from here on leaves a reapable trial
+            for k, v in (tags or {}).items():
+                trial.set_user_attr(k, v)
+            schedule = space.propose(partial(_suggest, trial))
+            trial.set_user_attr("schedule", schedule)
+            if _taken(study, trial, owner):
+                continue  # a queued trial another run popped too (SQLite): the last owner written keeps it
+            problems = space.problems(schedule)
+            if problems:
+                trial.set_user_attr("invalid", "; ".join(problems))
+                if set_constraint:
+                    trial.set_constraint("illegal", 1.0)
+                _tell(study, trial, state=TrialState.PRUNED)
+                continue
+            earlier = seen.get(signature(schedule))
+            if earlier is not None:
+                trial.set_user_attr("duplicate_of", earlier.number)
+                if earlier.state == TrialState.COMPLETE:
+                    _tell(study, trial, earlier.value)
+                else:
+                    trial.set_user_attr("error", earlier.user_attrs.get("error", "failed before"))
+                    _tell(study, trial, state=TrialState.FAIL)
+                continue
+            trial.set_user_attr("alive_at", time.time())
+            try:
+                with _heartbeat(study, trial):
+                    if not _claim(study, trial, trials, default_params):
+                        break  # other runs measured the rest of the budget while this one proposed
+                    result = measurer.measure(schedule)
+                    if result.ok and confirm and (best is None or result.seconds <= best * (1 + CONFIRM_WITHIN)):
+                        result = confirmed(measurer, schedule, result, confirm)
+                        trial.set_user_attr("confirmed", confirm)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                raise
+            except BaseException:
+                # Ctrl-C or an error of the measurer: the trial in flight, not a failed schedule
+                with suppress(optuna.exceptions.UpdateFinishedTrialError):
+                    trial.set_user_attr("interrupted", "its run stopped before it finished")
+                    _tell(study, trial, state=TrialState.FAIL)
+                raise
+            trial.set_user_attr("times", result.times)
+            if result.ok:
+                _tell(study, trial, result.seconds)
+            else:
+                trial.set_user_attr("error", result.error)
+                _tell(study, trial, state=TrialState.FAIL)
+            ran += 1
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # a queued trial another run popped too and finished first: its result stands
+    return dataclasses.replace(summarize(study, task.key), ran=ran)
+
+
+def study_summary(storage: Any, device_id: str, key: str, sampler: str) -> TuneResult | None:
+    """The summary of a task's study (None: the records hold none), read without a measurer:
+    a run can skip a task whose budget other runs spent without building anything."""
+    optuna = _optuna()
+    try:
+        study = optuna.load_study(study_name=study_name(device_id, key, sampler), storage=storage)
+    except KeyError:
+        return None
+    return summarize(study, key)
 
 
 def summarize(study: Any, key: str) -> TuneResult:
@@ -466,4 +625,4 @@ def summarize(study: Any, key: str) -> TuneResult:
 
 __all__ = ["SAMPLERS", "ENCODING", "CONFIRM_WITHIN", "confirmed", "TuneResult", "tune_task", "summarize", "storage_url", "open_storage",
            "study_name", "startup_trials", "make_sampler", "ordered_choices", "trial_schedule", "is_measured",
-           "reap_stale_trials"]
+           "reap_stale_trials", "budget_state", "claim_measurement", "study_summary"]
