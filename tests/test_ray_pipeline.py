@@ -62,6 +62,8 @@ def test_light_model_with_a_stage_on_the_worker_node_is_bitwise(ray_cluster, nam
             _assert_identical(got, w)
         stats = pipe.stats()
         assert [s["fires"] for s in stats["stages"]] == [3, 3] and stats["engine"] == "ray"
+        # memory as the plans say, without executors here; equal to what the executors report
+        assert pipe.memory()["total"] == local.memory()["total"]
         # the stage ran in a Ray worker process of its own, not in this one
         assert all(f"{os.getpid()}" not in w.split(":")[-1] for s in stats["stages"] for w in s["where"])
     finally:
@@ -153,6 +155,25 @@ def test_a_stage_out_of_restarts_is_named(ray_cluster) -> None:
         pipe.close()
 
 
+def test_a_stage_that_gives_no_result_is_named_within_the_timeout(ray_cluster) -> None:
+    """A stage stuck past ``timeout_s`` (as a frame on a node that is gone would be): the caller
+    gets a PipelineError naming it after the timeout, never a hang."""
+    import time
+
+    from visc.runtime.ray_engine import RayEngine, RayStage
+
+    stages = [RayStage("fast", ["t0"], ["t1"], functools.partial(CopyStage, 0, "t0", "t1")),
+              RayStage("stuck", ["t1"], ["t2"], functools.partial(CopyStage, 1, "t1", "t2", 60.0), options=ON_WORKER)]
+    with RayEngine(stages, ["t2"], address=ray_cluster, timeout_s=3.0) as engine:
+        engine.ready()
+        start = time.monotonic()
+        with pytest.raises(PipelineError, match="stage 'stuck' gave no result for frame 0 within 3 s") as info:
+            engine.run({"t0": np.ones(3)})
+        assert info.value.stage == "stuck" and time.monotonic() - start < 30
+        close = time.monotonic()
+    assert time.monotonic() - close < 10  # close does not wait for the stuck firing
+
+
 def test_without_ray_the_error_says_what_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ViscError, match=r'pip install "visc\[ray\]"'):
@@ -177,3 +198,4 @@ def test_cli_runs_a_stage_on_the_worker_node(ray_cluster, tmp_path) -> None:
     assert "outputs identical: True" in proc.stdout
     stats = json.loads((tmp_path / "s.json").read_text())["stats"]
     assert stats["engine"] == "ray" and stats["frames"] == 10
+    assert "memory:" in proc.stdout

@@ -28,14 +28,18 @@ def random_inputs(specs: Iterable[Any], seed: int = 0) -> list[np.ndarray]:
 
 
 class CopyStage:
-    """An empty pipeline stage that copies its one input to its one output: what the engines'
-    per-hop overhead is measured with (importable by a Ray worker, unlike a benchmark's class)."""
+    """An empty pipeline stage that copies its one input to its one output (after ``delay_s``):
+    what the engines' per-hop overhead is measured with (importable by a Ray worker, unlike a
+    benchmark's class)."""
 
-    def __init__(self, i: int, src: str, dst: str):
+    def __init__(self, i: int, src: str, dst: str, delay_s: float = 0.0):
         self.name = f"copy{i}"
         self.inputs, self.outputs, self.replicas = [src], [dst], 1
+        self.delay_s = delay_s
 
     def fire(self, slot: int, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.delay_s:
+            time.sleep(self.delay_s)
         return {self.outputs[0]: inputs[self.inputs[0]].copy()}
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from visc.errors import ViscError
-from visc.runtime.device import Resident
+from visc.runtime.device import Resident, memory_report
 from visc.runtime.engine import ThreadEngine, format_stats
 
 if TYPE_CHECKING:
@@ -327,8 +327,11 @@ class Pipeline:
 
     def run_sequential(self, inputs: Frame) -> list[np.ndarray]:
         """The stages one after the other on this thread, no engine: the baseline a pipeline's
-        throughput is compared with (same executors, same slot 0)."""
+        throughput is compared with (same executors, same slot 0). On the Ray engine: one
+        frame at a time through the actors (this host may lack the stages' devices)."""
         self._check_open()
+        if self.engine_kind == "ray":
+            return self.run(inputs)
         token: dict[str, Any] = dict(self._frame(inputs))
         for stage in self.stages:
             token.update(stage.fire(0, token))
@@ -382,8 +385,19 @@ class Pipeline:
         gantt_png(engine.firings(), engine.stage_names, path, frames=frames)
 
     def memory(self) -> dict[str, Any]:
-        """Bytes per stage (weights + slots x (arena + I/O)) and in all."""
-        per = [stage.memory() for stage in self.stages]
+        """Bytes per stage (weights + slots x (arena + I/O)) and in all; on the Ray engine, as
+        the plans say (each replica an actor with one slot and its own weights), since this
+        host may lack the stages' devices."""
+        if self.engine_kind == "ray":
+            per = []
+            for stage in self.stages:
+                plan, copies = stage.model.plan, stage.replicas
+                size = {kind: sum(b.nbytes for b in plan.buffers if b.kind in kinds)
+                        for kind, kinds in (("weights", ("weight",)), ("io", ("input", "output", "count")))}
+                one = memory_report(size["weights"], plan.arena_size, size["io"], 1)
+                per.append({**one, "weights": copies * one["weights"], "slots": copies, "total": copies * one["total"]})
+        else:
+            per = [stage.memory() for stage in self.stages]
         return {"stages": per, "total": sum(m["total"] for m in per)}
 
     def benchmark(self, inputs: Frame, frames: int = 100, warmup: int = 8, sequential: bool = True) -> dict[str, float]:
