@@ -98,8 +98,6 @@ class CompiledFunctions:
         self.engine = binding.create_mcjit_compiler(parsed, machine)
         self.engine.finalize_object()
         self.optimized_ir = str(parsed)
-        self._functions: dict[str, Any] = {}
-        self._num_pointers = {name: len(types) - 2 for name, types in kernels}
 
     def address(self, name: str) -> int:
         """The machine code address of function `name` (e.g. a kernel's ``.packed`` entry)."""
@@ -107,16 +105,6 @@ class CompiledFunctions:
         if not address:
             raise KernelBuildError(f"the CPU kernels have no function '{name}'")
         return address
-
-    def function(self, name: str) -> Any:
-        if name not in self._functions:
-            if name not in self._num_pointers:
-                raise KernelBuildError(f"the CPU kernels have no function '{name}'")
-            address = self.engine.get_function_address(name)
-            proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * self._num_pointers[name]),
-                                     ctypes.c_int32, ctypes.c_int32)
-            self._functions[name] = proto(address)
-        return self._functions[name]
 
 
 def _is_kernel(types: list[str]) -> bool:
@@ -132,7 +120,6 @@ def _aligned(nbytes: int) -> np.ndarray:
 
 @dataclass
 class _Call:
-    args: tuple[int, ...]
     size: int
     node: str
     kernel: str
@@ -172,7 +159,7 @@ class CPUExecutor:
         self._weights = {spec.name: np.ascontiguousarray(weights[spec.name], dtype=spec.dtype).reshape(spec.shape)
                          for spec in plan.buffers if spec.kind == "weight" and spec.name is not None}
         self._slots = [self._place() for _ in range(self.slots)]
-        io = sum(b.nbytes for b in plan.buffers if b.kind in ("input", "output", "count"))
+        io = plan.io_bytes()
         self._memory = memory_report(sum(w.nbytes for w in self._weights.values()), plan.arena_size, io, self.slots)
         self._closed = False
 
@@ -205,7 +192,7 @@ class CPUExecutor:
             raise node_error(KernelBuildError, self.plan, k, f"not a CPU launch (grid {launch.grid}, block "
                              f"{launch.block}); lower the loops with lower-loops-to-cpu")
         args = tuple(arrays[a].ctypes.data for a in launch.args)
-        return _Call(args, launch.grid[0], launch.node, launch.kernel,
+        return _Call(launch.grid[0], launch.node, launch.kernel,
                      self.compiled.address(launch.kernel + PACKED), np.array(args or (0,), dtype=np.uint64))
 
     def _calls(self, s: _Slot, first: int, count: int) -> None:

@@ -228,7 +228,7 @@ class CUDAExecutor:
                 slot.count_host = {s.count: drv.pagelocked_empty((1,), np.int64) for s in plan.outputs
                                    if s.count is not None}
                 self._slots.append(slot)
-        io = sum(max(1, b.nbytes) for b in plan.buffers if b.kind in ("input", "output", "count"))
+        io = plan.io_bytes(floor=1)
         self._memory = memory_report(weight_total, plan.arena_size, io, self.slots)
         self.device_bytes = self._memory["total"]
 

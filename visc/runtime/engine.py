@@ -32,7 +32,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -111,6 +111,39 @@ def token_entries(
     order = [n for s in stages for n in s.inputs] + list(outputs)
     graph_inputs = sorted(needed, key=order.index)
     return graph_inputs, after[::-1]
+
+
+def next_token(stage: StageRunner, token: Mapping[str, Any], out: Mapping[str, Any],
+               keep: frozenset[str]) -> dict[str, Any]:
+    """The token after `stage` fired: the entries of ``token`` and its outputs ``out`` that
+    ``keep`` names (what later stages or the caller still read); a missing output is an error."""
+    missing = [name for name in stage.outputs if name not in out]
+    if missing:
+        raise ViscError(f"fire() returned no {', '.join(missing)}")
+    nxt = {name: a for name, a in token.items() if name in keep}
+    nxt.update((name, out[name]) for name in stage.outputs if name in keep)
+    return nxt
+
+
+def stage_row(name: str, replicas: int, fires: int, busy: float, idle: float, blocked: float, wall: float,
+              fifo: tuple[int, float, int]) -> dict[str, Any]:
+    """One stage's line of an engine's `stats()`; fractions are of ``replicas * wall``;
+    ``fifo``: (capacity, mean and max occupancy) of its input FIFO."""
+    span = wall * replicas
+    return {"name": name, "replicas": replicas, "fires": fires, "busy_s": busy, "idle_s": idle,
+            "blocked_s": blocked, "busy_frac": busy / span if span else 0.0,
+            "idle_frac": idle / span if span else 0.0, "blocked_frac": blocked / span if span else 0.0,
+            "mean_fire_ms": 1e3 * busy / fires if fires else 0.0, "fifo_capacity": fifo[0], "fifo_mean": fifo[1],
+            "fifo_max": fifo[2]}
+
+
+def engine_stats(frames: int, t0: float | None, t1: float | None, frames_in_flight: int, capacity: int,
+                 rows: Callable[[float], list[dict[str, Any]]], **extra: Any) -> dict[str, Any]:
+    """An engine's `stats()`: throughput over the window ``t0`` (first submit) to ``t1`` (last
+    delivery) and the stage rows ``rows(wall)`` gives."""
+    wall = t1 - t0 if t0 is not None and t1 is not None and t1 > t0 else 0.0
+    return {"frames": frames, "wall_s": wall, "fps": frames / wall if wall else 0.0,
+            "frames_in_flight": frames_in_flight, "capacity": capacity, **extra, "stages": rows(wall)}
 
 
 @dataclasses.dataclass
@@ -328,38 +361,18 @@ class ThreadEngine:
         replicas split their time; fractions are of `replicas * wall_s`."""
         with self._cond:
             frames, t0, t1 = self._frames_done, self._t_start, self._t_last
-        wall = t1 - t0 if t0 is not None and t1 is not None and t1 > t0 else 0.0
-        rows = []
         with self._stats_lock:
             counters = [dataclasses.replace(c) for c in self._counters]
-        for stage, c, fifo in zip(self._stages, counters, self._fifos, strict=True):
-            span = wall * stage.replicas
-            fs = fifo.stats()
-            rows.append(
-                {
-                    "name": stage.name,
-                    "replicas": stage.replicas,
-                    "fires": c.fires,
-                    "busy_s": c.busy,
-                    "idle_s": c.idle,
-                    "blocked_s": c.blocked,
-                    "busy_frac": c.busy / span if span else 0.0,
-                    "idle_frac": c.idle / span if span else 0.0,
-                    "blocked_frac": c.blocked / span if span else 0.0,
-                    "mean_fire_ms": 1e3 * c.busy / c.fires if c.fires else 0.0,
-                    "fifo_capacity": fs.capacity,
-                    "fifo_mean": fs.mean_population,
-                    "fifo_max": fs.max_population,
-                }
-            )
-        return {
-            "frames": frames,
-            "wall_s": wall,
-            "fps": frames / wall if wall else 0.0,
-            "frames_in_flight": self.frames_in_flight,
-            "capacity": self.capacity,
-            "stages": rows,
-        }
+
+        def rows(wall: float) -> list[dict[str, Any]]:
+            out = []
+            for stage, c, fifo in zip(self._stages, counters, self._fifos, strict=True):
+                fs = fifo.stats()
+                out.append(stage_row(stage.name, stage.replicas, c.fires, c.busy, c.idle, c.blocked, wall,
+                                     (fs.capacity, fs.mean_population, fs.max_population)))
+            return out
+
+        return engine_stats(frames, t0, t1, self.frames_in_flight, self.capacity, rows)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -468,15 +481,11 @@ class ThreadEngine:
                 t_fire = time.perf_counter()
                 try:
                     out = stage.fire(replica, {name: token[name] for name in stage.inputs})
-                    missing = [name for name in stage.outputs if name not in out]
-                    if missing:
-                        raise ViscError(f"fire() returned no {', '.join(missing)}")
+                    t_end = time.perf_counter()
+                    nxt = next_token(stage, token, out, keep)
                 except BaseException as e:  # any failure stops the pipeline, never hangs it
                     self._fail(i, frame, e)
                     return
-                t_end = time.perf_counter()
-                nxt = {name: a for name, a in token.items() if name in keep}
-                nxt.update((name, out[name]) for name in stage.outputs if name in keep)
                 del token, out  # drop dead tensors before waiting for room downstream
                 t0 = self._t_start
                 with self._stats_lock:

@@ -130,7 +130,7 @@ class OpenCLExecutor:
             slot.launches = self._bind_launches(slot.buffers)
         self._profile_queue = self._slots[0].queue if profile else None
         self._closed = False
-        io = sum(max(b.nbytes, 1) for b in plan.buffers if b.kind in ("input", "output", "count"))
+        io = plan.io_bytes(floor=1)
         self._memory = memory_report(sum(int(b.size) for b in self._weights.values()),
                                      sum(int(b.size) for b in self._slots[0].owned) - io, io, self.slots)
 

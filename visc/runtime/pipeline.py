@@ -392,9 +392,8 @@ class Pipeline:
             per = []
             for stage in self.stages:
                 plan, copies = stage.model.plan, stage.replicas
-                size = {kind: sum(b.nbytes for b in plan.buffers if b.kind in kinds)
-                        for kind, kinds in (("weights", ("weight",)), ("io", ("input", "output", "count")))}
-                one = memory_report(size["weights"], plan.arena_size, size["io"], 1)
+                weights = sum(b.nbytes for b in plan.buffers if b.kind == "weight")
+                one = memory_report(weights, plan.arena_size, plan.io_bytes(), 1)
                 per.append({**one, "weights": copies * one["weights"], "slots": copies, "total": copies * one["total"]})
         else:
             per = [stage.memory() for stage in self.stages]

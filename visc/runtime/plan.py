@@ -129,6 +129,11 @@ class Plan:
         return [out[: max(0, min(int(count_of(spec.count)), out.shape[0]))] if spec.count is not None else out
                 for spec, out in zip(self.outputs, outputs, strict=True)]
 
+    def io_bytes(self, floor: int = 0) -> int:
+        """Bytes of the input, output and count buffers, each at least ``floor`` (a device
+        allocates a byte for an empty one)."""
+        return sum(max(b.nbytes, floor) for b in self.buffers if b.kind in ("input", "output", "count"))
+
     def on_cpu(self) -> bool:
         """Whether some launch is a host function of the CPU backend (with a GPU target: a
         mixed plan)."""

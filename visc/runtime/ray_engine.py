@@ -32,7 +32,15 @@ from typing import Any
 import numpy as np
 
 from visc.errors import InputShapeError, PipelineError, ViscError
-from visc.runtime.engine import Firing, StageRunner, failing_node, token_entries
+from visc.runtime.engine import (
+    Firing,
+    StageRunner,
+    engine_stats,
+    failing_node,
+    next_token,
+    stage_row,
+    token_entries,
+)
 
 DEFAULT_TIMEOUT_S = 300.0  # a frame not done after this long: its stage (actor or node) is named
 DEFAULT_RESTARTS = 3
@@ -48,25 +56,35 @@ def ray_module(what: str = 'engine="ray"') -> Any:
     return ray
 
 
-def check_listening(address: str, timeout: float = 10.0) -> None:
-    """A HOST:PORT where nothing listens is an error now (`ray.init` retries for minutes)."""
+def _host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of a HOST:PORT address; None for "auto" and ray:// URLs (Ray's to resolve)."""
     host, _, port = address.rpartition(":")
     if "://" in address or not host or not port.isdigit():
-        return  # "auto", ray://...: Ray's to resolve
+        return None
+    return host, int(port)
+
+
+def check_listening(address: str, timeout: float = 10.0) -> None:
+    """A HOST:PORT where nothing listens is an error now (`ray.init` retries for minutes)."""
+    endpoint = _host_port(address)
+    if endpoint is None:
+        return
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        socket.create_connection(endpoint, timeout=timeout).close()
     except OSError as e:
         raise ViscError(f"no Ray cluster at {address}: {e}") from None
 
 
 def _same_endpoint(address: str, other: str) -> bool:
     """Whether HOST:PORT ``address`` names ``other`` ("auto" and ray:// URLs: Ray's to judge)."""
-    host, _, port = address.rpartition(":")
-    if "://" in address or not host or not port.isdigit():
+    endpoint = _host_port(address)
+    if endpoint is None:
         return True
+    host, port = endpoint
     other_host, _, other_port = other.rpartition(":")
     try:
-        return port == other_port and socket.gethostbyname(host) in (socket.gethostbyname(other_host), "127.0.0.1")
+        return str(port) == other_port and socket.gethostbyname(host) in (socket.gethostbyname(other_host),
+                                                                            "127.0.0.1")
     except OSError:
         return False
 
@@ -116,11 +134,7 @@ class StageActor:
         start = time.time()
         out = runner.fire(0, {name: token[name] for name in runner.inputs})
         end = time.time()
-        missing = [name for name in runner.outputs if name not in out]
-        if missing:
-            raise ViscError(f"fire() returned no {', '.join(missing)}")
-        nxt = {name: a for name, a in token.items() if name in keep}
-        nxt.update((name, out[name]) for name in runner.outputs if name in keep)
+        nxt = next_token(runner, token, out, keep)
         nxt[TIMES] = [*token.get(TIMES, ()), (start, end, self.where)]
         return nxt
 
@@ -286,7 +300,7 @@ class RayEngine:
 
     # -- failures ------------------------------------------------------------------------
 
-    def _first_failed(self, refs: Sequence[Sequence[Any]], timed_out: bool = True) -> int:
+    def _first_failed(self, refs: Sequence[Sequence[Any]], timed_out: bool) -> int:
         """The stage to blame: after a timeout, the first whose references are not ready;
         after an error, the first whose references raise (an upstream stage may still be
         finishing the frame when a downstream actor's death is already known)."""
@@ -367,21 +381,18 @@ class RayEngine:
             firings = list(self._firings)
             frames, t0, t1 = self._frames_done, self._t_start, self._t_last
             where = [sorted(w) for w in self._where]
-        wall = t1 - t0 if t0 is not None and t1 is not None and t1 > t0 else 0.0
-        rows = []
-        for i, stage in enumerate(self._stages):
-            mine = [f for f in firings if f.stage == i]
-            busy = sum(f.end - f.start for f in mine)
-            span = wall * stage.replicas
-            rows.append({"name": stage.name, "replicas": stage.replicas, "fires": len(mine), "busy_s": busy,
-                         "idle_s": max(0.0, span - busy), "blocked_s": 0.0,
-                         "busy_frac": busy / span if span else 0.0,
-                         "idle_frac": max(0.0, span - busy) / span if span else 0.0, "blocked_frac": 0.0,
-                         "mean_fire_ms": 1e3 * busy / len(mine) if mine else 0.0,
-                         "fifo_capacity": self.capacity, "fifo_mean": 0.0, "fifo_max": 0, "where": where[i]})
-        return {"frames": frames, "wall_s": wall, "fps": frames / wall if wall else 0.0,
-                "frames_in_flight": self.frames_in_flight, "capacity": self.capacity, "engine": "ray",
-                "stages": rows}
+
+        def rows(wall: float) -> list[dict[str, Any]]:
+            out = []
+            for i, stage in enumerate(self._stages):
+                mine = [f for f in firings if f.stage == i]
+                busy = sum(f.end - f.start for f in mine)
+                row = stage_row(stage.name, stage.replicas, len(mine), busy, max(0.0, wall * stage.replicas - busy),
+                                0.0, wall, (self.capacity, 0.0, 0))
+                out.append({**row, "where": where[i]})
+            return out
+
+        return engine_stats(frames, t0, t1, self.frames_in_flight, self.capacity, rows, engine="ray")
 
 
 __all__ = ["RayEngine", "RayStage", "StageActor", "connect", "check_listening", "ray_module"]
