@@ -34,8 +34,20 @@ def test_light_model_on_cpu(name: str) -> None:
 
 VISION_OPS = ("nonmaxsuppression", "top_k", "argmax", "roialign")
 BROAD = ("conv", "relu", "maxpool", "averagepool", "gemm", "matmul", "softmax", "concat", "transpose", "resize",
-         "reduce_mean", "sigmoid", "add", "mul", "pad", "slice", "gather", "batchnorm", "argmin", "cumsum")
-CASES = [c for c in supported_cases() if any(c.name.startswith(f"test_{p}") for p in VISION_OPS + BROAD)]
+         "reduce_mean", "sigmoid", "add", "mul", "pad", "slice", "gather", "batchnorm", "argmin", "cumsum",
+         "scatternd")
+# one or two prefixes per family of the ops issue 19 added
+MODERN = ("layer_normalization_3d", "instancenorm", "group_normalization", "gelu", "einsum", "depthtospace",
+          "spacetodepth_crd", "tile", "mod_mixed_sign", "mod_float", "floor", "ceil", "round", "reciprocal", "not",
+          "and2d", "or2d", "xor2d", "less_bcast", "less_equal_bcast", "greater_bcast", "greater_equal_bcast",
+          "reduce_prod_do_not", "reduce_l1_do_not", "reduce_l2_do_not", "reduce_log_sum_exp_do_not",
+          "reduce_log_sum_asc", "reduce_sum_square_do_not", "sin", "acos", "celu", "mish", "swish",
+          "softsign_example", "shrink_hard", "sign", "thresholdedrelu_example", "isinf_negative", "isnan",
+          "castlike_DOUBLE_to_FLOAT", "lppool_2d_default")
+MODERN_OPS = ("LayerNormalization", "InstanceNormalization", "GroupNormalization", "Gelu", "Einsum", "DepthToSpace",
+              "SpaceToDepth", "Tile", "Mod", "Floor", "Ceil", "Round", "Reciprocal", "Not", "And", "Or", "Less",
+              "LessOrEqual", "Greater", "GreaterOrEqual", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSumExp")
+CASES = [c for c in supported_cases() if any(c.name.startswith(f"test_{p}") for p in VISION_OPS + BROAD + MODERN)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -47,6 +59,12 @@ def test_vision_node_cases_are_covered() -> None:
     names = {c.name for c in CASES}
     for op in VISION_OPS:
         assert any(n.startswith(f"test_{op}") for n in names), op
+
+
+def test_issue_19_ops_run_on_cpu() -> None:
+    """Every op issue 19 names (but the indexing ops) is in some node case run here."""
+    used = {node.op_type for c in CASES for node in c.model.graph.node}
+    assert not set(MODERN_OPS) - used
 
 
 def test_cpu_artifact_round_trip(tmp_path) -> None:

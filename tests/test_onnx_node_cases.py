@@ -6,12 +6,15 @@ tolerances are each case's own. Deliberate skips carry their reason (onnx_node_c
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
-from onnx_node_cases import ORT_REFERENCE, skip_reason, supported_cases
+from onnx_node_cases import ORT_REFERENCE, SUPPORTED_OPS, skip_reason, supported_cases
 
 import visc.onnx_backend as backend
 
@@ -52,3 +55,13 @@ def check_node_case(case, **prepare_options) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_node_case(case) -> None:
     check_node_case(case)
+
+
+def test_readme_lists_exactly_the_supported_ops() -> None:
+    """README's "Supported ONNX operators" list is SUPPORTED_OPS, alphabetically."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = re.search(r"<!-- supported-ops[^>]*-->(.*?)<!-- /supported-ops -->", text, re.S)
+    assert block is not None, "README.md has no <!-- supported-ops --> list"
+    listed = [name.strip() for name in block.group(1).replace("\n", " ").split(",")]
+    assert listed == sorted(listed, key=str.lower), "keep the list alphabetical"
+    assert set(listed) == SUPPORTED_OPS, (sorted(SUPPORTED_OPS - set(listed)), sorted(set(listed) - SUPPORTED_OPS))

@@ -162,7 +162,8 @@ class HostEmulator:
         outputs = [np.zeros(s.shape, dtype=s.dtype) for s in plan.outputs]
         arrays = [np.ascontiguousarray(x, dtype=s.dtype) for x, s in zip(inputs, plan.inputs, strict=True)]
         pointers: list[int] = []
-        counts = {i: np.zeros(1, np.int64) for i, spec in enumerate(plan.buffers) if spec.kind == "count"}
+        counts = {i: np.zeros(spec.shape, np.int64) for i, spec in enumerate(plan.buffers)
+                  if spec.kind in ("count", "status")}
         for i, spec in enumerate(plan.buffers):
             if spec.kind == "arena":
                 pointers.append(arena.ctypes.data + (spec.offset or 0))
@@ -172,7 +173,7 @@ class HostEmulator:
                 pointers.append(arrays[spec.index].ctypes.data)  # type: ignore[index]
             elif spec.kind == "output":
                 pointers.append(outputs[spec.index].ctypes.data)  # type: ignore[index]
-            elif spec.kind == "count":
+            elif spec.kind in ("count", "status"):
                 pointers.append(counts[i].ctypes.data)
             else:
                 pointers.append(pointers[spec.base])  # type: ignore[index]
@@ -193,6 +194,7 @@ class HostEmulator:
                     th.start()
                 for th in threads:
                     th.join()
+        plan.check_status(counts.__getitem__, lambda b: counts[b].fill(0))
         return plan.trimmed(outputs, lambda b: int(counts[b][0]))
 
 
@@ -230,7 +232,8 @@ def test_small_cnn_on_host_matches_onnxruntime() -> None:
 HOST_CASES = [c for c in NODE_CASES if re.search(
     r"^test_(abs|add_bcast|argmax_default_axis_example|averagepool_2d_pads|cast_FLOAT_to_INT32|cast_FLOAT16_to_FLOAT"
     r"|cast_DOUBLE_to_FLOAT$|clip_example|concat_2d_axis_1|conv_with_strides_padding|convtranspose$|cumsum_1d"
-    r"|div_uint8|elu$|equal_bcast|erf|exp$|gather_1$|gemm_broadcast|globalaveragepool$|hardswish$|leakyrelu$"
+    r"|div_uint8|elu$|equal_bcast|erf|exp$|gather_1$|gather_elements_negative_indices|gathernd_example_int32_batch_dim1"
+    r"|scatternd_multiply|scatternd_max_with_element_indices|gemm_broadcast|globalaveragepool$|hardswish$|leakyrelu$"
     r"|log$|logsoftmax_axis_1$|lrn$|matmul_3d|max_int32|maxpool_2d_pads|mean_example|min_uint8|mod_mixed_sign_int32"
     r"|mul_bcast|neg$|pow$|pow_types_int32_int32|prelu_broadcast|reduce_mean_default_axes_keepdims_random"
     r"|reduce_sum_keepdims_random|resize_upsample_scales_linear$|selu$|slice$|softplus$|sqrt$|sub_uint8"

@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import onnx
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp
@@ -20,7 +20,7 @@ from xdsl.utils.arg_spec import parse_spec
 from xdsl.utils.exceptions import DiagnosticException, PassFailedException, VerifyException
 
 from visc.dialects import make_context
-from visc.errors import CompileError, ViscError
+from visc.errors import CompileError, InputShapeError, ModelLoadError, ViscError
 from visc.passes import all_passes
 from visc.passes.graph.concat_in_place import SLAB_ALIGN
 from visc.weights import WeightStore, use_weights
@@ -190,6 +190,62 @@ def check_target(target: str) -> None:
         raise CompileError(f"unknown target '{target}' (available: {', '.join(TARGETS)})")
 
 
+def check_model(model: object) -> None:
+    """The mistakes in naming the model that the ONNX reader would report obscurely: a wrong
+    kind of argument, a path that is missing or a directory, a compiled .visc file."""
+    if isinstance(model, onnx.ModelProto | bytes | bytearray):
+        return
+    if not isinstance(model, str | os.PathLike):
+        raise ModelLoadError(f"the model must be an ONNX file path, its bytes or an onnx.ModelProto, "
+                             f"not {type(model).__name__}")
+    path = os.fspath(model)
+    if os.path.isdir(path):
+        inside = sorted(f for f in os.listdir(path) if f.endswith(".onnx"))[:3]
+        hint = f" (it holds {', '.join(inside)})" if inside else ""
+        raise ModelLoadError(f"'{path}' is a directory, not an ONNX model file{hint}")
+    if not os.path.exists(path):
+        raise ModelLoadError(f"no ONNX model at '{path}': the file does not exist")
+    with open(path, "rb") as f:
+        if f.read(4) == b"PK\x03\x04":
+            raise ModelLoadError(f"'{path}' is a compiled visc model, not an ONNX file: run it with "
+                                 "visc.load(path), or compile the .onnx it came from")
+
+
+def check_input_shapes(input_shapes: object) -> None:
+    if input_shapes is not None and not isinstance(input_shapes, Mapping):
+        raise InputShapeError(f"input_shapes must map input names to shapes, e.g. {{'data': (1, 3, 224, 224)}}, "
+                              f"not a {type(input_shapes).__name__}")
+
+
+def check_fallback(fallback: Sequence[str] | None) -> None:
+    """Every ``fallback`` entry must be an op type visc imports, spelled as in the ONNX
+    standard (case matters: "Conv", not "conv"); an unknown one would otherwise place
+    nothing, silently."""
+    if fallback is None:
+        return
+    if isinstance(fallback, str):
+        raise CompileError(f"fallback takes a list of ONNX op types, not the string '{fallback}'; "
+                           f"pass {[op.strip() for op in fallback.split(',') if op.strip()]}")
+    from visc.frontend.registry import load_all
+
+    known = sorted(load_all())
+    unknown = [op for op in fallback if not isinstance(op, str) or op not in known]
+    if unknown:
+        hints = [op_type_hint(op, known) for op in unknown]
+        raise CompileError("fallback names no ONNX op type visc imports: " + "; ".join(hints)
+                           + " (op types are case-sensitive, as in the ONNX standard)")
+
+
+def op_type_hint(op: object, known: Sequence[str]) -> str:
+    """``'conv' (did you mean 'Conv'?)``: the known op type closest to a misspelt one, or
+    the whole list when none is close."""
+    import difflib
+
+    same = [n for n in known if n.lower() == str(op).lower()]
+    close = same or difflib.get_close_matches(str(op), known, n=1)
+    return f"{op!r}" + (f" (did you mean '{close[0]}'?)" if close else f" (visc imports {', '.join(known)})")
+
+
 def compile_model(
     model: str | os.PathLike[str] | bytes | onnx.ModelProto,
     target: str = "opencl",
@@ -209,12 +265,35 @@ def compile_model(
     for this device replace the default ones (see visc.tuner.records), or a `RecordBook`
     already read; None (or True): the records visc ships for this device, if any; False: the
     default heuristic only."""
+    check_target(target)
+    check_fallback(fallback)
+    check_model(model)
+    check_input_shapes(input_shapes)
+    from visc.frontend.dynamic_split import needs_split
+    from visc.frontend.onnx import load_model
+
+    proto, label = load_model(model)
+    if needs_split(proto):  # data-dependent shapes: a device part and a host part (a pipeline)
+        from visc.dynamic_models import compile_split, with_input_shapes
+
+        def compile_static(part: onnx.ModelProto) -> Any:
+            return _compile_proto(part, label, None, target, device, pipeline, print_ir_after, arch, fallback,
+                                  records)
+
+        return compile_split(with_input_shapes(proto, input_shapes), target, compile_static)
+    return _compile_proto(proto, label, input_shapes, target, device, pipeline, print_ir_after, arch, fallback,
+                          records)
+
+
+def _compile_proto(proto: onnx.ModelProto, label: str, input_shapes: Mapping[str, Sequence[int]] | None, target: str,
+                   device: str | None, pipeline: Sequence[str] | None,
+                   print_ir_after: Callable[[str, ModuleOp], None] | None, arch: str | None,
+                   fallback: Sequence[str] | None, records: Any) -> Any:
     from visc.frontend.onnx import import_model
 
-    check_target(target)
     report = CompileReport()
     start = time.perf_counter()
-    imported = import_model(model, dict(input_shapes) if input_shapes else None)
+    imported = import_model(proto, dict(input_shapes) if input_shapes else None, label=label)
     report.seconds["import"] = time.perf_counter() - start
     return compile_module(imported.module, imported.weights, target, device=device, pipeline=pipeline,
                           print_ir_after=print_ir_after, arch=arch, fallback=fallback, records=records,

@@ -7,13 +7,14 @@ kernel sources per target, the weights the plan uses, and the schedules chosen.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from visc.errors import ViscError
 from visc.runtime.device import Device, open_executor
-from visc.runtime.plan import Plan, normalize_inputs
+from visc.runtime.plan import Inputs, Plan, normalize_inputs
 
 if TYPE_CHECKING:
     from visc.runtime.pipeline import Pipeline
@@ -40,6 +41,7 @@ class CompiledModel:
         self.report = report
         self.metadata = dict(metadata or {})
         self._executor: Any = None
+        self._closed = False
 
     # -- description ------------------------------------------------------------------
 
@@ -64,6 +66,9 @@ class CompiledModel:
     def executor(self) -> Any:
         """The default executor (one frame slot), created (program built, weights uploaded) on
         first use and kept."""
+        if self._closed:
+            raise ViscError("this model is closed (close() freed its device memory); load or compile it again "
+                            "to run it")
         if self._executor is None:
             self._executor = self.make_executor()
         return self._executor
@@ -83,25 +88,25 @@ class CompiledModel:
     def device_name(self) -> str:
         return str(self.executor().device_name)
 
-    def _normalize_inputs(
-        self, inputs: np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
-    ) -> list[np.ndarray]:
-        return normalize_inputs(self.plan.inputs, inputs)
+    def _normalize_inputs(self, inputs: Inputs, cast: bool = False) -> list[np.ndarray]:
+        return normalize_inputs(self.plan.inputs, inputs, cast=cast)
 
-    def run(self, inputs: np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        """Run one inference: numpy in (a list, a dict by input name, or one array), numpy out."""
-        return self.executor().run(self._normalize_inputs(inputs))
+    def run(self, inputs: Inputs, cast: bool = False) -> list[np.ndarray]:
+        """Run one inference: numpy in (a list, a dict by input name, or one array), numpy out.
+        An array of another dtype than the model's input is an error unless ``cast`` (see
+        `visc.runtime.plan.normalize_inputs`)."""
+        return self.executor().run(self._normalize_inputs(inputs, cast))
 
-    def runner(self, inputs: Any) -> Callable[[], object]:
+    def runner(self, inputs: Inputs, cast: bool = False) -> Callable[[], object]:
         """A call that runs one inference on `inputs`, checked and converted once: what timing
         loops call, so they time the executor and not the input checks."""
-        arrays = self._normalize_inputs(inputs)
+        arrays = self._normalize_inputs(inputs, cast)
         ex = self.executor()
         return lambda: ex.run(arrays)
 
-    def benchmark(self, inputs: Any, warmup: int = 3, repeat: int = 20) -> dict[str, float]:
+    def benchmark(self, inputs: Inputs, warmup: int = 3, repeat: int = 20, cast: bool = False) -> dict[str, float]:
         """Latency statistics in seconds over `repeat` runs after `warmup` runs."""
-        run = self.runner(inputs)
+        run = self.runner(inputs, cast)
         for _ in range(warmup):
             run()
         times = []
@@ -112,9 +117,25 @@ class CompiledModel:
         t = np.array(times)
         return {"median": float(np.median(t)), "min": float(t.min()), "mean": float(t.mean()), "repeat": repeat}
 
-    def profile(self, inputs: Any) -> list[tuple[str, float]]:
+    def profile(self, inputs: Inputs, cast: bool = False) -> list[tuple[str, float]]:
         """Per-launch device time in seconds from profiling events, in plan order."""
-        return self.executor().profile_run(self._normalize_inputs(inputs))
+        return self.executor().profile_run(self._normalize_inputs(inputs, cast))
+
+    # -- lifetime ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Free the default executor's device memory; running the model afterwards is an error
+        (executors from `make_executor` belong to their callers and stay open)."""
+        self._closed = True
+        if self._executor is not None:
+            self._executor.close()
+            self._executor = None
+
+    def __enter__(self) -> CompiledModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- persistence ------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import onnx
 from onnx.backend.base import Backend, BackendRep
 
 from visc.compiler import compile_model
+from visc.errors import InputShapeError
 from visc.frontend.specialize import bind_inputs, graph_parameter_inputs
 
 
@@ -46,15 +47,28 @@ class ViscRep(BackendRep):
             self._compiled[key] = compile_model(model, target=self.target, input_shapes=shapes, device=self.device)
         return self._compiled[key]
 
-    def run(self, inputs: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
+    def _named(self, inputs: Any) -> dict[str, Any]:
+        """The inputs as given, by input name; a wrong count or wrong names is an error."""
         if isinstance(inputs, np.ndarray):
             inputs = [inputs]
         if isinstance(inputs, Mapping):
-            named = {n: np.asarray(inputs[n]) for n in self.input_names}
-        else:
-            named = {n: np.asarray(a) for n, a in zip(self.input_names, inputs, strict=True)}
-        compiled = self.compiled_for(named)
-        return tuple(compiled.run({n: a for n, a in named.items() if n not in self.parameters}))
+            missing = [n for n in self.input_names if n not in inputs]
+            if missing:
+                raise InputShapeError(f"missing input(s) {missing}; the model takes {self.input_names}")
+            return {n: inputs[n] for n in self.input_names}
+        values = list(inputs)
+        if len(values) != len(self.input_names):
+            raise InputShapeError(f"the model takes {len(self.input_names)} inputs {self.input_names}, "
+                                  f"got {len(values)}")
+        return dict(zip(self.input_names, values, strict=True))
+
+    def run(self, inputs: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
+        """Outputs for ``inputs`` (a list in input order, a dict, or one array). Their dtypes must
+        be the model's, as in onnxruntime; ``cast=True`` converts (see `CompiledModel.run`)."""
+        named = self._named(inputs)
+        compiled = self.compiled_for({n: np.asarray(v) for n, v in named.items()})
+        feeds = {n: v for n, v in named.items() if n not in self.parameters}
+        return tuple(compiled.run(feeds, cast=bool(kwargs.get("cast", False))))
 
 
 class ViscBackend(Backend):

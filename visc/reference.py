@@ -37,6 +37,8 @@ from visc.dialects import vision
 from visc.dialects.vision import get_float, get_floats, get_int, get_ints, get_str
 from visc.errors import InputShapeError
 from visc.reference_detection import RULES as DETECTION_RULES
+from visc.reference_indexing import RULES as INDEXING_RULES
+from visc.reference_norm import RULES as NORM_RULES
 
 # --------------------------------------------------------------------------- dtypes
 
@@ -422,8 +424,8 @@ def _pool2d(op: vision.VisionOp, args: list[np.ndarray], fuse: Sequence[np.ndarr
     dil = get_ints(op, "dilations") if "dilations" in op.attributes else (1,) * nd
     spatial, outs = x.shape[2:], out_shape[2:]
     work_t = _acc_dtype(x.dtype) if kind != "max" else x.dtype
-    if kind == "max":
-        fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min if x.dtype.kind in "iu" else False
+    if kind == "max":  # NaN taps are skipped (fmax; NaN is its identity), as onnxruntime skips them
+        fill = np.nan if x.dtype.kind == "f" else np.iinfo(x.dtype).min if x.dtype.kind in "iu" else False
     else:
         fill = 0
     padded_shape = [max((o - 1) * s + (k - 1) * d + 1, p + n)
@@ -439,7 +441,7 @@ def _pool2d(op: vision.VisionOp, args: list[np.ndarray], fuse: Sequence[np.ndarr
         if acc is None:
             acc = v.copy()
         elif kind == "max":
-            acc = np.maximum(acc, v)
+            acc = np.fmax(acc, v)
         else:
             acc = acc + v
     assert acc is not None
@@ -463,8 +465,8 @@ def _pool2d(op: vision.VisionOp, args: list[np.ndarray], fuse: Sequence[np.ndarr
 def _global_pool(op: vision.VisionOp, args: list[np.ndarray], fuse: Sequence[np.ndarray]) -> np.ndarray:
     x = args[0]
     axes = tuple(range(2, x.ndim))
-    if get_str(op, "kind") == "max":
-        return x.max(axis=axes, keepdims=True)
+    if get_str(op, "kind") == "max":  # NaN skipped, as in max pooling
+        return np.fmax.reduce(x.reshape(*x.shape[:2], -1), axis=2).reshape(*x.shape[:2], *[1] * len(axes))
     return x.astype(_acc_dtype(x.dtype)).mean(axis=axes, keepdims=True).astype(x.dtype)
 
 
@@ -759,6 +761,8 @@ _OPS: dict[type[vision.VisionOp], Callable[..., np.ndarray | list[np.ndarray]]] 
     vision.GatherOp: _gather,
 }
 _OPS.update(DETECTION_RULES)
+_OPS.update(INDEXING_RULES)
+_OPS.update(NORM_RULES)
 
 
 def _operand(value: np.ndarray, v: SSAValue) -> np.ndarray:

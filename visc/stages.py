@@ -171,13 +171,23 @@ def build_pipeline(
     threads per replica of the stages visc creates (and of the profile that places their cuts).
     ``engine``: "threads" (this process) or "ray" (each stage a Ray actor; ``ray_address``
     names the cluster, None: the one this host runs or a local one)."""
-    from visc.compiler import GRAPH_PIPELINE, TARGETS, compile_module, run_passes
+    from visc.compiler import (
+        GRAPH_PIPELINE,
+        check_fallback,
+        check_input_shapes,
+        check_model,
+        compile_module,
+        run_passes,
+    )
     from visc.frontend.onnx import import_model, load_model
     from visc.passes.graph.partition import split_stages
     from visc.runtime.pipeline import ENGINES, Pipeline, StageInfo
 
     if engine not in ENGINES:
         raise CompileError(f"unknown engine '{engine}' (known: {', '.join(ENGINES)})")
+    check_model(model)
+    check_input_shapes(input_shapes)
+    check_fallback(fallback)
     if engine == "ray":
         from visc.runtime.ray_engine import ray_module
 
@@ -185,6 +195,18 @@ def build_pipeline(
 
     say = progress or (lambda _msg: None)
     proto, _ = load_model(model)
+    from visc.frontend.dynamic_split import needs_split
+
+    if needs_split(proto):
+        from visc.dynamic_models import append_host_stage, with_input_shapes
+        from visc.frontend.dynamic_split import split_dynamic
+
+        split = split_dynamic(with_input_shapes(proto, input_shapes))
+        if split.host is not None:  # the stages asked for cut the static part; the host part follows
+            head = build_pipeline(split.static, stages, None, devices, frames_in_flight, records, arch,
+                                  profile_repeat, progress, threads, fallback, engine, ray_address)
+            return append_host_stage(head, split)
+        proto, input_shapes = split.static, None
     imported = import_model(proto, dict(input_shapes) if input_shapes else None)
     module, weights = imported.module, imported.weights
     run_passes(module, GRAPH_PIPELINE, weights)
@@ -211,6 +233,7 @@ def build_pipeline(
         if len(targets) != count:
             raise CompileError(f"{count} stages need {count} devices (or one for all), got {targets}")
         specs = [Stage(target=t, threads=threads) for t in targets]
+        _check_stages(specs)  # before profiling on each device
         if count > 1:
             costs: dict[str, dict[str, float]] = {}
             for target in dict.fromkeys(targets):
@@ -222,6 +245,7 @@ def build_pipeline(
             spec = ""
     else:
         specs = [_stage(s) for s in stages]
+        _check_stages(specs)  # before resolving cuts: a wrong target is the first thing to say
         if not specs:
             raise CompileError("a pipeline needs at least one stage")
         if any(s.until is None for s in specs[:-1]):
@@ -242,12 +266,10 @@ def build_pipeline(
         if placed:
             specs = [Stage(target=part.device, threads=threads if part.device == "cpu" else None)
                      for part in parts]
-    for s in specs:
-        if s.target not in TARGETS:
-            raise CompileError(f"unknown stage target '{s.target}' (available: {', '.join(TARGETS)})")
-        if s.replicas < 1:
-            raise CompileError(f"a stage needs at least one replica, not {s.replicas}")
+    _check_stages(specs)
 
+    # the caller's view of the graph, read before a single stage's compile lowers `module` itself
+    graph_inputs, visible_outputs = _graph_inputs(module), _visible_outputs(module)
     models = []
     infos = []
     for i, s in enumerate(specs):
@@ -260,10 +282,20 @@ def build_pipeline(
         infos.append(StageInfo(index=i, target=s.target, device=s.device, replicas=s.replicas, threads=s.threads,
                                nodes=len(nodes), first_node=nodes[0] if nodes else "",
                                last_node=nodes[-1] if nodes else "", ray=dict(s.ray) if s.ray else None))
-    return Pipeline(models, infos, _graph_inputs(module), _visible_outputs(module),
+    return Pipeline(models, infos, graph_inputs, visible_outputs,
                     frames_in_flight=frames_in_flight,
                     metadata={"cuts": [i.last_node.split("+")[-1] for i in infos[:-1]]}, engine=engine,
                     ray_address=ray_address)
+
+
+def _check_stages(specs: Sequence[Stage]) -> None:
+    from visc.compiler import TARGETS
+
+    for s in specs:
+        if s.target not in TARGETS:
+            raise CompileError(f"unknown stage target '{s.target}' (available: {', '.join(TARGETS)})")
+        if s.replicas < 1:
+            raise CompileError(f"a stage needs at least one replica, not {s.replicas}")
 
 
 def _stage_nodes(module: ModuleOp) -> list[str]:

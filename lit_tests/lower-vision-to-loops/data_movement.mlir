@@ -61,14 +61,87 @@ func.func @transpose(%x: memref<2x3x4xf32>, %out: memref<4x2x3xf32>) {
   func.return
 }
 
-// Gather: negative indices wrap, then clamp into range.
+// Gather: negative indices wrap; an index still outside [0, 5) sets the node's status word
+// ([1, the index]) for the runtime to report, and the load reads a clamped row meanwhile.
 // CHECK-LABEL: func.func @gather
+// CHECK:         %[[S:.*]] = vision.status "index out of range: axis 0 has 5 entries (valid indices -5 to 4)" {onnx_node = "ga", onnx_op = "Gather"} : memref<2xi64>
 // CHECK:         %[[RAW:.*]] = memref.load %idx
 // CHECK-NEXT:    %[[I:.*]] = arith.index_cast %[[RAW]] : i64 to index
 // CHECK-NEXT:    arith.cmpi slt, %[[I]]
-// CHECK:         arith.select
+// CHECK:         %[[W:.*]] = arith.select
+// CHECK-NEXT:    %[[LO:.*]] = arith.cmpi slt, %[[W]]
+// CHECK-NEXT:    %[[HI:.*]] = arith.cmpi sge, %[[W]]
+// CHECK-NEXT:    %[[BAD:.*]] = arith.ori %[[LO]], %[[HI]] : i1
+// CHECK-NEXT:    scf.if %[[BAD]] {
+// CHECK-NEXT:      memref.store %{{.*}}, %[[S]][%{{.*}}] : memref<2xi64>
+// CHECK-NEXT:      memref.store %[[RAW]], %[[S]][%{{.*}}] : memref<2xi64>
+// CHECK-NEXT:    }
+// CHECK:         arith.maxsi
+// CHECK-NEXT:    arith.minsi
 // CHECK:         memref.load %data
 func.func @gather(%data: memref<5x3xf32>, %idx: memref<2x2xi64>, %out: memref<2x2x3xf32>) {
-  vision.gather ins(%data, %idx : memref<5x3xf32>, memref<2x2xi64>) outs(%out : memref<2x2x3xf32>) {axis = 0 : i64, onnx_node = "ga", schedule = #vision.schedule<{wg = 4 : i64}>}
+  vision.gather ins(%data, %idx : memref<5x3xf32>, memref<2x2xi64>) outs(%out : memref<2x2x3xf32>) {axis = 0 : i64, onnx_node = "ga", onnx_op = "Gather", schedule = #vision.schedule<{wg = 4 : i64}>}
+  func.return
+}
+
+// Constant indices were checked at import: no status word.
+// CHECK-LABEL: func.func @gather_const
+// CHECK-NOT:     vision.status
+// CHECK-NOT:     scf.if
+// CHECK:         func.return
+func.func @gather_const(%data: memref<5x3xf32>, %out: memref<2x3xf32>) {
+  %idx = vision.weight @idx : memref<2xi64>
+  vision.gather ins(%data, %idx : memref<5x3xf32>, memref<2xi64>) outs(%out : memref<2x3xf32>) {axis = 0 : i64, onnx_node = "gc", schedule = #vision.schedule<{wg = 4 : i64}>}
+  func.return
+}
+
+// GatherElements: one thread per output element; the axis coordinate comes from indices,
+// checked like Gather's.
+// CHECK-LABEL: func.func @gather_elements
+// CHECK:         %[[S:.*]] = vision.status "index out of range: axis 0 has 4 entries (valid indices -4 to 3)" {onnx_node = "ge", onnx_op = "GatherElements"}
+// CHECK:         ^bb0(%[[I:.*]]: index, %[[J:.*]]: index):
+// CHECK:           %[[RAW:.*]] = memref.load %idx[%[[I]], %[[J]]] : memref<2x3xi64>
+// CHECK:           scf.if
+// CHECK-NEXT:        memref.store %{{.*}}, %[[S]][%{{.*}}]
+// CHECK-NEXT:        memref.store %[[RAW]], %[[S]][%{{.*}}]
+// CHECK:           %[[P:.*]] = arith.minsi
+// CHECK-NEXT:      %[[V:.*]] = memref.load %data[%[[P]], %[[J]]] : memref<4x3xf32>
+// CHECK-NEXT:      memref.store %[[V]], %out[%[[I]], %[[J]]]
+func.func @gather_elements(%data: memref<4x3xf32>, %idx: memref<2x3xi64>, %out: memref<2x3xf32>) {
+  vision.gather_elements ins(%data, %idx : memref<4x3xf32>, memref<2x3xi64>) outs(%out : memref<2x3xf32>) {axis = 0 : i64, onnx_node = "ge", onnx_op = "GatherElements", schedule = #vision.schedule<{wg = 4 : i64}>}
+  func.return
+}
+
+// GatherND with batch_dims = 1: the batch coordinate is shared, the index tuple (one entry)
+// picks the row of data's dim 1, the trailing coordinate runs over the slice.
+// CHECK-LABEL: func.func @gather_nd
+// CHECK:         vision.status "index out of range (valid indices axis 1: -4 to 3)"
+// CHECK:         ^bb0(%[[B:.*]]: index, %[[M:.*]]: index, %[[C:.*]]: index):
+// CHECK:           memref.load %idx[%[[B]], %[[M]], %{{.*}}] : memref<2x5x1xi64>
+// CHECK:           %[[P:.*]] = arith.minsi
+// CHECK-NEXT:      %[[V:.*]] = memref.load %data[%[[B]], %[[P]], %[[C]]] : memref<2x4x3xf32>
+// CHECK-NEXT:      memref.store %[[V]], %out[%[[B]], %[[M]], %[[C]]]
+func.func @gather_nd(%data: memref<2x4x3xf32>, %idx: memref<2x5x1xi64>, %out: memref<2x5x3xf32>) {
+  vision.gather_nd ins(%data, %idx : memref<2x4x3xf32>, memref<2x5x1xi64>) outs(%out : memref<2x5x3xf32>) {batch_dims = 1 : i64, onnx_node = "gn", onnx_op = "GatherND", schedule = #vision.schedule<{wg = 4 : i64}>}
+  func.return
+}
+
+// ScatterND (add): each output element starts from data and walks the index tuples in order,
+// adding the update of every tuple that addresses its row: no atomics, repeats apply in order.
+// CHECK-LABEL: func.func @scatter_nd
+// CHECK:         vision.status "index out of range (valid indices axis 0: -4 to 3)"
+// CHECK:         ^bb0(%[[R:.*]]: index, %[[C:.*]]: index):
+// CHECK:           %[[D:.*]] = memref.load %data[%[[R]], %[[C]]]
+// CHECK:           %[[ACC:.*]] = scf.for %[[T:.*]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[CARRY:.*]] = %[[D]]) -> (f32) {
+// CHECK:             memref.load %idx[%[[T]], %{{.*}}] : memref<2x1xi64>
+// CHECK:             %[[P:.*]] = arith.minsi
+// CHECK-NEXT:        %[[HIT:.*]] = arith.cmpi eq, %[[P]], %[[R]] : index
+// CHECK-NEXT:        %[[U:.*]] = memref.load %upd[%[[T]], %[[C]]] : memref<2x3xf32>
+// CHECK-NEXT:        %[[SUM:.*]] = arith.addf %[[CARRY]], %[[U]] : f32
+// CHECK-NEXT:        %[[NEW:.*]] = arith.select %[[HIT]], %[[SUM]], %[[CARRY]] : f32
+// CHECK-NEXT:        scf.yield %[[NEW]] : f32
+// CHECK:           memref.store %[[ACC]], %out[%[[R]], %[[C]]]
+func.func @scatter_nd(%data: memref<4x3xf32>, %idx: memref<2x1xi64>, %upd: memref<2x3xf32>, %out: memref<4x3xf32>) {
+  vision.scatter_nd ins(%data, %idx, %upd : memref<4x3xf32>, memref<2x1xi64>, memref<2x3xf32>) outs(%out : memref<4x3xf32>) {reduction = "add", onnx_node = "sn", onnx_op = "ScatterND", schedule = #vision.schedule<{wg = 4 : i64}>}
   func.return
 }

@@ -1,22 +1,23 @@
 // RUN: visc-opt %s -p lower-vision-to-loops | filecheck %s
 
 // Max pool with padding: a window wholly inside the input runs a plain loop; at the borders
-// out-of-range taps are masked, never loaded out of bounds.
+// out-of-range taps are masked, never loaded out of bounds. NaN taps are skipped (maxnumf,
+// from NaN: its identity), as onnxruntime skips them.
 // CHECK-LABEL: func.func @max
 // CHECK:      "scf.parallel"
-// CHECK:        %[[NEG:.*]] = arith.constant 0xff800000 : f32
+// CHECK:        %[[NEG:.*]] = arith.constant 0x7fc00000 : f32
 // CHECK:        %[[IN:.*]] = scf.if %{{.*}} -> (f32) {
 // CHECK:          scf.for {{.*}} iter_args(%{{.*}} = %[[NEG]]) -> (f32) {
 // CHECK:            scf.for
 // CHECK-NEXT:         arith.addi
 // CHECK-NEXT:         %[[V:.*]] = memref.load %x
-// CHECK-NEXT:         arith.maximumf %{{.*}}, %[[V]] : f32
+// CHECK-NEXT:         arith.maxnumf %{{.*}}, %[[V]] : f32
 // CHECK-NEXT:         scf.yield
 // CHECK:        } else {
 // CHECK:          scf.for {{.*}} iter_args(%{{.*}} = %[[NEG]]) -> (f32) {
 // CHECK:            scf.for
 // CHECK:              %[[W:.*]] = memref.load %x
-// CHECK-NEXT:         %[[M:.*]] = arith.maximumf %{{.*}}, %[[W]] : f32
+// CHECK-NEXT:         %[[M:.*]] = arith.maxnumf %{{.*}}, %[[W]] : f32
 // CHECK-NEXT:         arith.select %{{.*}}, %[[M]], %{{.*}} : f32
 // CHECK:            } {vision.unroll = 0 : i64}
 // CHECK:        memref.store %[[IN]], %out
@@ -70,10 +71,10 @@ func.func @global(%x: memref<2x3x4x5xf32>, %out: memref<2x3x1x1xf32>) {
 // CHECK:       "scf.parallel"({{.*}}) <{operandSegmentSizes = array<i32: 3, 3, 3, 0>}> ({
 // CHECK:         %[[V:.*]] = scf.if %{{.*}} -> (vector<4xf32>) {
 // CHECK:           vector.load %x
-// CHECK:           arith.maximumf %{{.*}}, %{{.*}} : vector<4xf32>
+// CHECK:           arith.maxnumf %{{.*}}, %{{.*}} : vector<4xf32>
 // CHECK:         } else {
 // CHECK-COUNT-4:   arith.select
-// CHECK:           arith.maximumf %{{.*}}, %{{.*}} : vector<4xf32>
+// CHECK:           arith.maxnumf %{{.*}}, %{{.*}} : vector<4xf32>
 // CHECK:         scf.if
 // CHECK-NEXT:      vector.extract %[[V]][1]
 // CHECK-NEXT:      memref.store
@@ -93,14 +94,14 @@ func.func @vec(%x: memref<1x2x7x7xf32>, %out: memref<1x2x7x7xf32>) {
 // columns once (two vectors of 4 and a scalar), reduces the rows elementwise, then picks
 // each lane's columns (2q, 2q+1, 2q+2) out of the span: no strided gathers per tap.
 // CHECK-LABEL: func.func @vec_stride2
-// CHECK:         %[[NEG:.*]] = arith.constant 0xff800000 : f32
+// CHECK:         %[[NEG:.*]] = arith.constant 0x7fc00000 : f32
 // CHECK:         %[[NEGV:.*]] = vector.broadcast %[[NEG]] : f32 to vector<4xf32>
 // CHECK:         %[[A:.*]], %[[B:.*]], %[[E:.*]] = scf.for {{.*}} iter_args(%[[CA:.*]] = %[[NEGV]], %[[CB:.*]] = %[[NEGV]], %[[CE:.*]] = %[[NEG]]) -> (vector<4xf32>, vector<4xf32>, f32) {
 // CHECK-COUNT-9: memref.load %x
 // CHECK-NOT:     memref.load
-// CHECK:           %[[RA:.*]] = arith.maximumf %[[CA]], %{{.*}} : vector<4xf32>
-// CHECK-NEXT:      %[[RB:.*]] = arith.maximumf %[[CB]], %{{.*}} : vector<4xf32>
-// CHECK-NEXT:      %[[RE:.*]] = arith.maximumf %[[CE]], %{{.*}} : f32
+// CHECK:           %[[RA:.*]] = arith.maxnumf %[[CA]], %{{.*}} : vector<4xf32>
+// CHECK-NEXT:      %[[RB:.*]] = arith.maxnumf %[[CB]], %{{.*}} : vector<4xf32>
+// CHECK-NEXT:      %[[RE:.*]] = arith.maxnumf %[[CE]], %{{.*}} : f32
 // CHECK-NEXT:      scf.yield %[[RA]], %[[RB]], %[[RE]]
 // CHECK:         %[[A0:.*]] = vector.extract %[[A]][0]
 // CHECK-NEXT:    %[[A1:.*]] = vector.extract %[[A]][1]
@@ -122,8 +123,8 @@ func.func @vec(%x: memref<1x2x7x7xf32>, %out: memref<1x2x7x7xf32>) {
 // CHECK-NEXT:    vector.insert %[[B0]], %[[T2]] [1]
 // CHECK-NEXT:    vector.insert %[[B2]], %{{.*}} [2]
 // CHECK-NEXT:    %[[TAP2:.*]] = vector.insert %[[E]], %{{.*}} [3]
-// CHECK-NEXT:    %[[M:.*]] = arith.maximumf %[[TAP0]], %[[TAP1]] : vector<4xf32>
-// CHECK-NEXT:    %[[V:.*]] = arith.maximumf %[[M]], %[[TAP2]] : vector<4xf32>
+// CHECK-NEXT:    %[[M:.*]] = arith.maxnumf %[[TAP0]], %[[TAP1]] : vector<4xf32>
+// CHECK-NEXT:    %[[V:.*]] = arith.maxnumf %[[M]], %[[TAP2]] : vector<4xf32>
 // CHECK:         vector.store %[[V]], %out
 // CHECK:       }) {kernel_name = "pool2d_ps2", workgroup_size = 8 : i64{{.*}}}
 func.func @vec_stride2(%x: memref<1x2x7x23xf32>, %out: memref<1x2x3x11xf32>) {

@@ -33,8 +33,14 @@ func.func @argmax(%x: memref<2x10xf32>, %y: memref<2xi64>) attributes {vision.nu
 }
 
 // roi_align: one thread per output element; an adaptive sample grid (ceil of roi size /
-// output size) and bilinear taps; samples outside [-1, size] are skipped.
+// output size) and bilinear taps; samples outside [-1, size] are skipped. A batch index
+// outside [0, N) sets the node's status word and reads a clamped image meanwhile.
 // CHECK-LABEL: func.func @roi_align
+// CHECK:      %[[S:.*]] = vision.status "batch index out of range: the input's batch is 1 (valid indices 0 to 0)" {onnx_node = "ra"} : memref<2xi64>
+// CHECK:      %[[B:.*]] = memref.load %i[
+// CHECK:      scf.if %{{.*}} {
+// CHECK-NEXT:   memref.store %{{.*}}, %[[S]][%{{.*}}] : memref<2xi64>
+// CHECK-NEXT:   memref.store %[[B]], %[[S]][%{{.*}}] : memref<2xi64>
 // CHECK:      math.ceil
 // CHECK:      scf.for {{.*}} iter_args({{.*}}) -> (f32)
 // CHECK:        scf.for {{.*}} iter_args({{.*}}) -> (f32)

@@ -90,3 +90,23 @@ func.func @buffers(%x: memref<1x4x8x8xf32>, %o: memref<512xf32>) attributes {vis
   }
   func.return
 }
+
+// A run-time check's status word.
+// CHECK-LABEL: func.func @status
+// CHECK: %s = vision.status "index out of range: axis 0 has 4 entries" {onnx_node = "g"} : memref<2xi64>
+func.func @status() {
+  %s = vision.status "index out of range: axis 0 has 4 entries" {onnx_node = "g"} : memref<2xi64>
+  func.return
+}
+
+// Indexed reads and writes.
+// CHECK-LABEL: func.func @indexed
+// CHECK: %e = vision.gather_elements ins(%x, %i : tensor<4x3xf32>, tensor<2x3xi64>) {axis = 1 : i64} -> tensor<2x3xf32>
+// CHECK: %n = vision.gather_nd ins(%x, %t : tensor<4x3xf32>, tensor<5x2xi64>) {batch_dims = 0 : i64} -> tensor<5xf32>
+// CHECK: %s = vision.scatter_nd ins(%x, %r, %u : tensor<4x3xf32>, tensor<2x1xi64>, tensor<2x3xf32>) {reduction = "max"} -> tensor<4x3xf32>
+func.func @indexed(%x: tensor<4x3xf32>, %i: tensor<2x3xi64>, %t: tensor<5x2xi64>, %r: tensor<2x1xi64>, %u: tensor<2x3xf32>) {
+  %e = vision.gather_elements ins(%x, %i : tensor<4x3xf32>, tensor<2x3xi64>) {axis = 1 : i64} -> tensor<2x3xf32>
+  %n = vision.gather_nd ins(%x, %t : tensor<4x3xf32>, tensor<5x2xi64>) {batch_dims = 0 : i64} -> tensor<5xf32>
+  %s = vision.scatter_nd ins(%x, %r, %u : tensor<4x3xf32>, tensor<2x1xi64>, tensor<2x3xf32>) {reduction = "max"} -> tensor<4x3xf32>
+  func.return
+}

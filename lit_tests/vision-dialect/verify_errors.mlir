@@ -37,3 +37,27 @@ func.func @concat(%x: tensor<1x2xf32>) -> tensor<1x5xf32> {
   func.return %y : tensor<1x5xf32>
 }
 // CHECK: vision.concat: sizes along axis 1 add to 4, output has 5
+
+// -----
+
+func.func @status_type() {
+  %s = "vision.status"() <{message = "index out of range"}> : () -> memref<4xi64>
+  func.return
+}
+// CHECK: the status word is a memref<2xi64>
+
+// -----
+
+func.func @scatter_reduction(%x: tensor<4x3xf32>, %r: tensor<2x1xi64>, %u: tensor<2x3xf32>) {
+  %s = vision.scatter_nd ins(%x, %r, %u : tensor<4x3xf32>, tensor<2x1xi64>, tensor<2x3xf32>) {reduction = "avg", onnx_node = "sc"} -> tensor<4x3xf32>
+  func.return
+}
+// CHECK: vision.scatter_nd (ONNX node 'sc'): reduction must be one of ('none', 'add', 'mul', 'max', 'min')
+
+// -----
+
+func.func @gather_nd_shape(%x: tensor<4x3xf32>, %t: tensor<5x2xi64>) {
+  %n = vision.gather_nd ins(%x, %t : tensor<4x3xf32>, tensor<5x2xi64>) {batch_dims = 0 : i64} -> tensor<5x3xf32>
+  func.return
+}
+// CHECK: vision.gather_nd: output shape (5, 3), expected (5,)

@@ -27,10 +27,10 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, SSAValue
 
-from visc.dialects.vision import BufferOp, ReshapeOp, SubBufferOp, WeightOp
+from visc.dialects.vision import STATUS_TYPE, BufferOp, ReshapeOp, StatusOp, SubBufferOp, WeightOp
 from visc.errors import CompileError
 from visc.passes.cpu import CPU_KERNEL_MODULE
-from visc.runtime.plan import CPU_DEVICE, BufferSpec, Launch, Plan, TensorSpec
+from visc.runtime.plan import CPU_DEVICE, BufferSpec, Check, Launch, Plan, TensorSpec
 
 KernelWrites = Mapping[tuple[str, str], list[int]]
 
@@ -145,6 +145,7 @@ def extract_plan(module: ModuleOp, writes: KernelWrites | None = None) -> Plan:
     weight_ids: dict[str, int] = {}
     constants: dict[SSAValue, int] = {}
     launches: list[Launch] = []
+    checks: list[Check] = []
 
     def size(value: SSAValue) -> int:
         if value not in constants:
@@ -168,6 +169,12 @@ def extract_plan(module: ModuleOp, writes: KernelWrites | None = None) -> Plan:
             typ = _memref(op.result, "vision.buffer")
             ids[op.result] = len(buffers)
             buffers.append(BufferSpec("arena", typ.get_shape(), numpy_dtype(typ.element_type), offset=op.byte_offset))
+        elif isinstance(op, StatusOp):
+            node, op_type = op.attributes.get("onnx_node"), op.attributes.get("onnx_op")
+            ids[op.result] = len(buffers)
+            checks.append(Check(len(buffers), node.data if isinstance(node, StringAttr) else "",
+                                op_type.data if isinstance(op_type, StringAttr) else "", op.message.data))
+            buffers.append(BufferSpec("status", STATUS_TYPE.get_shape(), "int64"))
         elif isinstance(op, SubBufferOp):
             typ = _memref(op.result, "vision.subbuffer")
             parent = ids.get(op.source)
@@ -221,7 +228,7 @@ def extract_plan(module: ModuleOp, writes: KernelWrites | None = None) -> Plan:
             raise CompileError(f"runtime plan: a {b.nbytes}-byte buffer at offset {b.offset} does not fit "
                                f"the {arena}-byte arena")
     return Plan(arena_size=arena, inputs=inputs, outputs=outputs, weights=weights, buffers=buffers,
-                launches=launches, weight_specs=weight_specs)
+                launches=launches, weight_specs=weight_specs, checks=checks)
 
 
 def kernel_writes(module: ModuleOp) -> dict[tuple[str, str], list[int]]:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from xdsl.dialects.builtin import (
+    AnyFloat,
     DenseArrayBase,
     DictionaryAttr,
     FloatAttr,
@@ -421,6 +422,47 @@ class BufferOp(IRDLOperation):
         return int(self.offset.value.data)
 
 
+STATUS_TYPE = MemRefType(i64, [2])
+
+
+@irdl_op_definition
+class StatusOp(IRDLOperation):
+    """A run-time check's status word, a buffer of its own beside the arena: ``[flag, value]``
+    as i64, zero until a kernel finds ``message`` violated (an index out of range), when it
+    stores 1 and the offending value. The runtime reads it after every run and raises,
+    naming the op's ONNX node, instead of returning what a clamped or stray access gave."""
+
+    name = "vision.status"
+    message = prop_def(StringAttr)
+    result = result_def(MemRefType)
+
+    def __init__(self, message: str):
+        super().__init__(properties={"message": StringAttr(message)}, result_types=[STATUS_TYPE])
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_string_literal(self.message.data)
+        if self.attributes:
+            printer.print_op_attributes(self.attributes)
+        printer.print_string(" : ")
+        printer.print_attribute(self.result.type)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> StatusOp:
+        message = parser.parse_str_literal()
+        attrs = parser.parse_optional_attr_dict()
+        parser.parse_punctuation(":")
+        type_ = parser.parse_type()
+        if type_ != STATUS_TYPE:
+            parser.raise_error(f"vision.status is a {STATUS_TYPE}")
+        op = cls(message)
+        op.attributes.update(attrs)
+        return op
+
+    def verify_(self) -> None:
+        _check(self.result.type == STATUS_TYPE, self, f"the status word is a {STATUS_TYPE}")
+
+
 @irdl_op_definition
 class SubBufferOp(IRDLOperation):
     """``offset`` bytes into ``source``, seen as the result memref: how a producer writes
@@ -753,6 +795,69 @@ class GatherOp(VisionOp):
     NUM_INS: ClassVar[tuple[int, int | None]] = (2, 2)
 
 
+def _is_int(value: SSAValue) -> bool:
+    return isinstance(element_type_of(value), IntegerType)
+
+
+@irdl_op_definition
+class GatherElementsOp(VisionOp):
+    """ONNX GatherElements: out[i] = data[i with its ``axis`` coordinate replaced by
+    indices[i]]. ins = (data, indices); the output has the indices' shape; negative wrap."""
+
+    name = "vision.gather_elements"
+    NUM_INS: ClassVar[tuple[int, int | None]] = (2, 2)
+
+    def verify_semantics(self) -> None:
+        data, idx = shape_of(self.ins[0]), shape_of(self.ins[1])
+        (out,) = [shape_of(d) for d in self.dests]
+        axis = get_int(self, "axis")
+        _check(_is_int(self.ins[1]), self, "indices must be integers")
+        _check(len(idx) == len(data) and 0 <= axis < max(len(data), 1), self,
+               f"indices {idx} must have the rank of data {data}, and axis {axis} lie in it")
+        _check(out == idx, self, f"output shape {out} must be the indices' shape {idx}")
+
+
+@irdl_op_definition
+class GatherNDOp(VisionOp):
+    """ONNX GatherND: indices [..., k] address k leading dims of data after ``batch_dims``
+    shared leading dims; each index tuple picks a slice. ins = (data, indices); negative wrap."""
+
+    name = "vision.gather_nd"
+    NUM_INS: ClassVar[tuple[int, int | None]] = (2, 2)
+
+    def verify_semantics(self) -> None:
+        data, idx = shape_of(self.ins[0]), shape_of(self.ins[1])
+        (out,) = [shape_of(d) for d in self.dests]
+        b = get_int(self, "batch_dims", 0)
+        _check(_is_int(self.ins[1]), self, "indices must be integers")
+        _check(len(idx) >= 1 and 0 <= b < min(len(idx), len(data) + 1) and b + idx[-1] <= len(data)
+               and idx[:b] == data[:b], self, f"indices {idx} do not address data {data} with batch_dims {b}")
+        want = idx[:-1] + data[b + idx[-1]:]
+        _check(out == want, self, f"output shape {out}, expected {want}")
+
+
+@irdl_op_definition
+class ScatterNDOp(VisionOp):
+    """ONNX ScatterND: a copy of data with the slices that indices [..., k] address replaced
+    by (or, with ``reduction`` add | mul | max | min, combined with) updates, index tuples
+    applied in order. ins = (data, indices, updates); negative indices wrap."""
+
+    name = "vision.scatter_nd"
+    NUM_INS: ClassVar[tuple[int, int | None]] = (3, 3)
+    REDUCTIONS: ClassVar[tuple[str, ...]] = ("none", "add", "mul", "max", "min")
+
+    def verify_semantics(self) -> None:
+        data, idx, upd = (shape_of(v) for v in self.ins)
+        (out,) = [shape_of(d) for d in self.dests]
+        _check(get_str(self, "reduction", "none") in self.REDUCTIONS, self,
+               f"reduction must be one of {self.REDUCTIONS}")
+        _check(_is_int(self.ins[1]), self, "indices must be integers")
+        _check(len(idx) >= 1 and idx[-1] <= len(data), self, f"indices {idx} address more dims than data {data} has")
+        want = idx[:-1] + data[idx[-1]:]
+        _check(upd == want, self, f"updates shape {upd}, expected {want}")
+        _check(out == data, self, f"output shape {out} must be data's {data}")
+
+
 # --------------------------------------------------------------------------- vision operators
 # Sorting, selection and detection ops. Index results are i64, as in ONNX.
 
@@ -896,6 +1001,68 @@ class RoiAlignOp(VisionOp):
                f"output must be [{rois[0]}, {x[1]}, h, w], got {out}")
 
 
+# --------------------------------------------------------------------------- row normalization
+# LayerNormalization, GroupNormalization and InstanceNormalization: each row's mean and biased
+# variance (two passes, in float32, or float64 for float64 data), then an affine map.
+
+
+def _float_type(value: SSAValue) -> bool:
+    return isinstance(element_type_of(value), AnyFloat)
+
+
+@irdl_op_definition
+class LayerNormOp(VisionOp):
+    """Layer normalization over the dims ``axes`` (sorted; ONNX LayerNormalization normalizes
+    the dims from its axis on): y = (x - mean) / sqrt(var + epsilon) * scale + bias, with the
+    mean and biased variance over those dims. ins = (x, scale[, bias]), scale and bias
+    broadcasting (numpy rules) to x. Results (y[, mean, inv_std_dev]): the statistics have x's
+    shape with the normalized dims as 1 and a float type of their own (ONNX stash_type)."""
+
+    name = "vision.layer_norm"
+    NUM_INS: ClassVar[tuple[int, int | None]] = (2, 3)
+
+    def verify_semantics(self) -> None:
+        x = shape_of(self.ins[0])
+        axes = get_ints(self, "axes")
+        _check(len(axes) > 0 and list(axes) == sorted(set(axes)) and 0 <= axes[0] and axes[-1] < len(x), self,
+               f"axes {list(axes)} must be sorted, distinct and within rank {len(x)}")
+        for v in self.ins[1:]:
+            s = shape_of(v)
+            _check(len(s) <= len(x) and all(a in (1, b) for a, b in zip(reversed(s), reversed(x), strict=False)),
+                   self, f"scale/bias shape {s} does not broadcast to the input {x}")
+        _check(len(self.dests) in (1, 3), self, "needs one result (y) or three (y, mean, inv_std_dev)")
+        _check(shape_of(self.dests[0]) == x, self, f"y must have the input's shape {x}")
+        stats = tuple(1 if d in axes else n for d, n in enumerate(x))
+        for d in self.dests[1:]:
+            _check(shape_of(d) == stats, self, f"mean and inv_std_dev must have shape {stats}, got {shape_of(d)}")
+        _check(all(_float_type(v) for v in [*self.ins, *self.dests]), self, "operands must be floating point")
+
+
+@irdl_op_definition
+class GroupNormOp(VisionOp):
+    """Group normalization of (N, C, ...) data (ONNX GroupNormalization; InstanceNormalization
+    is ``groups`` = C): the channels form ``groups`` consecutive groups, each (n, group) is
+    normalized over its channels and all spatial dims, then y = normalized * scale[c] + bias[c].
+    ins = (x, scale (C,), bias (C,)); attrs groups, epsilon."""
+
+    name = "vision.group_norm"
+    NUM_INS: ClassVar[tuple[int, int | None]] = (3, 3)
+
+    def verify_semantics(self) -> None:
+        x = shape_of(self.ins[0])
+        _check(len(x) >= 2, self, f"input {x} needs a channel dim")
+        g = get_int(self, "groups")
+        _check(g >= 1 and x[1] % g == 0, self, f"{x[1]} channels do not split into {g} groups")
+        for v in self.ins[1:]:
+            _check(shape_of(v) == (x[1],), self, f"scale and bias must have shape ({x[1]},), got {shape_of(v)}")
+        (out,) = [shape_of(d) for d in self.dests]
+        _check(out == x, self, f"the output must have the input's shape {x}")
+        _check(all(_float_type(v) for v in [*self.ins, *self.dests]), self, "operands must be floating point")
+
+
+NORM_OPS: tuple[type[VisionOp], ...] = (LayerNormOp, GroupNormOp)
+
+
 COMPUTE_OPS: tuple[type[VisionOp], ...] = (
     Conv2dOp,
     Conv2dTransposeOp,
@@ -916,6 +1083,9 @@ COMPUTE_OPS: tuple[type[VisionOp], ...] = (
     LogSoftmaxOp,
     ReduceOp,
     GatherOp,
+    GatherElementsOp,
+    GatherNDOp,
+    ScatterNDOp,
     TopKOp,
     SortOp,
     ArgMaxOp,
@@ -923,11 +1093,12 @@ COMPUTE_OPS: tuple[type[VisionOp], ...] = (
     ScanOp,
     NmsOp,
     RoiAlignOp,
+    *NORM_OPS,
 )
 
 Vision = Dialect(
     "vision",
-    [YieldOp, WeightOp, BufferOp, SubBufferOp, *COMPUTE_OPS],
+    [YieldOp, WeightOp, BufferOp, SubBufferOp, StatusOp, *COMPUTE_OPS],
     [ScheduleAttr],
 )
 
@@ -939,6 +1110,8 @@ __all__ = [
     "WeightOp",
     "BufferOp",
     "SubBufferOp",
+    "StatusOp",
+    "STATUS_TYPE",
     "COMPUTE_OPS",
     *[c.__name__ for c in COMPUTE_OPS],
     "ints",

@@ -149,6 +149,9 @@ def _roi_align(ctx: ImportContext, node: Node) -> list[Tensor]:
         raise ShapeFault(f"X must have shape [N, C, H, W], got {x.shape}")
     if rois.rank != 2 or rois.shape[1] != 4 or batch_indices.shape != (rois.shape[0],):
         raise ShapeFault(f"rois must be [R, 4] and batch_indices [R], got {rois.shape} and {batch_indices.shape}")
+    consts = batch_indices.const
+    if consts is not None and consts.size and (consts.min() < 0 or consts.max() >= x.shape[0]):
+        raise ShapeFault(f"batch_indices out of range for an input of {x.shape[0]} images")
     # opset 10 had no coordinate_transformation_mode and behaved as output_half_pixel
     coord = node.attr("coordinate_transformation_mode", "half_pixel" if node.opset >= 16 else "output_half_pixel")
     shape = (rois.shape[0], x.shape[1], int(node.attr("output_height", 1)), int(node.attr("output_width", 1)))

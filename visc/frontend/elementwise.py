@@ -338,19 +338,21 @@ def _mod(ctx: ImportContext, node: Node) -> list[Tensor]:
     a, b = node.x(0), node.x(1)
     dt = _same_dtype(node, [a, b])
     fmod = node.attr("fmod", 0)
-    if is_float(dt) and not fmod:
-        raise Unsupported("fmod=0 is not allowed for floating-point inputs")
 
     def build(s: Scalars, v: list[SSAValue]) -> SSAValue:
         r = s.rem(v[0], v[1], dt)
         if fmod or is_unsigned(dt):
             return r
-        # Python-style: the result takes the divisor's sign.
+        # Python-style (numpy.mod): the result takes the divisor's sign
         zero = s.const(0, dt)
         nonzero = s.cmp("ne", r, zero, dt)
         differ = s.cmp("ne", s.cmp("lt", r, zero, dt), s.cmp("lt", v[1], zero, dt), np.dtype(np.bool_))
-        fix = s.min(nonzero, differ, np.dtype(np.bool_))
-        return s.select(fix, s.add(r, v[1], dt), r)
+        fixed = s.select(s.min(nonzero, differ, np.dtype(np.bool_)), s.add(r, v[1], dt), r)
+        if not is_float(dt):
+            return fixed
+        # a zero result is a zero of the divisor's sign (0 mod -2 = -0.0, -0 mod 2 = 0.0)
+        signed_zero = s.select(s.cmp("lt", v[1], zero, dt), s.const(-0.0, dt), zero)
+        return s.select(s.cmp("eq", r, zero, dt), signed_zero, fixed)
 
     return [emit_map(ctx, [a, b], dt, build)]
 

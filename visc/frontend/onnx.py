@@ -152,6 +152,18 @@ def _sorted_nodes(graph: GraphProto, known: set[str], label: str) -> list[tuple[
 # --------------------------------------------------------------------------- the importer
 
 
+def _same_since(node: NodeProto, opset: int) -> bool:
+    """Whether `node`'s op has, at `opset`, the definition it has at MIN_OPSET (Not, Conv, Softmax
+    ... since opset 1), so a model older than MIN_OPSET can use it as visc implements it."""
+    if node.domain not in ("", "ai.onnx"):
+        return False
+    try:
+        old = onnx.defs.get_schema(node.op_type, opset).since_version
+        return old == onnx.defs.get_schema(node.op_type, MIN_OPSET).since_version
+    except onnx.defs.SchemaError:
+        return False
+
+
 def _declared_shape(vi: ValueInfoProto) -> list[int | str | None] | None:
     tt = vi.type.tensor_type
     if not tt.HasField("shape"):
@@ -189,7 +201,10 @@ class _Importer:
         """Everything that stops the import, found without building IR."""
         problems: list[str] = []
         if self.opset < MIN_OPSET:
-            problems.append(f"opset {self.opset} is older than the oldest supported ({MIN_OPSET})")
+            changed = sorted({n.op_type for _, n in nodes if not _same_since(n, self.opset)})
+            if changed:
+                problems.append(f"opset {self.opset} is older than the oldest supported ({MIN_OPSET}), and "
+                                f"{', '.join(changed)} changed since")
         for kind, vi in [*(("input", v) for v in self.inputs), *(("output", v) for v in self.graph.output)]:
             tt = vi.type
             elem = tt.tensor_type.elem_type
@@ -380,9 +395,12 @@ class _Importer:
 def import_model(
     model: ModelProto | str | os.PathLike | bytes,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
+    label: str | None = None,
 ) -> ImportedModel:
-    """Import an ONNX model (proto, path or serialized bytes) into the vision dialect."""
-    proto, label = load_model(model)
+    """Import an ONNX model (proto, path or serialized bytes) into the vision dialect;
+    ``label`` names a proto in messages (the file it was read from)."""
+    proto, read_label = load_model(model)
+    label = label or read_label
     _validate(proto, label)
     return _Importer(proto, label).run(input_shapes)
 

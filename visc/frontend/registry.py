@@ -56,6 +56,16 @@ def attr_of(node: NodeProto, name: str, default: object = None) -> object:
 
 def load_all() -> dict[str, Converter]:
     """Import every converter module so the table is complete."""
-    from visc.frontend import detection, elementwise, nn, reduce, resize, tensor_ops  # noqa: F401
+    from visc.frontend import (  # noqa: F401
+        detection,
+        einsum,
+        elementwise,
+        indexing,
+        nn,
+        normalization,
+        reduce,
+        resize,
+        tensor_ops,
+    )
 
     return CONVERTERS

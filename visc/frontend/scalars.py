@@ -67,10 +67,15 @@ class Scalars:
         return self.emit(arith.DivUIOp(a, b) if is_unsigned(dt) else arith.DivSIOp(a, b))
 
     def rem(self, a: SSAValue, b: SSAValue, dt: np.dtype) -> SSAValue:
-        """C-style remainder (sign of the dividend)."""
+        """C-style remainder (sign of the dividend): C's fmod for floats, where a finite value
+        modulo an infinity is the value itself (the quotient rounds to 0, and 0 * inf is nan)."""
         if is_float(dt):
             q = self.emit(math.TruncOp(self.emit(arith.DivfOp(a, b))))
-            return self.emit(arith.SubfOp(a, self.emit(arith.MulfOp(q, b))))
+            r = self.emit(arith.SubfOp(a, self.emit(arith.MulfOp(q, b))))
+            inf = self.const(np.inf, dt)
+            keep = self.min(self.cmp("eq", self.abs(b, dt), inf, dt), self.cmp("lt", self.abs(a, dt), inf, dt),
+                            np.dtype(np.bool_))
+            return self.select(keep, a, r)
         return self.emit(arith.RemUIOp(a, b) if is_unsigned(dt) else arith.RemSIOp(a, b))
 
     def neg(self, a: SSAValue, dt: np.dtype) -> SSAValue:

@@ -53,12 +53,28 @@ def _write_model(zf: zipfile.ZipFile, model: CompiledModel, prefix: str = "") ->
     zf.writestr(f"{prefix}weights.npz", buf.getvalue())
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (setting it to read
+    it back would race with threads creating files)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _write_atomically(path: str, write: Callable[[zipfile.ZipFile], None]) -> None:
     """Write the zip to a temporary file beside ``path`` and rename it over ``path``, so an
     interrupted save never leaves a half-written file where a good one was."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".visc-", suffix=".tmp", dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would make the model private to its writer
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as zf:
             write(zf)
         os.replace(tmp, path)
@@ -68,8 +84,24 @@ def _write_atomically(path: str, write: Callable[[zipfile.ZipFile], None]) -> No
         raise
 
 
+def _save(path: str, write: Callable[[zipfile.ZipFile], None]) -> None:
+    """`_write_atomically`, with a path that cannot be written (a directory, a missing folder, a
+    full disk) reported as an `ArtifactError` naming it; the temporary file is gone by then."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ArtifactError(f"cannot save to '{path}': it is a directory; give a file name such as "
+                            f"'{os.path.join(path, 'model.visc')}'")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ArtifactError(f"cannot save to '{path}': the folder '{folder}' does not exist")
+    try:
+        _write_atomically(path, write)
+    except OSError as e:
+        raise ArtifactError(f"cannot save to '{path}': {e.strerror or e}; nothing was written") from e
+
+
 def save_artifact(model: CompiledModel, path: str) -> None:
-    _write_atomically(path, lambda zf: _write_model(zf, model))
+    _save(path, lambda zf: _write_model(zf, model))
 
 
 def save_pipeline(pipeline: Pipeline, path: str) -> None:
@@ -81,7 +113,7 @@ def save_pipeline(pipeline: Pipeline, path: str) -> None:
         for i, model in enumerate(pipeline.models):
             _write_model(zf, model, f"stage{i}/")
 
-    _write_atomically(path, write)
+    _save(path, write)
 
 
 def _read_model(zf: zipfile.ZipFile, path: str, device: str | None, prefix: str = "") -> CompiledModel:
@@ -134,6 +166,7 @@ def load_artifact(path: str, device: str | None = None) -> CompiledModel | Pipel
     given, applies to a model; a pipeline's stages keep the devices they were built for."""
     if not os.path.exists(path):
         raise ArtifactError(f"no compiled model at '{path}'")
+    _check_is_zip(path)
     try:
         with zipfile.ZipFile(path) as zf:
             if "pipeline.json" not in zf.namelist():
@@ -152,6 +185,24 @@ def load_artifact(path: str, device: str | None = None) -> CompiledModel | Pipel
         raise
     except (zipfile.BadZipFile, KeyError, TypeError, json.JSONDecodeError, ValueError, OSError) as e:
         raise ArtifactError(f"'{path}' is not a readable visc compiled model ({e})") from e
+
+
+def _check_is_zip(path: str) -> None:
+    """A clear error for the files `visc.load` is most often given by mistake: a directory, or
+    the ONNX model itself (a protobuf, whose first byte is field 1's tag, 0x08)."""
+    if os.path.isdir(path):
+        raise ArtifactError(f"'{path}' is a directory, not a compiled model file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise ArtifactError(f"cannot read '{path}': {e.strerror or e}") from e
+    if head == b"PK\x03\x04":
+        return
+    if path.endswith(".onnx") or head[:1] == b"\x08":
+        raise ArtifactError(f"'{path}' is an ONNX model, not a compiled one: compile it with "
+                            f"visc.compile('{path}') (or `visc compile`), then save and load the result")
+    raise ArtifactError(f"'{path}' is not a visc compiled model (not a file written by save or `visc compile`)")
 
 
 def upgrade_plan(plan: Plan, target: str, metadata: dict[str, Any]) -> Plan:

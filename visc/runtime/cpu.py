@@ -177,8 +177,10 @@ class CPUExecutor:
                 assert spec.base is not None
                 base = slot.arrays[spec.base]
                 arr = base.reshape(-1).view(np.uint8)[:spec.nbytes].view(spec.dtype).reshape(spec.shape)
-            else:  # input, output, count: buffers of their own, reused run after run
+            else:  # input, output, count, status: buffers of their own, reused run after run
                 arr = _aligned(max(spec.nbytes, 1))[:spec.nbytes].view(spec.dtype).reshape(spec.shape)
+                if spec.kind == "status":
+                    arr.fill(0)
             slot.arrays.append(arr)
         slot.calls = [self._bind(k, slot.arrays) for k in range(len(plan.launches))]
         slot.table = np.zeros((len(slot.calls), ROW), dtype=np.int64)
@@ -251,6 +253,7 @@ class CPUExecutor:
                 self.upload(buffer_of(plan, "input", j), arr, slot)
             self._calls(s, 0, len(s.calls))
             outputs = [s.arrays[buffer_of(plan, "output", j)].copy() for j in range(len(plan.outputs))]
+            plan.check_status(lambda b: s.arrays[b].reshape(-1), lambda b: s.arrays[b].fill(0))
             return plan.trimmed(outputs, lambda b: int(s.arrays[b].reshape(-1)[0]))
 
     def profile_run(self, inputs: Sequence[np.ndarray]) -> list[tuple[str, float]]:

@@ -224,9 +224,12 @@ class CUDAExecutor:
                                  for launch in plan.launches]
                 slot.in_host = [drv.pagelocked_empty(s.shape, np.dtype(s.dtype)) for s in plan.inputs]
                 slot.out_host = [drv.pagelocked_empty(s.shape, np.dtype(s.dtype)) for s in plan.outputs]
-                # row counts of data-dependent outputs (NonMaxSuppression), read back with the outputs
+                # row counts of data-dependent outputs (NonMaxSuppression) and the status words of
+                # run-time checks, read back with the outputs
                 slot.count_host = {s.count: drv.pagelocked_empty((1,), np.int64) for s in plan.outputs
                                    if s.count is not None}
+                slot.count_host.update({c.buffer: drv.pagelocked_empty(plan.buffers[c.buffer].shape, np.int64)
+                                        for c in plan.checks})
                 self._slots.append(slot)
         io = plan.io_bytes(floor=1)
         self._memory = memory_report(weight_total, plan.arena_size, io, self.slots)
@@ -317,8 +320,10 @@ class CUDAExecutor:
                 pointers[i] = weight_base + offsets[spec.name]
             elif spec.kind == "arena":
                 pointers[i] = arena + (spec.offset or 0)
-            else:  # inputs, outputs and output row counts: allocations of their own
+            else:  # inputs, outputs, output row counts, status words: allocations of their own
                 pointers[i] = self._alloc(spec.nbytes)
+                if spec.kind == "status":  # a check's word starts clear
+                    self._drv.memset_d8(pointers[i], 0, spec.nbytes)
         return pointers
 
     def _functions(self) -> dict[str, Any]:
@@ -435,6 +440,8 @@ class CUDAExecutor:
             outs.append(Resident(self.memory_space, ptr, tuple(spec.shape), spec.dtype,
                                  fetch=functools.partial(self._fetch, ptr, spec.shape, spec.dtype))
                         if kept[j] else np.array(s.out_host[j], copy=True))
+        plan.check_status(s.count_host.__getitem__, lambda b: self._drv.memset_d8(s.pointers[b], 0,
+                                                                                     plan.buffers[b].nbytes))
         return plan.trimmed(outs, lambda b: int(s.count_host[b][0]))  # type: ignore[arg-type]
 
     def _synchronize(self, s: _Slot) -> None:

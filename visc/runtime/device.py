@@ -115,8 +115,8 @@ def memory_report(weights: int, arena: int, io: int, slots: int) -> dict[str, in
 def open_executor(target: str, plan: Plan, sources: Mapping[str, str], weights: Mapping[str, np.ndarray],
                   device: str | None = None, slots: int = 1, threads: int | None = None) -> Device:
     """A new executor of ``plan`` for ``target`` ("opencl", "cuda" or "cpu"; a GPU target
-    whose plan has CPU launches gets a `MixedExecutor`), from the artifact's kernel
-    ``sources`` by target. ``threads``: the CPU backend's worker count (default: all cores)."""
+    whose plan has CPU launches gets a `MixedExecutor`; "host": a pipeline's data-dependent
+    stage, `HostExecutor`), from the artifact's kernel ``sources`` by target. ``threads``: the CPU backend's worker count (default: all cores)."""
     if target != "cpu" and plan.on_cpu():
         from visc.runtime.mixed import MixedExecutor
 
@@ -134,6 +134,10 @@ def open_executor(target: str, plan: Plan, sources: Mapping[str, str], weights: 
         from visc.runtime.cpu import CPUExecutor
 
         return CPUExecutor(plan, sources["cpu"], weights, device=device, threads=threads, slots=slots)
+    if target == "host":
+        from visc.runtime.host_executor import HostExecutor
+
+        return HostExecutor(plan, sources["host"], slots=slots)  # type: ignore[return-value]
     raise InputShapeError(f"no executor for target '{target}'")
 
 

@@ -163,6 +163,17 @@ class MixedExecutor:
                 self.download(b, host, slot)
                 return int(host.reshape(-1)[0])
 
+            def word_of(b: int) -> np.ndarray:
+                host = np.zeros(plan.buffers[b].shape, plan.buffers[b].dtype)
+                self.download(b, host, slot)
+                return host
+
+            def reset(b: int) -> None:  # both sides: the next frame's launch may run on either
+                zero = np.zeros(plan.buffers[b].shape, plan.buffers[b].dtype)
+                self.cpu.upload(b, zero, slot)
+                self.gpu.upload(b, zero, slot)
+
+            plan.check_status(word_of, reset)
             trimmed = plan.trimmed(outputs, count_of)
             self.finish(slot)
             self.copies = self._copies[slot]

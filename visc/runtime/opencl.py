@@ -176,6 +176,8 @@ class OpenCLExecutor:
                 # (their bytes are shared only with buffers whose lifetimes do not overlap)
                 buffers[i] = cl.Buffer(ctx, rw, size=max(spec.nbytes, 1))
                 slot.owned.append(buffers[i])
+                if spec.kind == "status":  # a check's word starts clear
+                    cl.enqueue_copy(queue, buffers[i], np.zeros(spec.shape, spec.dtype), is_blocking=True)
         return slot
 
     def _bind_launches(self, buffers: list[Any]) -> list[tuple[Any, tuple[int, ...], tuple[int, ...]]]:
@@ -259,9 +261,12 @@ class OpenCLExecutor:
                 cl.enqueue_copy(queue, host, buf, is_blocking=False)
             outs.append(host)
         counts = {spec.count: np.zeros(1, dtype=np.int64) for spec in plan.outputs if spec.count is not None}
-        for b, host in counts.items():
+        words = {c.buffer: np.zeros(plan.buffers[c.buffer].shape, np.int64) for c in plan.checks}
+        for b, host in [*counts.items(), *words.items()]:
             cl.enqueue_copy(queue, host, s.buffers[b], is_blocking=False)
         queue.finish()
+        plan.check_status(words.__getitem__, lambda b: cl.enqueue_copy(queue, s.buffers[b], np.zeros_like(words[b]),
+                                                                       is_blocking=True))
         return plan.trimmed(outs, lambda b: int(counts[b][0])), events  # type: ignore[arg-type]
 
     def run(self, inputs: Sequence[np.ndarray], slot: int = 0) -> list[np.ndarray]:

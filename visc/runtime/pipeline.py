@@ -277,7 +277,8 @@ class Pipeline:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ViscError("this pipeline is closed")
+            raise ViscError("this pipeline is closed (close() stopped its engine and freed its devices); "
+                            "load or build it again to run it")
 
     def engine(self) -> ThreadEngine | RayEngine:
         """The engine (started on first use): threads in this process, or Ray actors."""
@@ -307,41 +308,43 @@ class Pipeline:
             raise
         return engine
 
-    def _frame(self, inputs: Frame) -> dict[str, np.ndarray]:
-        """The frame as {input name: array}, checked like `CompiledModel.run` checks inputs."""
-        arrays = normalize_inputs(self.inputs, inputs)
+    def _frame(self, inputs: Frame, cast: bool = False) -> dict[str, np.ndarray]:
+        """The frame as {input name: array}, checked (and with ``cast``, converted) like
+        `CompiledModel.run` checks inputs."""
+        arrays = normalize_inputs(self.inputs, inputs, cast=cast)
         return dict(zip(self.input_names, arrays, strict=True))
 
     def _outputs(self, result: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         return [result[n] for n in self.output_names]
 
-    def run(self, inputs: Frame) -> list[np.ndarray]:
-        """One frame through every stage: the outputs, in the model's output order."""
-        return self._outputs(self.engine().run(self._frame(inputs)))
+    def run(self, inputs: Frame, cast: bool = False) -> list[np.ndarray]:
+        """One frame through every stage: the outputs, in the model's output order. An array of
+        another dtype than the model's input is an error unless ``cast`` (as `CompiledModel.run`)."""
+        return self._outputs(self.engine().run(self._frame(inputs, cast)))
 
-    def map(self, frames: Iterable[Frame]) -> Iterator[list[np.ndarray]]:
+    def map(self, frames: Iterable[Frame], cast: bool = False) -> Iterator[list[np.ndarray]]:
         """Stream ``frames``; yields each frame's outputs in input order, with at most
         ``frames_in_flight`` frames admitted at once (a fast producer waits)."""
-        for result in self.engine().map(self._frame(f) for f in frames):
+        for result in self.engine().map(self._frame(f, cast) for f in frames):
             yield self._outputs(result)
 
-    def run_sequential(self, inputs: Frame) -> list[np.ndarray]:
+    def run_sequential(self, inputs: Frame, cast: bool = False) -> list[np.ndarray]:
         """The stages one after the other on this thread, no engine: the baseline a pipeline's
         throughput is compared with (same executors, same slot 0). On the Ray engine: one
         frame at a time through the actors (this host may lack the stages' devices)."""
         self._check_open()
         if self.engine_kind == "ray":
-            return self.run(inputs)
-        token: dict[str, Any] = dict(self._frame(inputs))
+            return self.run(inputs, cast)
+        token: dict[str, Any] = dict(self._frame(inputs, cast))
         for stage in self.stages:
             token.update(stage.fire(0, token))
         return [token[n] for n in self.output_names]
 
-    def stage_seconds(self, inputs: Frame, repeat: int = 20, warmup: int = 3) -> list[float]:
+    def stage_seconds(self, inputs: Frame, repeat: int = 20, warmup: int = 3, cast: bool = False) -> list[float]:
         """Each stage's own time per frame, alone on this thread (its inputs from one
         sequential run): the rates a pipeline's throughput is bounded by."""
         self._check_open()
-        token: dict[str, Any] = dict(self._frame(inputs))
+        token: dict[str, Any] = dict(self._frame(inputs, cast))
         seconds = []
         for stage in self.stages:
             args = {n: token[n] for n in stage.inputs}
@@ -399,10 +402,11 @@ class Pipeline:
             per = [stage.memory() for stage in self.stages]
         return {"stages": per, "total": sum(m["total"] for m in per)}
 
-    def benchmark(self, inputs: Frame, frames: int = 100, warmup: int = 8, sequential: bool = True) -> dict[str, float]:
+    def benchmark(self, inputs: Frame, frames: int = 100, warmup: int = 8, sequential: bool = True,
+                  cast: bool = False) -> dict[str, float]:
         """Steady-state throughput of the pipeline and (``sequential``) of the same stages run
         one after the other, on ``frames`` copies of one input frame, after ``warmup`` frames."""
-        frame = self._frame(inputs)
+        frame = self._frame(inputs, cast)
         for _ in self.map(frame for _ in range(warmup)):
             pass
         self.reset_stats()

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from visc.errors import InputShapeError
+from visc.errors import InputShapeError, UsageError
 
 
 def _stages(args: argparse.Namespace) -> list[Any] | int | str:
@@ -32,18 +32,54 @@ def _stages(args: argparse.Namespace) -> list[Any] | int | str:
     if not args.stage:
         raise InputShapeError("name the stages (--stage TARGET:NODE ... --stage TARGET), ask for --auto N, or cut "
                               "where the CPU fallback placement changes device (--fallback OPS --devices GPU)")
-    replicas = [int(r) for r in args.replicas.split(",")] if args.replicas else [1] * len(args.stage)
+    replicas = _replicas(args.replicas) if args.replicas else [1] * len(args.stage)
     if len(replicas) != len(args.stage):
         raise InputShapeError(f"--replicas gives {len(replicas)} numbers for {len(args.stage)} stages")
     return [Stage.parse(text, replicas=k, threads=args.threads) for text, k in zip(args.stage, replicas, strict=True)]
+
+
+def _replicas(text: str) -> list[int]:
+    """``--replicas 1,2``: a positive count per stage."""
+    try:
+        counts = [int(r) for r in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--replicas {text}: give a whole number per stage, comma-separated (e.g. 1,2)") from None
+    if any(k < 1 for k in counts):
+        raise UsageError(f"--replicas {text}: every stage needs at least 1 replica")
+    return counts
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """The options a run would trip over after compiling every stage and streaming the frames
+    (an unwritable --trace, a zero count), checked first."""
+    from visc.compiler import TARGETS
+    from visc.tools.checks import at_least, writable_output
+
+    at_least("--frames", args.frames, 1, "frames to stream")
+    at_least("--frames-in-flight", args.frames_in_flight, 1)
+    at_least("--threads", args.threads, 1)
+    at_least("--auto", args.auto, 1, "stages")
+    at_least("--seed", args.seed, 0)
+    for option, path in (("-o", args.output), ("--trace", args.trace), ("--plot", args.plot), ("--json", args.json)):
+        if path:
+            writable_output(path, option)
+    for device in (args.devices.split(",") if args.devices else []):
+        if device not in TARGETS:
+            raise UsageError(f"--devices {args.devices}: '{device}' is not a target (known: {', '.join(TARGETS)})")
+    if args.plot:
+        from visc.tuner.plot import _pyplot
+
+        _pyplot()  # no matplotlib: say so before streaming, not after
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     import visc
     from visc.runtime.bench import random_inputs
     from visc.stages import build_pipeline
-    from visc.tools.visc_cli import _resolve_first_input, parse_input_shapes
+    from visc.tools.checks import fallback_ops
+    from visc.tools.visc_cli import human_bytes, model_input_shapes
 
+    check_args(args)
     if args.model.endswith(".visc"):
         pipe = visc.load(args.model)
         if not hasattr(pipe, "map"):
@@ -53,12 +89,13 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         if args.ray_address:
             pipe.ray_address = args.ray_address
     else:
-        shapes = _resolve_first_input(parse_input_shapes(args.input_shape), args.model)
+        fallback = fallback_ops(args.fallback, args.model)
+        shapes = model_input_shapes(args.input_shape, args.model)
         devices = args.devices.split(",") if args.devices else None
         start = time.perf_counter()
         pipe = build_pipeline(args.model, _stages(args), input_shapes=shapes, devices=devices,
                               frames_in_flight=args.frames_in_flight, threads=args.threads,
-                              fallback=args.fallback.split(",") if args.fallback else None,
+                              fallback=fallback or None,
                               engine=args.engine or "threads", ray_address=args.ray_address,
                               progress=lambda m: print(f"  {m}", flush=True))
         print(f"compiled {len(pipe.stages)} stages in {time.perf_counter() - start:.1f} s")
@@ -92,9 +129,9 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         print(f"pipelined: {args.frames / seconds:.1f} frames/s; sequential (same stages, one thread): "
               f"{args.frames / seq:.1f} frames/s; speedup {seq / seconds:.2f}x; outputs identical: {same}")
         memory = pipe.memory()
-        print(f"memory: {memory['total'] / 2**20:.1f} MiB (" + ", ".join(
-            f"stage{i}: {m['weights'] / 2**20:.1f} weights + {m['slots']} x {(m['arena'] + m['io']) / 2**20:.1f}"
-            for i, m in enumerate(memory["stages"])) + " MiB)")
+        stages = ", ".join(f"stage{i}: {human_bytes(m['weights'])} weights + {m['slots']} x "
+                           f"{human_bytes(m['arena'] + m['io'])} arena and I/O" for i, m in enumerate(memory["stages"]))
+        print(f"memory: {human_bytes(memory['total'])} ({stages})")
         if args.trace:
             pipe.trace(args.trace)
             print(f"trace: {args.trace} (chrome://tracing or ui.perfetto.dev)")

@@ -20,10 +20,11 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from visc.errors import InputShapeError, ViscError
+from visc.errors import InputShapeError, ModelLoadError, OutputPathError, UsageError, ViscError
 from visc.runtime.bench import (
     OrtProcess,
     interleaved_medians,
@@ -31,6 +32,10 @@ from visc.runtime.bench import (
     ort_session,
     random_inputs,
 )
+
+if TYPE_CHECKING:
+    from visc.model import CompiledModel
+    from visc.tuner.records import RecordBook
 
 
 def parse_input_shapes(items: Sequence[str] | None) -> dict[str, list[int]] | None:
@@ -40,6 +45,9 @@ def parse_input_shapes(items: Sequence[str] | None) -> dict[str, list[int]] | No
     shapes: dict[str, list[int]] = {}
     for item in items:
         name, _, dims = item.rpartition("=")
+        if (name or "#0") in shapes:
+            what = f"input '{name}'" if name else "the first input (no name)"
+            raise UsageError(f"--input-shape {item}: {what} is given a shape twice")
         try:
             shapes[name or "#0"] = [int(d) for d in dims.replace("x", ",").split(",") if d]
         except ValueError:
@@ -50,27 +58,86 @@ def parse_input_shapes(items: Sequence[str] | None) -> dict[str, list[int]] | No
 def _resolve_first_input(shapes: dict[str, list[int]] | None, model_path: str) -> dict[str, list[int]] | None:
     if not shapes or "#0" not in shapes:
         return shapes
-    import onnx
+    from visc.tools.checks import graph_inputs
 
-    m = onnx.load(model_path, load_external_data=False)
-    inits = {i.name for i in m.graph.initializer}
-    first = next(i.name for i in m.graph.input if i.name not in inits)
-    shapes[first] = shapes.pop("#0")
+    names = list(graph_inputs(model_path))
+    if not names:
+        raise InputShapeError(f"'{model_path}' has no inputs to give --input-shape {shapes['#0']} to")
+    if names[0] in shapes:
+        raise UsageError(f"--input-shape gives input '{names[0]}' twice (once by name, once as the first input)")
+    shapes[names[0]] = shapes.pop("#0")
     return shapes
 
 
-def _load_inputs(model, items: Sequence[str] | None, seed: int) -> list[np.ndarray]:
+def model_input_shapes(items: Sequence[str] | None, model_path: str) -> dict[str, list[int]] | None:
+    """``--input-shape`` items for ``model_path``: parsed, the unnamed one given to the first
+    input, and none changing a static dimension of the model."""
+    from visc.tools.checks import check_static_shapes, graph_inputs
+
+    shapes = _resolve_first_input(parse_input_shapes(items), model_path)
+    if shapes:
+        first = next(iter(graph_inputs(model_path)), "")
+        texts = {(item.rpartition("=")[0] or first): item for item in items or ()}  # the user's words
+        check_static_shapes(shapes, model_path, texts)
+    return shapes
+
+
+def _load_inputs(model: CompiledModel, items: Sequence[str] | None, seed: int, cast: bool = False) -> list[np.ndarray]:
+    """``--input`` items (``name=file.npy``, or ``file.npy`` for the next input in order) as
+    the model's inputs; each input once, each file a real .npy."""
+    from visc.tools.checks import load_npy
+
     if not items:
         return random_inputs(model.plan.inputs, seed)
+    names = model.input_names
     named: dict[str, np.ndarray] = {}
+    given: dict[str, str] = {}
     for i, item in enumerate(items):
         name, sep, path = item.partition("=")
         if not sep:
-            name, path = model.input_names[i], item
-        if not os.path.exists(path):
-            raise InputShapeError(f"input file '{path}' does not exist")
-        named[name] = np.load(path)
-    return model._normalize_inputs(named)
+            if i >= len(names):
+                raise UsageError(f"--input {item}: the model takes {len(names)} input{'s' if len(names) > 1 else ''} "
+                                 f"({', '.join(repr(n) for n in names)}), and {len(items)} were given")
+            name, path = names[i], item
+        if name in given:
+            raise UsageError(f"input '{name}' is given twice (--input {given[name]} and --input {item})")
+        given[name] = item
+        named[name] = load_npy(path, item)
+    return model._normalize_inputs(named, cast)
+
+
+def human_bytes(nbytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if nbytes < 1024 or unit == "GiB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    return f"{nbytes:.1f} GiB"
+
+
+def memory_line(model: CompiledModel) -> str:
+    """What one run needs on the device: the arena of intermediates, the inputs and outputs,
+    the weights (the arena alone can be 0 for a model of one kernel, or a small part)."""
+    weights = sum(int(np.asarray(w).nbytes) for w in model.weights.values())
+    arena, io = model.plan.arena_size, model.plan.io_bytes()
+    return (f"memory: arena {human_bytes(arena)}, inputs/outputs {human_bytes(io)}, "
+            f"weights {human_bytes(weights)} (total {human_bytes(arena + io + weights)})")
+
+
+def save_npz(path: str, arrays: dict[str, np.ndarray]) -> str:
+    """Write ``arrays`` as ``path`` (``.npz`` appended when missing, as numpy does) beside
+    and then renamed: an interrupted write leaves no half file. Returns the path written."""
+    final = path if path.endswith(".npz") else path + ".npz"
+    folder = os.path.dirname(os.path.abspath(final))
+    tmp = os.path.join(folder, f".{os.path.basename(final)}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, final)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise OutputPathError(f"cannot write '{final}': {e.strerror or e}") from None
+    return final
 
 
 def rel_error(got: np.ndarray, want: np.ndarray) -> float:
@@ -85,8 +152,12 @@ def rel_error(got: np.ndarray, want: np.ndarray) -> float:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from visc.frontend.onnx import import_model
+    from visc.tools.checks import fallback_ops, writable_output
 
-    imported = import_model(args.model, _resolve_first_input(parse_input_shapes(args.input_shape), args.model))
+    if args.save_weights:
+        writable_output(args.save_weights, "--save-weights")
+    fallback = fallback_ops(args.fallback, args.model)
+    imported = import_model(args.model, model_input_shapes(args.input_shape, args.model))
     if args.passes:
         from visc.compiler import run_passes
 
@@ -94,23 +165,69 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.show_placement:
         from visc.passes.placement.report import show_placement
 
-        print(show_placement(imported, args.target, _fallback(args.fallback)))
+        print(show_placement(imported, args.target, fallback))
         return 0
     print(imported.module)
     if args.save_weights:
-        imported.weights.save(args.save_weights)
+        try:
+            imported.weights.save(args.save_weights)
+        except OSError as e:
+            raise OutputPathError(f"--save-weights {args.save_weights}: {e.strerror or e}") from None
     return 0
 
 
-def _fallback(text: str | None) -> list[str] | None:
-    """`--fallback NonMaxSuppression,TopK` -> op types; None when placement is off."""
-    return None if text is None else [t for t in text.split(",") if t]
+def _output_name(args: argparse.Namespace) -> str:
+    return args.output or os.path.splitext(os.path.basename(args.model))[0] + ".visc"
+
+
+def _compile_records(args: argparse.Namespace) -> RecordBook | Literal[False]:
+    """The tuning records this compile applies (a `RecordBook`, False: none): read before
+    compiling, so a bad records file fails first and the report can count what applied."""
+    from visc.compiler import record_book
+    from visc.tuner.records import check_records
+
+    if args.records:
+        check_records(args.records)
+    book = record_book(args.records or None, args.target, args.device)
+    return book if book is not None else False
+
+
+def _records_report(book: RecordBook, source: str | None) -> None:
+    """"applied N tuned schedules from R (K tasks of the model had none)"; when none applied
+    because the records are another device's, a warning naming the devices they are for."""
+    from visc.tools.checks import warn
+
+    applied, missing = len(book.applied), len(book.missing - book.applied)
+    if source is None and not applied:
+        return  # the shipped records have none for this model: nothing to report
+    ops = f" to {book.applied_ops} ops" if book.applied_ops != applied else ""
+    print(f"applied {applied} tuned schedule{'s' if applied != 1 else ''}{ops} from {book.source} "
+          f"({missing} task{'s' if missing != 1 else ''} of the model had none)")
+    if applied or source is None:
+        return
+    from visc.tuner.records import best_records
+
+    others = sorted({r.device for r in best_records(source)} - {book.device})
+    if not book.schedules and others:
+        warn(f"--records {source} holds records for {'; '.join(others)}, none for this compile's device "
+             f"{book.device}: the default schedules were used")
+    elif not book.schedules:
+        warn(f"--records {source} holds no records: the default schedules were used")
+    else:
+        warn(f"none of the {len(book.schedules)} records for {book.device} in {source} matches a task of "
+             "this model (other shapes or ops): the default schedules were used")
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    import visc
     from visc.compiler import compile_model
+    from visc.tools.checks import check_arch, check_device, fallback_ops, writable_output
 
+    out = writable_output(_output_name(args), "-o" if args.output else "the output")
+    check_arch(args.arch, args.target)
+    check_device(args.target, args.device)
+    fallback = fallback_ops(args.fallback, args.model)
+    shapes = model_input_shapes(args.input_shape, args.model)
+    book = _compile_records(args)
     printer = None
     if args.print_ir_after_all:
 
@@ -118,32 +235,36 @@ def cmd_compile(args: argparse.Namespace) -> int:
             print(f"// -----// IR after {spec} //----- //", file=sys.stderr)
             print(module, file=sys.stderr)
 
-    shapes = _resolve_first_input(parse_input_shapes(args.input_shape), args.model)
     model = compile_model(args.model, target=args.target, input_shapes=shapes, device=args.device,
-                          print_ir_after=printer, arch=args.arch, fallback=_fallback(args.fallback),
-                          records=args.records)
-    out = args.output or os.path.splitext(os.path.basename(args.model))[0] + ".visc"
+                          print_ir_after=printer, arch=args.arch, fallback=fallback, records=book)
     model.metadata["source_model"] = os.path.basename(args.model)
     model.save(out)
     r = model.report
     built_for = f"{args.target} ({model.metadata['cuda_arch']})" if args.target == "cuda" else args.target
     print(f"compiled {args.model} for {built_for} in {r.total_seconds:.2f} s: {r.num_kernels} kernels, "
-          f"{r.num_launches} launches, arena {r.arena_bytes / 2**20:.1f} MiB -> {out}")
+          f"{r.num_launches} launches -> {out}")
+    print(memory_line(model))
+    if book is not False:
+        _records_report(book, args.records)
     if args.verbose:
         for stage, secs in r.seconds.items():
             print(f"  {stage:<28} {secs:8.3f} s")
-    del visc
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     import visc
+    from visc.tools.checks import at_least, writable_output
 
+    at_least("--repeat", args.repeat, 0, "timed runs; 0: none")
+    at_least("--seed", args.seed, 0)
+    if args.output:
+        writable_output(args.output if args.output.endswith(".npz") else args.output + ".npz", "--output")
     model = visc.load(args.model, device=args.device)
     if hasattr(model, "stages"):
         raise InputShapeError(f"'{args.model}' holds a pipeline of {len(model.stages)} stages: stream frames "
                               f"through it with `visc pipeline {args.model}`")
-    inputs = _load_inputs(model, args.input, args.seed)
+    inputs = _load_inputs(model, args.input, args.seed, args.cast)
     outputs = model.run(inputs)
     stats = model.benchmark(inputs, warmup=1, repeat=args.repeat) if args.repeat else None
     print(f"device: {model.device_name}")
@@ -155,7 +276,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if stats:
         print(f"latency: {stats['median'] * 1e3:.2f} ms (median of {args.repeat})")
     if args.output:
-        np.savez(args.output, **dict(zip(model.output_names, outputs, strict=True)))
+        written = save_npz(args.output, dict(zip(model.output_names, outputs, strict=True)))
+        print(f"outputs saved to {written}")
     return 0
 
 
@@ -197,6 +319,7 @@ def bench_one(model_or_path, device: str | None, repeat: int, threads: int | Non
         "ort_ms": ort_s * 1e3,
         "ratio": visc_s / ort_s,
         "max_rel_err": max(rel_error(o, r) for o, r in zip(outs, ref, strict=True)),
+        "constant_output": all(o.size and np.all(o == o.flat[0]) for o in outs),
     }
 
 
@@ -221,11 +344,49 @@ BENCH_COLUMNS = (
 )
 
 
+def zoo_name(path: str) -> str | None:
+    """The model-zoo name of ``path`` when it is one of the onnx package's light models (whose
+    weights are placeholder constants), else None."""
+    from visc.tools.model_zoo import LIGHT_DIR
+
+    base = os.path.basename(path)
+    if os.path.dirname(os.path.realpath(path)) != os.path.realpath(LIGHT_DIR):
+        return None
+    if not (base.startswith("light_") and base.endswith(".onnx")):
+        return None
+    return base[len("light_"):-len(".onnx")]
+
+
+def _bench_model(path: str, args: argparse.Namespace) -> tuple[object, str]:
+    """What `visc bench` compiles for ``path``: a zoo model with its placeholder weights (one
+    constant per tensor: every output equal, so any comparison passes) replaced by seeded
+    random ones, unless --original-weights; any other model as it is."""
+    name = zoo_name(path)
+    if name is None or args.original_weights:
+        return path, os.path.basename(path)
+    from visc.tools.model_zoo import load_light_model
+
+    print(f"{os.path.basename(path)}: placeholder weights replaced by seeded random ones (seed {args.seed}; "
+          "--original-weights keeps them)")
+    return load_light_model(name, seed=args.seed), os.path.basename(path)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    rows = [bench_one(p, args.device, args.repeat, args.threads,
-                      input_shapes=_resolve_first_input(parse_input_shapes(args.input_shape), p),
-                      target=args.target)
-            for p in args.models]
+    from visc.tools.checks import at_least, check_device, warn
+
+    at_least("--repeat", args.repeat, 1, "timed runs")
+    at_least("--threads", args.threads, 1)
+    at_least("--seed", args.seed, 0)
+    check_device(args.target, args.device)
+    shapes = {p: model_input_shapes(args.input_shape, p) for p in args.models}  # every model read first
+    rows = []
+    for path in args.models:
+        model, name = _bench_model(path, args)
+        rows.append(bench_one(model, args.device, args.repeat, args.threads, seed=args.seed, input_shapes=shapes[path],
+                              name=name, target=args.target))
+        if rows[-1]["constant_output"]:
+            warn(f"every output value of {name} is the same: the comparison with onnxruntime checks little "
+                 "(placeholder weights?)")
     print(f"device: {rows[0]['device']}")
     print_table(rows, BENCH_COLUMNS)
     return 0
@@ -238,19 +399,37 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_model(name: str, seed: int | None) -> tuple[object, str]:
+    """The zoo model ``name`` (a light model of the onnx package, or one visc builds) and a
+    description of where it came from; an unknown name lists the known ones."""
+    from visc.tools.model_zoo import BUILT_MODELS, LIGHT_MODELS, light_model_path, load_model
+
+    if name not in LIGHT_MODELS + BUILT_MODELS:
+        raise UsageError(f"--model {name}: no such model-zoo model (known: {', '.join(LIGHT_MODELS + BUILT_MODELS)})")
+    if name in BUILT_MODELS:
+        return load_model(name, seed), f"{name} (built by visc.tools.model_zoo)"
+    try:
+        path = light_model_path(name)
+    except FileNotFoundError as e:
+        raise ModelLoadError(f"--model {name}: {e}") from None
+    return load_model(name, seed), path
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from visc.compiler import compile_model
-    from visc.tools.model_zoo import light_model_path, load_light_model
+    from visc.tools.checks import at_least, check_device
 
-    path = light_model_path(args.model)
-    onnx_model = load_light_model(args.model, seed=None if args.original_weights else args.seed)
-    print(f"model: {path}" + ("" if args.original_weights else
-                             f" (placeholder weights replaced by seeded random ones, seed {args.seed})"))
+    at_least("--repeat", args.repeat, 1, "timed runs")
+    at_least("--seed", args.seed, 0)
+    check_device("opencl", args.device)
+    onnx_model, where = _demo_model(args.model, None if args.original_weights else args.seed)
+    print(f"model: {where}" + ("" if args.original_weights else
+                              f" (placeholder weights replaced by seeded random ones, seed {args.seed})"))
     start = time.perf_counter()
     model = compile_model(onnx_model, device=args.device)
     print(f"compiled for opencl in {time.perf_counter() - start:.2f} s "
-          f"({model.report.num_kernels} kernels, {model.report.num_launches} launches, "
-          f"arena {model.report.arena_bytes / 2**20:.1f} MiB)")
+          f"({model.report.num_kernels} kernels, {model.report.num_launches} launches)")
+    print(memory_line(model))
     inputs = random_inputs(model.plan.inputs, args.seed)
     outputs = model.run(inputs)
     print(f"device: {model.device_name}")
@@ -319,6 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--repeat", type=int, default=0, help="also time this many runs")
     s.add_argument("--output", help="save outputs to this .npz")
+    s.add_argument("--cast", action="store_true",
+                   help="convert input arrays of another dtype to the model's (default: an error, as in onnxruntime)")
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("bench", help="latency of visc against onnxruntime on the same input")
@@ -328,6 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--repeat", type=int, default=10)
     s.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
     s.add_argument("--target", default="opencl", choices=["opencl", "cuda", "cpu"])
+    s.add_argument("--seed", type=int, default=0, help="seed of the random input (and of zoo models' weights)")
+    s.add_argument("--original-weights", action="store_true",
+                   help="keep a model-zoo file's constant placeholder weights (every output then ties)")
     s.set_defaults(fn=cmd_bench)
 
     s = sub.add_parser("devices", help="list OpenCL devices")
@@ -347,17 +531,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_pipeline_parser(sub, shape_help)
     add_tuner_parsers(sub, shape_help)
+    for command in sub.choices.values():  # `visc compile m.onnx --debug` as well as `visc --debug compile`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show tracebacks for errors")
     return p
+
+
+def _one_paragraph(error: BaseException) -> str:
+    """The error as one paragraph: a driver's or compiler's multi-line log joined with "; "."""
+    return "; ".join(line.strip() for line in str(error).strip().splitlines() if line.strip())
+
+
+def _quiet_broken_pipe() -> int:
+    """stdout's reader went away (`visc import m.onnx | head`): stop quietly, as Unix tools do
+    (their status: killed by SIGPIPE); stdout goes to /dev/null so the exit flush is silent."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 128 + 13
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.fn(args) or 0)
+        status = int(args.fn(args) or 0)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except ViscError as e:
         if args.debug:
             raise
-        print(f"visc: error: {e}", file=sys.stderr)
+        print(f"visc: error: {_one_paragraph(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("visc: interrupted", file=sys.stderr)

@@ -11,8 +11,11 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+
+from visc.errors import UsageError
 
 if TYPE_CHECKING:
     from visc.tuner.search import TuneResult
@@ -72,19 +75,64 @@ def tune_tasks(args: argparse.Namespace, tasks: Sequence[Task], device_id: str, 
     return results
 
 
+def speedup_text(result: TuneResult) -> str:
+    """The table's speedup: "1.00 default" when the best trial is the default schedule (its
+    two timings differ by noise alone), "-" when nothing was measured."""
+    if result.speedup is None:
+        return "-"
+    return f"{result.speedup:.2f}" + (" default" if result.best_is_default else "")
+
+
 def result_row(task: Task, result: TuneResult) -> dict[str, Any]:
     return {"task": task.describe()[:60], "ops": task.weight, "default_us": (result.default_seconds or 0.0) * 1e6,
-            "best_us": (result.best_seconds or 0.0) * 1e6, "speedup": result.speedup or 0.0,
+            "best_us": (result.best_seconds or 0.0) * 1e6, "speedup": speedup_text(result),
             "trials": result.measured, "ran": result.ran, "failed": result.failed}
 
 
 RESULT_COLUMNS = (("task", "task", ""), ("ops", "ops", "d"), ("default_us", "default us", ".1f"),
-                  ("best_us", "best us", ".1f"), ("speedup", "speedup", ".2f"), ("trials", "trials", "d"),
+                  ("best_us", "best us", ".1f"), ("speedup", "speedup", ""), ("trials", "trials", "d"),
                   ("ran", "this run", "d"), ("failed", "failed", "d"))
 
 
+def check_tune_args(args: argparse.Namespace) -> None:
+    """Every `visc tune` option a run would trip over later (after compiling tasks, or after
+    hours of tuning: the plot), checked first."""
+    from visc.tools.checks import above, at_least, writable_output
+    from visc.tuner.records import check_records
+
+    at_least("--trials", args.trials, 1, "measured trials per task")
+    at_least("--warmup", args.warmup, 0)
+    at_least("--repeat", args.repeat, 1, "timed runs per trial")
+    at_least("--min-repeat-ms", args.min_repeat_ms, 0)
+    for option in ("confirm", "refine", "transfer", "seed"):
+        at_least(f"--{option}", getattr(args, option), 0)
+    above("--timeout", args.timeout, 0, "seconds")
+    if not args.all_ops:
+        kinds = [k.strip() for k in args.ops.split(",") if k.strip()]
+        known = sorted(_op_kinds())
+        unknown = [k for k in kinds if k not in known]
+        if unknown or not kinds:
+            raise UsageError(f"--ops {args.ops}: {', '.join(repr(k) for k in unknown) or 'no op kind'} "
+                             f"{'is' if len(unknown) == 1 else 'are'} not an op kind visc tunes "
+                             f"(known: {', '.join(known)}; or --all-ops)")
+    if args.plot:
+        writable_output(args.plot, "--plot")
+    check_records(args.records, write=True)
+    for extra in args.transfer_from:
+        if extra != "shipped":
+            check_records(extra)
+
+
+def _op_kinds() -> set[str]:
+    """The vision op kinds a schedule applies to (what `--ops` may name)."""
+    from visc.passes.lowering.vision_to_loops import LOWERINGS
+
+    return {op_type.name.removeprefix("vision.") for op_type in LOWERINGS}
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
-    from visc.tools.visc_cli import _resolve_first_input, parse_input_shapes, print_table
+    from visc.tools.checks import check_device
+    from visc.tools.visc_cli import model_input_shapes, print_table
     from visc.tuner.measure import device_identity
     from visc.tuner.search import open_storage
     from visc.tuner.workload import model_tasks
@@ -97,17 +145,21 @@ def cmd_tune(args: argparse.Namespace) -> int:
         from visc.tuner.plot import _pyplot
 
         _pyplot()  # no matplotlib: say so before tuning, not after
-    shapes = _resolve_first_input(parse_input_shapes(args.input_shape), args.model)
-    kinds = None if args.all_ops else tuple(f"vision.{k}" for k in args.ops.split(","))
+    check_tune_args(args)
+    if args.ray is None:
+        check_device(args.target, args.device)  # with --ray, the device is the workers'
+    shapes = model_input_shapes(args.input_shape, args.model)
+    kinds = None if args.all_ops else tuple(f"vision.{k.strip()}" for k in args.ops.split(",") if k.strip())
     tasks = model_tasks(args.model, shapes, kinds)
     if args.ray is not None:
         from visc.tuner.cluster import tune_on_ray
 
         return tune_on_ray(args, tasks)
     device_id = device_identity(args.target, args.device)
-    storage = open_storage(args.records)
-    print(f"{len(tasks)} tasks on {device_id}; records: {args.records}")
-    results = tune_tasks(args, tasks, device_id, storage)
+    with records_errors(args.records):
+        storage = open_storage(args.records)
+        print(f"{len(tasks)} tasks on {device_id}; records: {args.records}")
+        results = tune_tasks(args, tasks, device_id, storage)
     print_table([result_row(t, r) for t, r in zip(tasks, results, strict=True)], RESULT_COLUMNS)
     if args.plot:
         from visc.tuner.plot import plot_records
@@ -117,30 +169,79 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def records_errors(records: str) -> Iterator[None]:
+    """A database error while the records are read or written (made read-only mid-run, a full
+    disk, a locked file), as one sentence naming them instead of Optuna's chained tracebacks."""
+    from visc.tuner.records import storage_failure
+
+    try:
+        yield
+    except _storage_errors() as e:
+        raise storage_failure(records, e) from None
+
+
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    """The exception types of the records database (none without Optuna: nothing of it runs)."""
+    try:
+        from optuna.exceptions import StorageInternalError
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:
+        return ()
+    return (SQLAlchemyError, StorageInternalError)
+
+
+def _no_records(records: str, device_id: str | None) -> str:
+    """Why `visc records best` shows nothing: an empty database, or ``--device-id`` naming a
+    device the records do not have (they are listed)."""
+    from visc.tuner.records import best_records
+
+    others = sorted({r.device for r in best_records(records)}) if device_id else []
+    if others:
+        return f"no records for --device-id {device_id} in {records}; it holds records for: {'; '.join(others)}"
+    return f"no records in {records}"
+
+
 def cmd_records(args: argparse.Namespace) -> int:
-    from visc.errors import ViscError
+    from visc.tools.checks import at_least, writable_output
     from visc.tools.visc_cli import print_table
-    from visc.tuner.records import best_records, export_records, import_records, record_rows
+    from visc.tuner.records import (
+        best_records,
+        check_records,
+        export_records,
+        import_records,
+        record_rows,
+    )
 
     if args.action != "best" and not args.file:
         what = "the ONNX model" if args.action == "validate" else "the .json file"
-        raise ViscError(f"visc records {args.action}: give {what}")
+        raise UsageError(f"visc records {args.action}: give {what}")
     if args.action == "validate":
-        return _validate(args)
-    if args.action == "best":
-        rows = record_rows(best_records(args.records, args.device_id))
-        if not rows:
-            print(f"no records in {args.records}")
-            return 0
-        print_table(rows, (("device", "device", ""), ("workload", "workload", ""), ("best_us", "best us", ".1f"),
-                           ("default_us", "default us", ".1f"), ("speedup", "speedup", ".2f"),
-                           ("trials", "trials", "d"), ("schedule", "schedule", "")))
-    elif args.action == "export":
-        n = export_records(args.records, args.file, args.device_id)
-        print(f"exported {n} records to {args.file}")
-    else:
-        n = import_records(args.records, args.file)
-        print(f"imported {n} records into {args.records}")
+        at_least("--repeat", args.repeat, 1, "profiled runs each way")
+        if args.out:
+            writable_output(args.out, "--out")
+        if args.records != "shipped":  # a database gets the verdicts written into it
+            check_records(args.records, write=not args.records.endswith(".json"))
+        with records_errors(args.records):
+            return _validate(args)
+    if args.action == "export":
+        check_records(args.records)
+        writable_output(args.file, "visc records export")
+    with records_errors(args.records):
+        if args.action == "best":
+            rows = record_rows(best_records(args.records, args.device_id))
+            if not rows:
+                print(_no_records(args.records, args.device_id))
+                return 0
+            print_table(rows, (("device", "device", ""), ("workload", "workload", ""), ("best_us", "best us", ".1f"),
+                               ("default_us", "default us", ".1f"), ("speedup", "speedup", ".2f"),
+                               ("trials", "trials", "d"), ("schedule", "schedule", "")))
+        elif args.action == "export":
+            n = export_records(args.records, args.file, args.device_id)
+            print(f"exported {n} records to {args.file}")
+        else:
+            n = import_records(args.records, args.file)
+            print(f"imported {n} records into {args.records}")
     return 0
 
 
@@ -150,14 +251,16 @@ def _validate(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from visc.tools.visc_cli import _resolve_first_input, parse_input_shapes, print_table
+    from visc.tools.checks import check_device
+    from visc.tools.visc_cli import model_input_shapes, print_table
     from visc.tuner.measure import device_identity
     from visc.tuner.records import _is_json, best_records, shipped_records, write_export
     from visc.tuner.validate import mark_verdicts, validate_records
 
     shipped = args.records == "shipped"
     source = None if shipped else args.records
-    shapes = _resolve_first_input(parse_input_shapes(args.input_shape), args.file)
+    check_device(args.target, args.device)
+    shapes = model_input_shapes(args.input_shape, args.file)
     with tqdm(total=args.repeat, desc="profiling with and without the records", unit="run") as bar:
         validation = validate_records(args.file, source, args.target, args.device, args.repeat, shapes,
                                       progress=lambda n: bar.update(n - bar.n))

@@ -100,15 +100,33 @@ def _pyplot() -> Any:
     return plt
 
 
+PANEL_CHARS = 64  # characters of an 8-point panel title across a 5.2-inch panel
+TITLE_CHARS_PER_COLUMN = 52  # characters of the 10-point figure title per panel column
+
+
+def _wrapped(text: str, width: int, lines: int) -> str:
+    """``text`` on at most ``lines`` lines of ``width`` characters (the last one shortened)."""
+    import textwrap
+
+    parts = textwrap.wrap(text, width) or [""]
+    if len(parts) > lines:
+        parts = parts[: lines - 1] + [textwrap.shorten(" ".join(parts[lines - 1:]), width, placeholder=" ...")]
+    return "\n".join(parts)
+
+
 def plot_curves(tasks: Sequence[TaskCurves], out: str | os.PathLike[str], title: str | None = None) -> None:
     """One panel per task: best time (us) versus measured trial, one line per sampler, and
     the default schedule's time dashed."""
     if not tasks:
         raise ViscError("nothing to plot: no tuning studies match")
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     cols = min(3, len(tasks))
     rows = (len(tasks) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
+    # constrained layout reserves the figure title's space (tight_layout may let it overprint
+    # the first row's panels); titles wrap to their width instead of running past it
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False, layout="constrained")
     colors = {"tpe": "tab:blue", "random": "tab:orange"}
     for ax, task in zip(axes.flat, tasks, strict=False):
         for name in sorted(task.curves):
@@ -119,7 +137,8 @@ def plot_curves(tasks: Sequence[TaskCurves], out: str | os.PathLike[str], title:
                         color=colors.get(name))
         if task.default_seconds:
             ax.axhline(task.default_seconds * 1e6, color="gray", linestyle="--", linewidth=1, label="default")
-        ax.set_title(task.workload[:60] or task.key[:16], fontsize=8)
+        ax.set_title(_wrapped(task.workload or task.key[:16], PANEL_CHARS, 2), fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("measured trial")
         ax.set_ylabel("best time (us)")
         ax.grid(True, alpha=0.3)
@@ -127,8 +146,7 @@ def plot_curves(tasks: Sequence[TaskCurves], out: str | os.PathLike[str], title:
     for ax in list(axes.flat)[len(tasks):]:
         ax.set_visible(False)
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(_wrapped(title, TITLE_CHARS_PER_COLUMN * cols, 3), fontsize=10)
     try:
         fig.savefig(os.fspath(out), dpi=100)
     except OSError as e:

@@ -24,10 +24,10 @@ from typing import Any
 from xdsl.dialects.builtin import ModuleOp
 
 from visc.dialects.vision import ReshapeOp, ScheduleAttr, VisionOp
-from visc.errors import ViscError
+from visc.errors import OutputPathError, RecordsError, ViscError
 from visc.tuner.search import _optuna, open_storage, trial_schedule
 from visc.tuner.validate import rejected
-from visc.tuner.workload import SPACE_VERSION, workload_key
+from visc.tuner.workload import SPACE_VERSION, TUNABLE, workload_key
 
 EXPORT_FORMAT = "visc-tuning-records"
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shipped")
@@ -55,10 +55,65 @@ def _is_json(records: str | os.PathLike[str]) -> bool:
     return os.fspath(records).endswith(".json")
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_records(records: str | os.PathLike[str], write: bool = False) -> None:
+    """One clear sentence, before any work, for a records path that cannot serve: missing, a
+    directory, not an SQLite database, or (``write``: `visc tune`, `visc records import`)
+    read-only or in a read-only folder, where SQLite also writes its journal. URLs are the
+    server's business."""
+    path = os.fspath(records)
+    if "://" in path:
+        return
+    if os.path.isdir(path):
+        raise RecordsError(f"tuning records '{path}': it is a directory, not a records database (an SQLite file)")
+    if write and _is_json(path):
+        raise RecordsError(f"tuning records '{path}': a .json export is read, never written to; tune into a "
+                           "database (--records tuning.db), or add an export to one with `visc records import`")
+    if not os.path.exists(path):
+        if not write:
+            raise RecordsError(f"tuning records '{path}' do not exist")
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise RecordsError(f"tuning records '{path}': the folder '{folder}' does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise RecordsError(f"tuning records '{path}': the folder '{folder}' is read-only")
+        return
+    if not os.access(path, os.R_OK):
+        raise RecordsError(f"tuning records '{path}': the file is not readable (permission denied)")
+    if not _is_json(path):
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+        if head and head != SQLITE_MAGIC:
+            raise RecordsError(f"tuning records '{path}': the file is not a records database (not an SQLite "
+                               "file; an export's name ends in .json)")
+    if write:
+        if not os.access(path, os.W_OK):
+            raise RecordsError(f"tuning records '{path}': the file is read-only; make it writable (chmod u+w) "
+                               "or give another --records file")
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise RecordsError(f"tuning records '{path}': the folder '{folder}' is read-only, and SQLite "
+                               "writes its journal beside the database; copy the file to a writable folder")
+
+
+def storage_failure(records: str | os.PathLike[str], error: BaseException) -> RecordsError:
+    """A database error met while reading or writing `records` (a file made read-only or
+    removed mid-run, a full disk), as one sentence: the first line of the innermost cause."""
+    cause: BaseException = error
+    for _ in range(20):  # the chain: Optuna's error, SQLAlchemy's, the driver's
+        inner = getattr(cause, "orig", None) or cause.__cause__
+        if not isinstance(inner, BaseException):
+            break
+        cause = inner
+    reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    return RecordsError(f"cannot use the tuning records '{os.fspath(records)}': {reason}")
+
+
 def _from_storage(records: str | os.PathLike[str], device: str | None) -> list[Record]:
     optuna = _optuna()
-    if "://" not in os.fspath(records) and not os.path.exists(records):
-        raise ViscError(f"tuning records '{os.fspath(records)}' do not exist")
+    check_records(records)
     found = []
     for summary in optuna.get_all_study_summaries(open_storage(records), include_best_trial=True):
         attrs = summary.user_attrs
@@ -78,9 +133,9 @@ def _from_json(path: str | os.PathLike[str], device: str | None) -> list[Record]
         with open(path) as f:
             data = json.load(f)
     except (OSError, json.JSONDecodeError) as e:
-        raise ViscError(f"cannot read tuning records '{os.fspath(path)}': {e}") from e
+        raise RecordsError(f"cannot read tuning records '{os.fspath(path)}': {e}") from e
     if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
-        raise ViscError(f"'{os.fspath(path)}' is not a visc records export (no \"format\": \"{EXPORT_FORMAT}\")")
+        raise RecordsError(f"'{os.fspath(path)}' is not a visc records export (no \"format\": \"{EXPORT_FORMAT}\")")
     records = [_record(r, i, path) for i, r in enumerate(data.get("records", []))]
     return [r for r in records if device is None or r.device == device]
 
@@ -100,7 +155,7 @@ def _record(item: Any, index: int, path: str | os.PathLike[str]) -> Record:
         r.seconds = float(r.seconds)
         r.space_version = int(r.space_version)
     except (TypeError, ValueError) as e:
-        raise ViscError(f"tuning records '{os.fspath(path)}': record {index} is malformed: {e}") from None
+        raise RecordsError(f"tuning records '{os.fspath(path)}': record {index} is malformed: {e}") from None
     return r
 
 
@@ -133,9 +188,14 @@ def export_records(records: str | os.PathLike[str], path: str | os.PathLike[str]
 def write_export(chosen: list[Record], path: str | os.PathLike[str]) -> int:
     """Write `chosen` as a records export (written aside, then renamed: never half a file)."""
     tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump({"format": EXPORT_FORMAT, "records": [asdict(r) for r in chosen]}, f, indent=1)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump({"format": EXPORT_FORMAT, "records": [asdict(r) for r in chosen]}, f, indent=1)
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise OutputPathError(f"cannot write the records export '{os.fspath(path)}': {e.strerror or e}") from None
     return len(chosen)
 
 
@@ -146,9 +206,11 @@ def import_records(records: str | os.PathLike[str], path: str | os.PathLike[str]
     from optuna.distributions import CategoricalDistribution
     from optuna.trial import create_trial
 
+    chosen = _from_json(path, None)  # a bad file fails here, before the database is created
+    check_records(records, write=True)
     storage = open_storage(records)
     count = 0
-    for r in _from_json(path, None):
+    for r in chosen:
         name = f"{r.device}|{r.key}|imported"
         study = optuna.create_study(storage=storage, study_name=name, direction="minimize", load_if_exists=True)
         if any(trial_schedule(t) == r.schedule and t.value == r.seconds for t in study.get_trials(deepcopy=False)):
@@ -193,6 +255,11 @@ class RecordBook:
         self.device = device
         self.schedules = schedules
         self.source = source
+        # what `apply` did, over every module it saw (for `visc compile`'s report): the keys
+        # applied and the ops they went on, the keys of tunable ops (`TUNABLE`) it had none for
+        self.applied: set[str] = set()
+        self.applied_ops = 0
+        self.missing: set[str] = set()
 
     @staticmethod
     def load(records: str | os.PathLike[str], target: str, device: str | None = None) -> RecordBook:
@@ -234,11 +301,16 @@ class RecordBook:
             lowering = LOWERINGS.get(type(op))
             if lowering is None:
                 continue
-            sched = self.schedules.get(workload_key(op))
+            key = workload_key(op)
+            sched = self.schedules.get(key)
             if sched is None or set(sched) - lowering.keys or lowering.check(op, Schedule(dict(sched))):
+                if op.name in TUNABLE:
+                    self.missing.add(key)
                 continue
             op.attributes["schedule"] = ScheduleAttr(sched)
+            self.applied.add(key)
             count += 1
+        self.applied_ops += count
         return count
 
 
@@ -253,6 +325,6 @@ def record_rows(records: list[Record]) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["Record", "RecordBook", "all_records", "best_records", "export_records", "write_export", "import_records",
+__all__ = ["Record", "RecordBook", "check_records", "storage_failure", "all_records", "best_records", "export_records", "write_export", "import_records",
            "record_rows", "shipped_records", "shipped_files", "shipped_dir", "ShippedRecordsWarning",
            "EXPORT_FORMAT", "SHIPPED_DIR", "SHIPPED_ENV"]

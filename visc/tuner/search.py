@@ -84,7 +84,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from visc.errors import ViscError
+from visc.errors import RecordsError, ViscError
 from visc.tuner.measure import Measurement
 from visc.tuner.space import SearchSpace, ordered_choices, signature
 from visc.tuner.workload import SPACE_VERSION, Task
@@ -139,7 +139,8 @@ def open_storage(records: str | os.PathLike[str], attempts: int = 6) -> Any:
     try:
         return optuna.storages.RDBStorage(url)
     except SQLAlchemyError as e:
-        raise ViscError(f"cannot open the tuning records {records}: {type(e).__name__}: {e}") from None
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]  # the driver's words, not the SQL
+        raise RecordsError(f"cannot open the tuning records '{os.fspath(records)}': {reason}") from None
 
 
 def study_name(device_id: str, key: str, sampler: str) -> str:
@@ -190,9 +191,14 @@ class TuneResult:
     pruned: int
     interrupted: int = 0
     ran: int = 0  # trials this run measured (the others: earlier runs and runs beside it)
+    best_is_default: bool = False  # the best trial measured the default schedule itself
 
     @property
     def speedup(self) -> float | None:
+        """default / best; exactly 1 when the best is the default schedule: the ratio of two
+        timings of one schedule would only show their noise (0.8, 1.2) as a gain or loss."""
+        if self.best_is_default and self.best_seconds:
+            return 1.0
         if self.best_seconds and self.default_seconds:
             return self.default_seconds / self.best_seconds
         return None
@@ -610,6 +616,7 @@ def summarize(study: Any, key: str) -> TuneResult:
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = min(complete, key=lambda t: t.value) if complete else None
     interrupted = sum(1 for t in trials if "interrupted" in t.user_attrs)
+    default = study.user_attrs.get("default_schedule")
     return TuneResult(
         key=key,
         study=study.study_name,
@@ -620,6 +627,8 @@ def summarize(study: Any, key: str) -> TuneResult:
         failed=sum(1 for t in trials if t.state == TrialState.FAIL) - interrupted,
         pruned=sum(1 for t in trials if t.state == TrialState.PRUNED),
         interrupted=interrupted,
+        best_is_default=best is not None and (bool(best.user_attrs.get("default")) or (
+            isinstance(default, dict) and signature(trial_schedule(best)) == signature(default))),
     )
 
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Block, Operation, SSAValue
+from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.ir import Attribute, Block, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
@@ -23,6 +23,7 @@ from xdsl.pattern_rewriter import (
 
 from visc.dialects.vision import (
     ConcatOp,
+    LayerNormOp,
     MapOp,
     ReshapeOp,
     SliceOp,
@@ -30,10 +31,12 @@ from visc.dialects.vision import (
     VisionOp,
     WeightOp,
     YieldOp,
+    element_type_of,
     get_ints,
     ints,
+    shape_of,
 )
-from visc.passes.graph.helpers import is_tensor_op, merged_attributes
+from visc.passes.graph.helpers import is_tensor_op, make_reshape, merged_attributes, sole_user
 
 
 def _forward(rewriter: PatternRewriter, op: Operation, value: SSAValue) -> None:
@@ -98,6 +101,58 @@ class TransposeChain(RewritePattern):
             attrs = merged_attributes(op, [inner, op])
             attrs["perm"] = ints(composed)
             rewriter.replace(op, TransposeOp([inner.ins[0]], [op.res[0].type], attrs))
+
+
+def _permuted(value: SSAValue, perm: tuple[int, ...], attrs: dict[str, Attribute]) -> tuple[list[Operation], SSAValue]:
+    """`value`, broadcasting to a rank-len(perm) tensor, transposed by `perm` (a reshape where
+    only its dims of size 1 move)."""
+    shape = shape_of(value)
+    padded = (1,) * (len(perm) - len(shape)) + shape
+    target = [padded[p] for p in perm]
+    moved = [p for p in perm if padded[p] != 1]
+    ops: list[Operation] = []
+    if moved == sorted(moved):
+        if tuple(target) != shape:
+            ops.append(make_reshape(value, target, attrs))
+    else:
+        if padded != shape:
+            ops.append(make_reshape(value, padded, attrs))
+        src = ops[-1].results[0] if ops else value
+        ops.append(TransposeOp([src], [TensorType(element_type_of(value), target)], {**attrs, "perm": ints(perm)}))
+    return ops, ops[-1].results[0] if ops else value
+
+
+class TransposedLayerNorm(RewritePattern):
+    """transpose(p) -> layer_norm -> the inverse transpose, each used once and no statistics
+    used -> one layer_norm of the untransposed tensor over the dims p maps the normalized ones
+    to: ConvNeXt's channels-first LayerNorm (permute to NHWC, normalize the last dim, permute
+    back) becomes one kernel over NCHW channels instead of three."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: TransposeOp, rewriter: PatternRewriter) -> None:
+        ln = op.ins[0].owner
+        if not (is_tensor_op(op) and isinstance(ln, LayerNormOp) and is_tensor_op(ln) and len(ln.res) == 1
+                and sole_user(ln.res[0]) is op):
+            return
+        inner = ln.ins[0].owner
+        if not (isinstance(inner, TransposeOp) and is_tensor_op(inner) and sole_user(inner.res[0]) is ln):
+            return
+        p, q = get_ints(inner, "perm"), get_ints(op, "perm")
+        if [p[j] for j in q] != list(range(len(p))):
+            return
+        attrs = merged_attributes(ln, [inner, ln, op])
+        names = {k: v for k, v in attrs.items() if k in ("onnx_node", "onnx_op")}
+        new_ops: list[Operation] = []
+        params = []
+        for v in ln.ins[1:]:
+            ops, moved = _permuted(v, q, names)
+            new_ops += ops
+            params.append(moved)
+        attrs["axes"] = ints(sorted(p[a] for a in get_ints(ln, "axes")))
+        new = LayerNormOp([inner.ins[0], *params], [op.res[0].type], attrs)
+        rewriter.replace(op, [*new_ops, new], [new.res[0]])
+        rewriter.erase(ln)
+        rewriter.erase(inner)
 
 
 class NoOpSlice(RewritePattern):
@@ -211,6 +266,7 @@ def canonicalize_module(module: ModuleOp) -> None:
             DuplicateMapInputs(),
             ReshapeChain(),
             TransposeChain(),
+            TransposedLayerNorm(),
             NoOpSlice(),
             SingleConcat(),
             BodyConstants(),

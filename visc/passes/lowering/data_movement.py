@@ -1,4 +1,5 @@
-"""concat, split, slice, pad, transpose, gather -> copy kernels, one thread per written element.
+"""concat, split, slice, pad, transpose, gather, gather_elements, gather_nd, scatter_nd -> copy
+kernels, one thread per written element.
 
 All read ``wg`` only and work on any element type. Concat and split build one kernel per
 input / output (each a dense copy into or out of a slab), so no thread branches on which
@@ -7,10 +8,18 @@ operand it belongs to.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
+from xdsl.ir import SSAValue
+
 from visc.dialects.vision import (
     ConcatOp,
+    GatherElementsOp,
+    GatherNDOp,
     GatherOp,
     PadOp,
+    ScatterNDOp,
     SliceOp,
     SplitOp,
     TransposeOp,
@@ -29,9 +38,10 @@ from visc.passes.lowering.common import (
     check_wg,
     elt,
     kernel_hint,
+    node_name,
     only_wg,
 )
-from visc.passes.lowering.loops import FunctionLowering, Idx, KernelBuilder, is_float
+from visc.passes.lowering.loops import Cond, FunctionLowering, Idx, KernelBuilder, is_float
 
 
 def _axis(op: VisionOp, rank: int) -> int:
@@ -163,20 +173,106 @@ def lower_transpose(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None
     fl.kernel(kernel_hint(op), list(shape_of(out)), sched.wg, body)
 
 
+def _checked(k: KernelBuilder, loaded: SSAValue, n: int, status: SSAValue | None) -> Idx:
+    """An index input's value as a position in a dim of size ``n``: negatives wrap; one still
+    outside [0, n) is flagged in ``status`` and clamped, so the access stays in bounds."""
+    raw = k.int_to_index(loaded)
+    wrapped = k.select_idx(k.cmp("slt", raw, 0), k.add(raw, n), raw)
+    if status is not None:
+        k.flag(k.or_(k.cmp("slt", wrapped, 0), k.cmp("sge", wrapped, n)), status, loaded)
+    return k.clamp(wrapped, 0, n - 1)
+
+
+def _range_message(axis: int, n: int) -> str:
+    return f"index out of range: axis {axis} has {n} entries (valid indices {-n} to {n - 1})"
+
+
 def lower_gather(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
-    """Indices wrap when negative and are clamped into range (ONNX leaves out-of-range
-    indices undefined; clamping keeps every access in bounds)."""
+    """Indices wrap when negative. An index outside [-n, n) is an error, as in onnxruntime:
+    the kernel flags it in a status word the runtime reports after the run (naming the
+    node), and reads a clamped row meanwhile so no access leaves the buffer. Indices that
+    are constants were checked at import and need no word."""
     data, indices, out = op.ins[0], op.ins[1], op.outs[0]
     dshape = shape_of(data)
     axis = _axis(op, len(dshape))
     r = len(shape_of(indices))
     n = dshape[axis]
+    status = fl.status(_range_message(axis, n), indices)
 
     def body(k: KernelBuilder, ivs: list[Idx]) -> None:
-        raw = k.int_to_index(k.load(indices, ivs[axis:axis + r]))
-        wrapped = k.select_idx(k.cmp("slt", raw, 0), k.add(raw, n), raw)
-        pos = k.clamp(wrapped, 0, n - 1)
+        pos = _checked(k, k.load(indices, ivs[axis:axis + r]), n, status)
         k.store(k.load(data, [*ivs[:axis], pos, *ivs[axis + r:]]), out, ivs)
+
+    fl.kernel(kernel_hint(op), list(shape_of(out)), sched.wg, body)
+
+
+def lower_gather_elements(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
+    """One thread per output element, reading data at its own position with the axis
+    coordinate taken from indices."""
+    data, indices, out = op.ins[0], op.ins[1], op.outs[0]
+    axis = get_int(op, "axis")
+    n = shape_of(data)[axis]
+    status = fl.status(_range_message(axis, n), indices)
+
+    def body(k: KernelBuilder, ivs: list[Idx]) -> None:
+        pos = _checked(k, k.load(indices, ivs), n, status)
+        k.store(k.load(data, [*ivs[:axis], pos, *ivs[axis + 1:]]), out, ivs)
+
+    fl.kernel(kernel_hint(op), list(shape_of(out)), sched.wg, body)
+
+
+def _tuple_message(dims: Sequence[int], first: int) -> str:
+    spans = ", ".join(f"axis {first + j}: {-n} to {n - 1}" for j, n in enumerate(dims))
+    return f"index out of range (valid indices {spans})"
+
+
+def lower_gather_nd(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
+    """One thread per output element: its leading coordinates pick an index tuple, which
+    with the shared batch coordinates and its trailing coordinates addresses data."""
+    data, indices, out = op.ins[0], op.ins[1], op.outs[0]
+    dshape, ishape = shape_of(data), shape_of(indices)
+    b, q = get_int(op, "batch_dims", 0), ishape[-1]
+    lead = len(ishape) - 1
+    dims = dshape[b:b + q]
+    status = fl.status(_tuple_message(dims, b), indices)
+
+    def body(k: KernelBuilder, ivs: list[Idx]) -> None:
+        coords = [_checked(k, k.load(indices, [*ivs[:lead], j]), n, status) for j, n in enumerate(dims)]
+        k.store(k.load(data, [*ivs[:b], *coords, *ivs[lead:]]), out, ivs)
+
+    fl.kernel(kernel_hint(op), list(shape_of(out)), sched.wg, body)
+
+
+def lower_scatter_nd(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
+    """One thread per output element, walking every index tuple in order and combining the
+    update of each tuple that addresses it: no two threads write one element, and repeated
+    tuples apply in order (ONNX's sequential semantics) without atomics. The walk costs
+    elements x tuples, small for the post-processing tensors ScatterND updates in CNNs."""
+    data, indices, updates = op.ins
+    out = op.outs[0]
+    dshape, ishape = shape_of(data), shape_of(indices)
+    q = ishape[-1]
+    count = math.prod(ishape[:-1])
+    node = node_name(op)
+    flat_idx = fl.view(indices, [count, q], node)
+    flat_upd = fl.view(updates, [count, *dshape[q:]], node)
+    status = fl.status(_tuple_message(dshape[:q], 0), indices)
+    reduction = get_str(op, "reduction", "none")
+
+    def body(k: KernelBuilder, ivs: list[Idx]) -> None:
+        def step(j: Idx, carry: list[SSAValue]) -> list[SSAValue]:
+            hit: Cond = True
+            for c in range(q):
+                pos = _checked(k, k.load(flat_idx, [j, c]), dshape[c], status)
+                hit = k.and_(hit, k.cmp("eq", pos, ivs[c]))
+            new = k.load(flat_upd, [j, *ivs[q:]])
+            combined = {"none": lambda: new, "add": lambda: k.fadd(carry[0], new),
+                        "mul": lambda: k.fmul(carry[0], new), "max": lambda: k.fmax(carry[0], new),
+                        "min": lambda: k.fmin(carry[0], new)}[reduction]()
+            return [k.select(hit, combined, carry[0])]
+
+        (value,) = k.loop(0, count, [k.load(data, ivs)], step)
+        k.store(value, out, ivs)
 
     fl.kernel(kernel_hint(op), list(shape_of(out)), sched.wg, body)
 
@@ -188,4 +284,7 @@ LOWERINGS: dict[type[VisionOp], Lowering] = {
     PadOp: Lowering(frozenset({"wg"}), check_pad, lower_pad),
     TransposeOp: Lowering(frozenset({"wg"}), only_wg, lower_transpose),
     GatherOp: Lowering(frozenset({"wg"}), only_wg, lower_gather),
+    GatherElementsOp: Lowering(frozenset({"wg"}), only_wg, lower_gather_elements),
+    GatherNDOp: Lowering(frozenset({"wg"}), only_wg, lower_gather_nd),
+    ScatterNDOp: Lowering(frozenset({"wg"}), only_wg, lower_scatter_nd),
 }

@@ -39,6 +39,7 @@ from xdsl.dialects.builtin import AnyFloat, Float32Type, ModuleOp
 from xdsl.passes import ModulePass
 
 from visc.dialects.vision import (
+    NORM_OPS,
     ConcatOp,
     Conv2dOp,
     LogSoftmaxOp,
@@ -352,6 +353,25 @@ def _threads(op: VisionOp) -> int:
     return math.prod(shape_of(op.dests[0]))
 
 
+def _row_norm(op: VisionOp, traits: TargetTraits, max_wg: int) -> dict[str, int]:
+    """layer_norm / group_norm (row_norm.py). CPUs: a thread per row with a vector's worth of
+    independent partial sums (a CPU runs a work-group on one core, so sharing a row gains no
+    parallelism and loses contiguous access). GPUs: a thread per row where the rows alone fill
+    the device or are too short to give a warp two elements per thread; else a work-group per
+    row with a thread per 4 elements (group norm's few long rows; layer norm's thousands of
+    rows of a hundred channels)."""
+    from visc.passes.lowering.row_norm import row_shape
+
+    dims, n = row_shape(op)
+    rows = math.prod(dims)
+    if traits is DEVICES["cpu"]:
+        return {"wg": workgroup_size(max(1, rows), traits, max_wg), "coop": 0, "partials": max(1, min(traits.vec, n))}
+    if rows >= traits.min_threads or n < 2 * traits.min_wg:
+        return {"wg": workgroup_size(max(1, rows), traits, max_wg), "coop": 0}
+    wg = 1 << max(0, min(max_wg.bit_length() - 1, (_ceil_div(n, 4) - 1).bit_length()))
+    return {"wg": wg, "coop": 1}
+
+
 def default_schedule(op: VisionOp, device_type: str = "gpu", max_workgroup_size: int = 256,
                      target: str = "opencl") -> dict[str, int]:
     """The heuristic schedule of one op (only the keys its lowering reads) for `target`."""
@@ -370,6 +390,8 @@ def default_schedule(op: VisionOp, device_type: str = "gpu", max_workgroup_size:
                  "unroll_win": 0 if math.prod(get_ints(op, "kernel")) <= 9 else 1}
         if vec > 1:
             sched["vec"] = vec
+    elif isinstance(op, NORM_OPS):
+        sched = _row_norm(op, traits, max_workgroup_size)
     elif isinstance(op, VISION_OPS):
         sched = vision_op_schedule(op, lambda t: workgroup_size(max(1, t), traits, max_workgroup_size),
                                    max_workgroup_size, device_type)

@@ -139,7 +139,7 @@ class KernelBuilder:
             value = float(value)
             if typ.bitwidth == 32:  # type: ignore[attr-defined]
                 value = float(np.float32(value))  # the f32 the device will see
-            key: Any = ("f", value if not math.isnan(value) else "nan")
+            key: Any = ("f", value.hex())  # -0.0 == 0.0 and nan != nan: key by the bits
             attr: Attribute = FloatAttr(value, typ)  # type: ignore[arg-type]
         else:
             value = int(value)
@@ -302,6 +302,10 @@ class KernelBuilder:
     def fmax(self, a: SSAValue, b: SSAValue) -> SSAValue:
         return self.pure(arith.MaximumfOp, a, b) if is_float(a.type) else self.pure(arith.MaxSIOp, a, b)
 
+    def fmax_num(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        """max that ignores a NaN operand (``maxnumf``, C's fmax); signed max for integers."""
+        return self.pure(arith.MaxnumfOp, a, b) if is_float(a.type) else self.pure(arith.MaxSIOp, a, b)
+
     def fmin(self, a: SSAValue, b: SSAValue) -> SSAValue:
         return self.pure(arith.MinimumfOp, a, b) if is_float(a.type) else self.pure(arith.MinSIOp, a, b)
 
@@ -372,6 +376,22 @@ class KernelBuilder:
     def store(self, value: SSAValue, ref: SSAValue, index: Sequence[Idx]) -> None:
         assert isinstance(ref.type, MemRefType) and ref.type.get_num_dims() == len(index), (ref.type, index)
         self.emit(memref.StoreOp.get(value, ref, [self.idx(i) for i in index]))
+
+    def flag(self, bad: Cond, status: SSAValue, value: SSAValue) -> None:
+        """Record a failed run-time check in ``status`` (a `vision.status` word): ``[1, value]``.
+        Racing threads may each store; any one offending value is enough to report."""
+
+        def record() -> list[SSAValue]:
+            self.store(self.const(1, i64), status, [0])
+            wide = value
+            if isinstance(value.type, IndexType):
+                wide = self.pure(arith.IndexCastOp, value, i64, key="i64")
+            elif isinstance(value.type, IntegerType) and value.type.width.data < 64:
+                wide = self.pure(arith.ExtSIOp, value, i64)
+            self.store(wide, status, [1])
+            return []
+
+        self.if_(bad, record)
 
     # -- vectors (1-D, for schedules with a `vec` key) ---------------------------------
 
@@ -517,7 +537,7 @@ class KernelBuilder:
 
 
 _VECTOR_SAFE = frozenset({
-    "arith.addf", "arith.subf", "arith.mulf", "arith.divf", "arith.maximumf", "arith.minimumf",
+    "arith.addf", "arith.subf", "arith.mulf", "arith.divf", "arith.maximumf", "arith.minimumf", "arith.maxnumf",
     "arith.negf", "math.exp", "math.log", "math.sqrt", "math.rsqrt", "math.tanh", "math.erf",
     "math.absf", "math.powf", "math.floor", "math.ceil", "math.fma", "math.exp2", "math.log2",
     "math.sin", "math.cos", "math.expm1", "math.log1p",
@@ -570,6 +590,25 @@ class FunctionLowering:
                        {"onnx_node": StringAttr(node), "onnx_op": StringAttr("Reshape")})
         self.block.insert_op_before(op, self.anchor)
         return op.res[0]
+
+    def status(self, message: str, checked: SSAValue) -> SSAValue | None:
+        """A status word (`vision.status`) for the op being lowered, tagged with its ONNX node,
+        in which its kernels `KernelBuilder.flag` what ``message`` says went wrong with the
+        values of ``checked``; None when ``checked`` is a weight (seen through reshapes): the
+        importer checked those constants already."""
+        from visc.dialects.vision import ReshapeOp, StatusOp, WeightOp
+
+        while isinstance(checked.owner, ReshapeOp):
+            checked = checked.owner.ins[0]
+        if isinstance(checked.owner, WeightOp):
+            return None
+        assert self.anchor is not None
+        op = StatusOp(message)
+        for key in ("onnx_node", "onnx_op"):
+            if key in self.anchor.attributes:
+                op.attributes[key] = self.anchor.attributes[key]
+        self.block.insert_op_before(op, self.anchor)
+        return op.result
 
     def unique_name(self, hint: str) -> str:
         name = c_identifier(hint)

@@ -39,6 +39,13 @@ from visc.passes.lowering.common import (
 from visc.passes.lowering.loops import Cond, FunctionLowering, Idx, KernelBuilder, extreme, is_float
 
 
+def _max_identity(ty: Attribute) -> float | int:
+    """Max pooling skips NaN taps as onnxruntime does (``maxnumf``: a window of NaN, 1, inf
+    gives inf); starting from NaN, the identity of ``maxnumf``, a window of only NaN stays NaN
+    while one of only -inf gives -inf. Integers start from their lowest value."""
+    return math.nan if is_float(ty) else extreme(ty, True)
+
+
 def _float_only(op: VisionOp, problems: Problems) -> None:
     """Max pooling also takes signed integers (the importer maps unsigned order onto signed)."""
     if not is_float(elt(op.outs[0])) and get_str(op, "kind") != "max":
@@ -142,7 +149,7 @@ def lower_pool2d(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
             v = k.load(x, idx)
             acc = carry[0]
             if kind == "max":
-                acc = k.select(ok, k.fmax(acc, v), acc)
+                acc = k.select(ok, k.fmax_num(acc, v), acc)
             elif kind == "avg":
                 acc = k.fadd(acc, k.select(ok, v, k.const(0, ty)))
             else:
@@ -152,7 +159,7 @@ def lower_pool2d(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
             return [acc, k.fadd(carry[1], k.select(cnt, k.const(1, ty), k.const(0, ty)))]
 
         def pooled(masked: bool) -> list[SSAValue]:
-            init = [k.const(extreme(ty, True) if kind == "max" else 0, ty)]
+            init = [k.const(_max_identity(ty) if kind == "max" else 0, ty)]
             if carry_count and masked:
                 init.append(k.const(0, ty))
             res = window(0, list(nc), True, True, init, masked)
@@ -186,7 +193,7 @@ def _lower_pool2d_vec(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> No
     ow = os_[-1]
     groups = -(-ow // vec)
     overlap = groups * vec - ow
-    ident = extreme(ty, True) if kind == "max" else 0
+    ident = _max_identity(ty) if kind == "max" else 0
 
     def body(k: KernelBuilder, ivs: list[Idx]) -> None:
         nc, sp = ivs[:2], ivs[2:]
@@ -210,7 +217,7 @@ def _lower_pool2d_vec(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> No
             return _lp_term(k, v, p, ty) if kind == "lp" else v
 
         def combine(a: SSAValue, b: SSAValue) -> SSAValue:
-            return k.fmax(a, b) if kind == "max" else k.fadd(a, b)
+            return k.fmax_num(a, b) if kind == "max" else k.fadd(a, b)
 
         def separable() -> SSAValue:
             """An interior thread with a strided last dim: reduce the window over the outer
@@ -349,11 +356,11 @@ def lower_global_pool(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> No
 
     def body(k: KernelBuilder, ivs: list[Idx]) -> None:
         nc = ivs[:2]
-        init = k.const(extreme(ty, True) if kind == "max" else 0, ty)
+        init = k.const(_max_identity(ty) if kind == "max" else 0, ty)
 
         def tap(sp: list[Idx], carry: list[SSAValue]) -> list[SSAValue]:
             v = k.load(x, [*nc, *sp])
-            return [k.fmax(carry[0], v) if kind == "max" else k.fadd(carry[0], v)]
+            return [k.fmax_num(carry[0], v) if kind == "max" else k.fadd(carry[0], v)]
 
         (v,) = _nest(k, xs[2:], [init], 1, tap)
         if kind == "avg":

@@ -35,6 +35,9 @@ def _lower(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
     half_pixel = get_str(op, "coord_mode", "half_pixel") == "half_pixel"
     ratio = get_int(op, "sampling_ratio", 0)
     is_max = get_str(op, "mode", "avg") == "max"
+    batch = shape_of(x)[0]
+    status = fl.status(f"batch index out of range: the input's batch is {batch} (valid indices 0 to {batch - 1})",
+                       batch_indices)
 
     def body(k: KernelBuilder, ivs: list[Idx]) -> None:
         r, c, ph, pw = ivs
@@ -42,7 +45,11 @@ def _lower(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
         def f(v: float) -> SSAValue:
             return k.const(v, ty)
 
-        b = k.int_to_index(k.load(batch_indices, [r]))
+        raw = k.load(batch_indices, [r])
+        b = k.int_to_index(raw)
+        if status is not None:
+            k.flag(k.or_(k.cmp("slt", b, 0), k.cmp("sge", b, batch)), status, raw)
+            b = k.clamp(b, 0, batch - 1)
         offset = f(0.5 if half_pixel else 0.0)
         x0, y0, x1, y1 = (k.fsub(k.fmul(k.load(rois, [r, i]), f(scale)), offset) for i in range(4))
         roi_w, roi_h = k.fsub(x1, x0), k.fsub(y1, y0)

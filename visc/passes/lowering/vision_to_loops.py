@@ -31,6 +31,7 @@ from visc.passes.lowering import (
     reduce,
     resize,
     roi_align,
+    row_norm,
     scan,
     sort,
 )
@@ -51,6 +52,7 @@ LOWERINGS: dict[type[VisionOp], Lowering] = {
     **arg_reduce.LOWERINGS,
     **nms.LOWERINGS,
     **roi_align.LOWERINGS,
+    **row_norm.LOWERINGS,
 }
 
 
