@@ -15,6 +15,7 @@ from conftest import make_model, run_onnxruntime
 from modern_models import convnext, mobilevit
 from onnx import helper, numpy_helper
 from onnx_node_cases import supported_cases
+from test_pipeline import needs_cuda
 
 import visc
 from visc.backends.ptx import assemble, find_libdevice
@@ -279,3 +280,24 @@ def test_model_ptx_assembles(name: str) -> None:
     if shutil.which("ptxas") is not None:
         for arch in ("sm_80", "sm_90"):
             assemble(compiled.source, arch)
+
+
+# -- torchvision's ConvNeXt-Tiny (tests/models, weights stripped; benchmarks/export_models.py) --
+
+def _convnext_tiny() -> tuple[onnx.ModelProto, np.ndarray]:
+    import os
+
+    from visc.tools.stripped_models import refill_weights
+
+    path = os.path.join(os.path.dirname(__file__), "models", "convnext_tiny.onnx")
+    image = np.random.default_rng(1).random((1, 3, 224, 224), dtype=np.float32)
+    return refill_weights(onnx.load(path), seed=0), image
+
+
+@pytest.mark.parametrize("target", ["cpu", "opencl", pytest.param("cuda", marks=[pytest.mark.cuda, needs_cuda])])
+def test_torchvision_convnext_tiny_matches_onnxruntime(target: str) -> None:
+    model, image = _convnext_tiny()
+    (want,) = run_onnxruntime(model, {"image": image})
+    (got,) = visc.compile(model, target=target).run({"image": image})
+    assert want.std() > 0.1  # the refilled weights give logits that vary
+    assert np.abs(got - want).max() / np.abs(want).max() <= 1e-4

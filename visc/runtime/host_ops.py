@@ -1,10 +1,12 @@
 """Vectorized numpy kernels of the ONNX ops that `onnx.reference` runs slowly (Python loops
-over boxes, indices or elements), for `visc.runtime.host_graph.HostGraph`.
+over boxes, indices or elements: NonMaxSuppression, GatherND, RoiAlign, ScatterElements; full
+sorts: TopK; extra copies: Gather, NonZero, Expand) or that stall on a loaded machine (Gemm,
+MatMul: OpenBLAS's spinning threads), for `visc.runtime.host_graph.HostGraph`.
 
 Each kernel has the ONNX semantics onnxruntime implements (tie orders, float32 arithmetic of
 NonMaxSuppression's IoU, RoiAlign's sampling grid), so the host part of a model gives
 onnxruntime's outputs. Invalid data raises `ValueError`/`IndexError` with the reason; the
-graph executor adds the node's name and op type. Imports numpy only.
+graph executor adds the node's name and op type. Imports numpy and the standard library.
 """
 
 from __future__ import annotations
