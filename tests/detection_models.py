@@ -10,38 +10,19 @@ random images give hundreds of candidates above the score threshold.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from graph_builder import GraphBuilder
+from onnx import TensorProto, helper
 
 OPSET = 17
 
 
 @dataclass
-class _Graph:
-    """Accumulates nodes and initializers with unique names."""
-
-    rng: np.random.Generator
-    nodes: list[onnx.NodeProto] = field(default_factory=list)
-    inits: list[onnx.TensorProto] = field(default_factory=list)
-    count: int = 0
-
-    def name(self, hint: str) -> str:
-        self.count += 1
-        return f"{hint}_{self.count}"
-
-    def const(self, value: np.ndarray, hint: str = "c") -> str:
-        name = self.name(hint)
-        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], n_out: int = 1, **attrs: object) -> str | list[str]:
-        base = self.name(op_type.lower())
-        outs = [f"{base}_out{i}" for i in range(n_out)]
-        self.nodes.append(helper.make_node(op_type, inputs, outs, name=base, **attrs))
-        return outs[0] if n_out == 1 else outs
+class _Graph(GraphBuilder):
+    """The shared builder with this file's layers."""
 
     def conv(self, x: str, cin: int, cout: int, k: int, stride: int = 1, gain: float = 1.0) -> str:
         w = self.rng.standard_normal((cout, cin, k, k)) * gain * np.sqrt(2.0 / (cin * k * k))

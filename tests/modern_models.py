@@ -15,36 +15,17 @@ random weights (the installed packages ship none):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from graph_builder import GraphBuilder
+from onnx import TensorProto, helper
 
 
 @dataclass
-class _Graph:
-    """Accumulates nodes and initializers with unique names."""
-
-    rng: np.random.Generator
-    nodes: list[onnx.NodeProto] = field(default_factory=list)
-    inits: list[onnx.TensorProto] = field(default_factory=list)
-    count: int = 0
-
-    def name(self, hint: str) -> str:
-        self.count += 1
-        return f"{hint}_{self.count}"
-
-    def const(self, value: np.ndarray | float, hint: str = "c") -> str:
-        name = self.name(hint)
-        array = np.asarray(value, np.float32) if isinstance(value, float) else np.asarray(value)
-        self.inits.append(numpy_helper.from_array(array, name))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], **attrs: object) -> str:
-        base = self.name(op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [base + "_out"], name=base, **attrs))
-        return base + "_out"
+class _Graph(GraphBuilder):
+    """The shared builder with this file's layers."""
 
     def weight(self, shape: tuple[int, ...], fan_in: int) -> str:
         return self.const((self.rng.standard_normal(shape) / math.sqrt(fan_in)).astype(np.float32), "w")
