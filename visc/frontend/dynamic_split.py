@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 from onnx import NodeProto, helper, numpy_helper
-from onnx.reference import ReferenceEvaluator
 
 from visc.errors import UnsupportedModelError
+from visc.frontend.folding import evaluate_node
 
 DATA_DEPENDENT = frozenset({"NonZero", "Compress", "Unique"})
 UNSUPPORTED_CONTROL = frozenset({"Loop", "Scan"})
@@ -127,6 +127,7 @@ class _Folder:
     """Constant values of the static part, evaluated node by node as the walk reaches them."""
 
     def __init__(self, proto: onnx.ModelProto, shapes: Mapping[str, tuple[int, ...]]):
+        """``shapes``: the static shapes known so far (`_fold_all` renews them each round)."""
         self.values: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
         self.shapes = shapes
         self.opsets = list(proto.opset_import)
@@ -137,6 +138,8 @@ class _Folder:
     def fold(self, node: NodeProto) -> None:
         """Record ``node``'s outputs if they are known now (constants, or shapes of tensors
         whose shape is static); leave them unknown otherwise."""
+        if all(self.known(o) for o in node.output if o):  # folded in an earlier round
+            return
         if node.op_type in NONDETERMINISTIC or node.domain not in ("", "ai.onnx") or _subgraphs(node):
             return
         if node.op_type in ("Shape", "Size") and node.input[0] in self.shapes:
@@ -149,18 +152,12 @@ class _Folder:
             return
         if not all(self.known(x) for x in node.input if x):
             return
-        feeds = {x: self.values[x] for x in node.input if x}
-        inputs = [helper.make_tensor_value_info(x, helper.np_dtype_to_tensor_dtype(v.dtype), None)
-                  for x, v in feeds.items()]
-        outputs = [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output if o]
-        graph = helper.make_graph([node], "fold", inputs, outputs)
-        model = helper.make_model(graph, opset_imports=self.opsets)
         try:
-            results = ReferenceEvaluator(model).run(None, feeds)
+            results = evaluate_node(node, {x: self.values[x] for x in node.input if x}, self.opsets)
         except Exception:  # noqa: BLE001 - an unevaluable node simply stays unknown here
             return
         for name, value in zip([o for o in node.output if o], results, strict=True):
-            self.values[name] = np.asarray(value)
+            self.values[name] = value
 
 
 def _fold_all(proto: onnx.ModelProto, rounds: int = 8
@@ -170,15 +167,15 @@ def _fold_all(proto: onnx.ModelProto, rounds: int = 8
     computed scales give its output shape, whose Shape gives the next Reshape's target), so
     they alternate until no new value appears."""
     nodes = list(proto.graph.node)
-    known: dict[str, np.ndarray] = {}
+    initializers = {t.name for t in proto.graph.initializer}
     folder = _Folder(proto, {})
     infos: dict[str, onnx.ValueInfoProto] = {}
     for _ in range(rounds):
-        extra = [numpy_helper.from_array(v, k) for k, v in known.items()]
+        before = len(folder.values)
+        extra = [numpy_helper.from_array(v, k) for k, v in folder.values.items() if k not in initializers]
         probe = _model(proto, nodes, proto.graph.input, proto.graph.output, [*proto.graph.initializer, *extra])
         infos = _value_infos(probe)
-        folder = _Folder(proto, _static_shapes(infos))
-        folder.values.update(known)
+        folder.shapes = _static_shapes(infos)
         i = 0
         while i < len(nodes):
             node = nodes[i]
@@ -187,9 +184,8 @@ def _fold_all(proto: onnx.ModelProto, rounds: int = 8
                 continue
             folder.fold(node)
             i += 1
-        if len(folder.values) == len(known) + len(proto.graph.initializer):
+        if len(folder.values) == before:
             break
-        known = {k: v for k, v in folder.values.items() if k not in {t.name for t in proto.graph.initializer}}
     return nodes, folder, infos
 
 

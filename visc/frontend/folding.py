@@ -7,7 +7,7 @@ builds every weight); everything else runs through `onnx.reference`, one node at
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -68,27 +68,33 @@ def _constant_of_shape(node: Node) -> np.ndarray:
     return np.full([int(d) for d in x.const.reshape(-1)], fill[0], dtype=fill.dtype)
 
 
+def evaluate_node(proto: NodeProto, feeds: Mapping[str, np.ndarray],
+                  opsets: Sequence[onnx.OperatorSetIdProto]) -> list[np.ndarray]:
+    """``proto``'s outputs (those with a name) on the values ``feeds``, by `onnx.reference` on a
+    one-node model; the evaluator's exception when it cannot."""
+    inputs = [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(value.dtype), None)
+              for name, value in feeds.items()]
+    outputs = [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in proto.output if o]
+    graph = helper.make_graph([proto], "fold", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=list(opsets))
+    return [np.asarray(r) for r in ReferenceEvaluator(model).run(None, dict(feeds))]
+
+
 def _reference(node: Node, opsets: dict[str, int]) -> list[np.ndarray]:
     proto = node.proto
     feeds: dict[str, np.ndarray] = {}
-    inputs = []
     for name, t in zip(proto.input, node.inputs, strict=False):
         if not name or name in feeds:
             continue
         assert t is not None and t.const is not None
         feeds[name] = t.const
-        elem = helper.np_dtype_to_tensor_dtype(t.const.dtype)
-        inputs.append(helper.make_tensor_value_info(name, elem, None))
-    outputs = [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in proto.output if o]
-    graph = helper.make_graph([proto], "fold", inputs, outputs)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()])
     try:
-        results = ReferenceEvaluator(model).run(None, feeds)
+        results = evaluate_node(proto, feeds, [helper.make_opsetid(d, v) for d, v in opsets.items()])
     except Exception as e:  # noqa: BLE001 - any evaluator failure is reported as one problem
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise Unsupported(f"cannot evaluate it on its constant inputs ({first})") from None
     it = iter(results)
-    return [np.asarray(next(it)) if o else np.zeros(0) for o in proto.output]
+    return [next(it) if o else np.zeros(0) for o in proto.output]
 
 
 def fold(node: Node, opsets: dict[str, int]) -> Sequence[np.ndarray]:
