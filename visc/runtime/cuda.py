@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -140,18 +141,14 @@ def _uniform_carveout(drv: Any, fn: Any) -> None:
         pass  # an older driver without the attribute: its default split
 
 
-def _device_index(device: str | int | None) -> int:
+def device_index(device: str | int | None) -> int:
+    """The CUDA device a ``device`` option names: 0, 1, ... or cuda:0 (None: device 0)."""
     if device is None or device == "":
         return 0
-    text = str(device).strip().lower()
-    for prefix in ("cuda:", "gpu:", "cuda", "gpu"):
-        if text.startswith(prefix):
-            text = text[len(prefix):]
-            break
-    try:
-        return int(text or 0)
-    except ValueError:
-        raise DeviceError(f"CUDA device '{device}' is not a device index (use 0, 1, ... or cuda:0)") from None
+    m = re.fullmatch(r"(?:cuda:?|gpu:?)?(\d*)", str(device).strip().lower())
+    if m is None:
+        raise DeviceError(f"CUDA device '{device}' is not a device index (use 0, 1, ... or cuda:0)")
+    return int(m.group(1) or 0)
 
 
 @dataclass
@@ -199,7 +196,7 @@ class CUDAExecutor:
         self.slots = max(1, int(slots))
         self._drv = drv
         self.use_graph = use_graph
-        index = _device_index(device)
+        index = device_index(device)
         count = drv.Device.count()
         if index >= count:
             raise DeviceError(f"CUDA device {index} does not exist ({count} found)")

@@ -200,9 +200,12 @@ def check_device(target: str, device: str | None) -> None:
 
         select_device(device)
         return
-    from visc.runtime.cuda import list_cuda_devices
+    from visc.runtime.cuda import device_index, list_cuda_devices
 
-    index = _cuda_index(device)
+    try:
+        index = device_index(device)
+    except DeviceError as e:
+        raise DeviceError(f"--device {device}: {e}") from None
     try:
         found = list_cuda_devices()
     except ViscError as e:
@@ -211,13 +214,6 @@ def check_device(target: str, device: str | None) -> None:
     if index >= len(found):
         listing = "; ".join(found) if found else "none"
         raise DeviceError(f"--device {device}: no CUDA device {index} (devices found: {listing})")
-
-
-def _cuda_index(device: str) -> int:
-    m = re.fullmatch(r"(?:cuda:?|gpu:?)?(\d*)", device.strip().lower())
-    if m is None:
-        raise DeviceError(f"--device {device}: a CUDA device is an index (0, 1, ... or cuda:0)")
-    return int(m.group(1) or 0)
 
 
 _LLVM_CPUS = (
