@@ -9,7 +9,7 @@ so a new plan -- e.g. NMS and TopK on a CPU fallback -- is one more entry and it
 
     python benchmarks/detection.py [--models yolo,ssd] [--size 128] [--repeat 20] [--threads 2]
 
-``--torchvision [--target opencl]``: torchvision's detectors instead (tests/models, weights
+``--torchvision [--target opencl] [--models NAME,...]``: torchvision's detectors instead (tests/models, weights
 refilled as tests/test_detectors.py does), each compiled into a device stage and a host stage
 for its data-dependent post-processing: per frame, the device and host stages' own times, the
 whole frame run stage after stage and pipelined, against onnxruntime in a process of its own
@@ -126,7 +126,8 @@ def columns() -> list[tuple[str, str, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--models", default=None,
+                    help=f"comma-separated (default: {','.join(MODELS)}; with --torchvision: {','.join(DETECTORS)})")
     ap.add_argument("--size", type=int, default=128, help="input image side")
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="onnxruntime intra-op threads")
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.torchvision:
         return main_torchvision(args)
-    names = args.models.split(",")
+    names = args.models.split(",") if args.models else list(MODELS)
     rows = []
     for name in names:
         print(f"[{len(rows) + 1}/{len(names)}] {name} ...", file=sys.stderr, flush=True)
@@ -154,9 +155,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def main_torchvision(args: argparse.Namespace) -> int:
+    names = args.models.split(",") if args.models else list(DETECTORS)
+    unknown = [n for n in names if n not in DETECTORS]
+    if unknown:
+        print(f"unknown torchvision detector(s) {', '.join(unknown)}; known: {', '.join(DETECTORS)}", file=sys.stderr)
+        return 2
     rows = []
-    for name in DETECTORS:
-        print(f"[{len(rows) + 1}/{len(DETECTORS)}] {name} on {args.target} ...", file=sys.stderr, flush=True)
+    for name in names:
+        print(f"[{len(rows) + 1}/{len(names)}] {name} on {args.target} ...", file=sys.stderr, flush=True)
         rows.append(bench_torchvision(name, args.target, args.repeat, args.threads))
     print(f"device: {rows[0]['device']}; onnxruntime threads: {args.threads} (own process); repeat: {args.repeat}")
     print_table(rows, TORCHVISION_COLUMNS)

@@ -6,9 +6,12 @@ Needs PyTorch and torchvision (CI has neither: the tests read the stripped files
 tests/models and refill their weights from a seed, `visc.tools.stripped_models`). Each model
 is built with ``weights=None`` after ``torch.manual_seed(0)``, exported with the TorchScript
 exporter at opset 17, checked by onnxruntime against PyTorch on a seeded input, stripped and
-saved. Detectors keep every box: score thresholds are 0 so ``detections_per_img`` boxes
-come out of NMS, with the continuous scores of random weights (no ties to order
-arbitrarily). Prints a table and writes ``export.json`` beside the files.
+saved. A detector's outputs are named after its result dict's keys, in the dict's order (the
+exporter flattens the dict so: Faster R-CNN's is boxes, labels, scores), then put in the order
+boxes, scores, labels. Detectors keep every box: score thresholds are 0 so
+``detections_per_img`` boxes come out of NMS (tests/test_detectors.py refills each with a
+scheme and seeds whose scores do not tie). Prints a table and writes ``export.json`` beside
+the files.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import onnx
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -49,6 +53,22 @@ def _classifiers() -> dict[str, tuple[Callable[[], Any], tuple[int, ...]]]:
     return {"convnext_tiny": (lambda: models.convnext_tiny(weights=None), (1, 3, 224, 224))}
 
 
+# every detector file's outputs, in this order (tests/test_detectors.py reads them so)
+DETECTION_OUTPUTS = ("boxes", "scores", "labels")
+
+
+def _order_outputs(model: onnx.ModelProto, order: tuple[str, ...]) -> None:
+    """Put ``model``'s graph outputs in ``order`` (every name must be there)."""
+    by_name = {o.name: o for o in model.graph.output}
+    if sorted(by_name) != sorted(order):
+        raise ValueError(f"outputs {sorted(by_name)} are not {list(order)}")
+    ordered = [onnx.ValueInfoProto() for _ in order]
+    for new, name in zip(ordered, order, strict=True):
+        new.CopyFrom(by_name[name])
+    del model.graph.output[:]
+    model.graph.output.extend(ordered)
+
+
 def export_one(name: str, build: Callable[[], Any], shape: tuple[int, ...], detector: bool) -> tuple[bytes, dict]:
     import onnxruntime as ort
     import torch
@@ -57,23 +77,26 @@ def export_one(name: str, build: Callable[[], Any], shape: tuple[int, ...], dete
     model = build().eval()
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(1))
     args = ([x],) if detector else (x,)
-    outputs = ["boxes", "scores", "labels"] if detector else ["logits"]
+    with torch.no_grad():
+        result = model(*args)
+    # the exporter names the flattened outputs in order: a detector's dict flattens in its key
+    # order, which differs between detectors (Faster R-CNN: boxes, labels, scores)
+    names = list(result[0]) if detector else ["logits"]
     buf = io.BytesIO()
     start = time.perf_counter()
-    torch.onnx.export(model, args, buf, opset_version=17, input_names=["image"], output_names=outputs,
+    torch.onnx.export(model, args, buf, opset_version=17, input_names=["image"], output_names=names,
                       dynamo=False, do_constant_folding=True)
     export_s = time.perf_counter() - start
-    with torch.no_grad():
-        want = model(*args)
-    want = [want[0][k].numpy() for k in outputs] if detector else [want.numpy()]
-    sess = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
+    full = onnx.load_from_string(buf.getvalue())
+    if detector:
+        _order_outputs(full, DETECTION_OUTPUTS)
+    outputs = [o.name for o in full.graph.output]
+    want = [result[0][k].numpy() for k in outputs] if detector else [result.numpy()]
+    sess = ort.InferenceSession(full.SerializeToString(), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"image": x.numpy()})
     same_count = all(g.shape == w.shape for g, w in zip(got, want, strict=True))
     err = max(float(np.abs(g.astype(np.float64) - w).max()) if g.size and g.shape == w.shape else 0.0
               for g, w in zip(got, want, strict=True))
-    import onnx
-
-    full = onnx.load_from_string(buf.getvalue())
     stripped = strip_weights(full)
     refilled = refill_weights(stripped, seed=0)
     sess = ort.InferenceSession(refilled.SerializeToString(), providers=["CPUExecutionProvider"])

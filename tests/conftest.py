@@ -3,6 +3,10 @@ model building, onnxruntime as the reference runtime and a local Ray cluster."""
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -12,6 +16,14 @@ import pytest
 from onnx import helper, numpy_helper
 
 from visc.tools.ray_cluster import local_ray_cluster, session_token
+
+# The compile cache of this test process (and the commands it starts): a fresh folder, so no
+# test reads what another run left in ~/.cache or fills it. Set after `import visc` above,
+# which finds the PoCL copy (docs/architecture.md) in the user's cache folder as usual.
+_CACHE_DIR = tempfile.mkdtemp(prefix="visc-test-cache-")
+os.environ["VISC_CACHE_DIR"] = _CACHE_DIR
+os.environ.pop("VISC_CACHE", None)
+atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)
 
 LIGHT_DIR = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 LIGHT_MODELS = (

@@ -1,4 +1,4 @@
-"""ONNX backend node test cases for every supported op, compiled and run on OpenCL.
+"""ONNX backend node test cases for every supported op, compiled and run on OpenCL (and CUDA on the GPU machine).
 
 Inputs and expected outputs come from the installed onnx package (`onnx.backend.test.case`);
 tolerances are each case's own. Deliberate skips carry their reason (onnx_node_cases.SKIPS).
@@ -15,6 +15,7 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 from onnx_node_cases import ORT_REFERENCE, SUPPORTED_OPS, skip_reason, supported_cases
+from test_pipeline import needs_cuda
 
 import visc.onnx_backend as backend
 
@@ -55,6 +56,13 @@ def check_node_case(case, **prepare_options) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_node_case(case) -> None:
     check_node_case(case)
+
+
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_node_case_on_cuda(case) -> None:
+    check_node_case(case, visc_target="cuda")
 
 
 def test_readme_lists_exactly_the_supported_ops() -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 import pytest
 from conftest import run_onnxruntime
-from onnx import numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 from visc.tools.model_zoo import load_light_model
 from visc.tools.stripped_models import is_stripped, refill_weights, strip_weights
@@ -52,3 +52,31 @@ def test_refill_is_seeded_and_runs() -> None:
 def test_refill_needs_a_stripped_model() -> None:
     with pytest.raises(ValueError, match="no stripped weights"):
         refill_weights(load_light_model("squeezenet", seed=4))
+
+
+def _fan_in_model() -> onnx.ModelProto:
+    """Conv -> Relu -> Conv -> Flatten -> Gemm (transB) -> MatMul, every weight a parameter."""
+    rng = np.random.default_rng(0)
+    weights = {"w1": (16, 8, 3, 3), "b1": (16,), "w2": (32, 16, 1, 1), "w3": (10, 512), "w4": (10, 20)}
+    inits = [numpy_helper.from_array(rng.normal(0.0, 0.3, s).astype(np.float32), n) for n, s in weights.items()]
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"]),
+             helper.make_node("Flatten", ["c2"], ["f"]),
+             helper.make_node("Gemm", ["f", "w3"], ["g"], transB=1),
+             helper.make_node("MatMul", ["g", "w4"], ["y"])]
+    graph = helper.make_graph(nodes, "fan_in", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 20])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_fan_in_scheme_scales_weights_by_fan_in_and_gain() -> None:
+    """Scheme "fan_in": variance 2 / fan-in for a layer a rectifier reads, 1 / fan-in for the
+    others (the Gemm's fan-in follows transB, the MatMul's is its rows); biases as recorded."""
+    stripped = strip_weights(_fan_in_model())
+    refilled = _inits(refill_weights(stripped, seed=3, scheme="fan_in"))
+    for name, var in {"w1": 2 / 72, "w2": 1 / 16, "w3": 1 / 512, "w4": 1 / 10}.items():
+        assert abs(float(refilled[name].std()) / np.sqrt(var) - 1) < 0.15, name
+    np.testing.assert_array_equal(refilled["b1"], _inits(refill_weights(stripped, seed=3))["b1"])
+    with pytest.raises(ValueError, match="unknown refill scheme 'xavier'"):
+        refill_weights(stripped, scheme="xavier")

@@ -43,17 +43,27 @@ def compile(
     arch: str | None = None,
     fallback: Sequence[str] | None = None,
     records: str | os.PathLike[str] | bool | None = None,
+    cache: bool = True,
 ) -> CompiledModel:
     """Compile an ONNX model (path, bytes or ModelProto) for `target` ("opencl", "cuda" or
     "cpu"; for CUDA, ``arch`` such as "sm_90" picks the GPU architecture of the PTX).
     ``fallback``: ONNX op types (e.g. ["NonMaxSuppression", "TopK"]) to run on the CPU
     backend beside a GPU target (a mixed plan; see `visc import --show-placement`).
     ``records``: a tuning database or exported .json whose best schedules replace the
-    defaults; None: the records visc ships for this device, if any; False: none."""
+    defaults; None: the records visc ships for this device, if any; False: none.
+    ``cache``: return the result of an identical earlier compile from the persistent compile
+    cache (``visc cache info``; VISC_CACHE_DIR, VISC_CACHE=0), and store this one there."""
+    from visc.model_cache import open_request
+
+    # looked up before the compiler is imported: a hit never loads xDSL
+    request = open_request(model, target, input_shapes, device, arch, fallback, records) if cache else None
+    hit = request.lookup() if request is not None else None
+    if hit is not None:
+        return hit  # type: ignore[return-value]
     from visc.compiler import compile_model
 
     return compile_model(model, target=target, input_shapes=input_shapes, device=device, arch=arch,
-                         fallback=fallback, records=records)
+                         fallback=fallback, records=records, cache=request if request is not None else False)
 
 
 def pipeline(

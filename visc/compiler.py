@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import onnx
@@ -23,9 +22,11 @@ from visc.dialects import make_context
 from visc.errors import CompileError, InputShapeError, ModelLoadError, ViscError
 from visc.passes import all_passes
 from visc.passes.graph.concat_in_place import SLAB_ALIGN
+from visc.report import CompileReport
 from visc.weights import WeightStore, use_weights
 
 if TYPE_CHECKING:
+    from visc.model_cache import CacheRequest
     from visc.tuner.records import RecordBook
 
 TARGETS = ("opencl", "cuda", "cpu")
@@ -161,21 +162,6 @@ def run_passes(
                 after_pass(spec, module, time.perf_counter() - start)
 
 
-@dataclass
-class CompileReport:
-    """What a compilation did and cost, shown by `visc compile -v` and the benchmarks."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-    arena_bytes: int = 0
-    arena_naive_bytes: int = 0
-    num_kernels: int = 0
-    num_launches: int = 0
-
-    @property
-    def total_seconds(self) -> float:
-        return sum(self.seconds.values())
-
-
 def _entry(module: ModuleOp):
     from xdsl.dialects import func
 
@@ -256,6 +242,7 @@ def compile_model(
     arch: str | None = None,
     fallback: Sequence[str] | None = None,
     records: str | os.PathLike[str] | bool | RecordBook | None = None,
+    cache: bool | CacheRequest = True,
 ):
     """Compile an ONNX model for `target`; returns a `visc.CompiledModel`. For "cuda",
     ``arch`` (e.g. "sm_90") picks the GPU architecture; by default the GPU found, else sm_80.
@@ -264,15 +251,32 @@ def compile_model(
     tuning database (Optuna storage file or URL, or an exported .json) whose best schedules
     for this device replace the default ones (see visc.tuner.records), or a `RecordBook`
     already read; None (or True): the records visc ships for this device, if any; False: the
-    default heuristic only."""
+    default heuristic only. ``cache``: reuse (and store) the result of an identical earlier
+    compile through the persistent compile cache (`visc.model_cache`; off with VISC_CACHE=0),
+    or a `CacheRequest` already opened for this call (a miss `visc.compile` looked up); a
+    compile with ``pipeline`` or ``print_ir_after`` never uses it."""
     check_target(target)
     check_fallback(fallback)
     check_model(model)
     check_input_shapes(input_shapes)
     from visc.frontend.dynamic_split import needs_split
     from visc.frontend.onnx import load_model
+    from visc.model_cache import CacheRequest, open_request
 
-    proto, label = load_model(model)
+    request = None
+    if pipeline is None and print_ir_after is None:
+        if isinstance(cache, CacheRequest):
+            request = cache
+        elif cache:
+            request = open_request(model, target, input_shapes, device, arch, fallback, records)
+            hit = request.lookup() if request is not None else None
+            if hit is not None:
+                return hit
+    if request is not None:
+        proto, label = request.proto, request.label
+        request.begin(records)
+    else:
+        proto, label = load_model(model)
     if needs_split(proto):  # data-dependent shapes: a device part and a host part (a pipeline)
         from visc.dynamic_models import compile_split, with_input_shapes
 
@@ -280,9 +284,13 @@ def compile_model(
             return _compile_proto(part, label, None, target, device, pipeline, print_ir_after, arch, fallback,
                                   records)
 
-        return compile_split(with_input_shapes(proto, input_shapes), target, compile_static)
-    return _compile_proto(proto, label, input_shapes, target, device, pipeline, print_ir_after, arch, fallback,
-                          records)
+        result = compile_split(with_input_shapes(proto, input_shapes), target, compile_static)
+    else:
+        result = _compile_proto(proto, label, input_shapes, target, device, pipeline, print_ir_after, arch,
+                                fallback, records)
+    if request is not None:
+        request.store(result)
+    return result
 
 
 def _compile_proto(proto: onnx.ModelProto, label: str, input_shapes: Mapping[str, Sequence[int]] | None, target: str,

@@ -33,6 +33,14 @@ def _targets():
             return PTXTarget
 
         found["ptx"] = ptx
+    if importlib.util.find_spec("llvmlite") is not None:
+
+        def cpu():
+            from visc.backends.cpu import CpuTarget
+
+            return CpuTarget
+
+        found["cpu"] = cpu
     return found
 
 

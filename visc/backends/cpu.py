@@ -2,6 +2,9 @@
 
     emit_cpu(module)            # stage-5 (cpu) module -> LLVM IR text (also `visc-opt -t cpu`)
 
+The text is printed straight from the stage-5 ops (`visc/backends/llvm_emitter.py`), with no
+trip through the llvm dialect: it is what the `visc/passes/llvm` conversions would give.
+
 The artifact stores the LLVM IR text, target-neutral within x86-64/aarch64 hosts; the
 runtime's `visc.runtime.cpu.CPUExecutor` compiles it for the loading machine's CPU at load
 and runs it. The llvmlite set-up (`llvm_binding`, `host_target_machine`) lives in the runtime, which needs it too.
@@ -13,13 +16,13 @@ from dataclasses import dataclass
 from typing import IO
 
 from xdsl.context import Context
-from xdsl.dialects import gpu, llvm
+from xdsl.dialects import gpu
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Operation
 from xdsl.utils.target import Target
 
+from visc.backends.llvm_emitter import CPUEmitter
 from visc.errors import CompileError
-from visc.passes.cpu import CPU_KERNEL_MODULE, CPU_LLVM_PIPELINE
+from visc.passes.cpu import CPU_KERNEL_MODULE
 from visc.runtime.cpu import host_target_machine, llvm_binding
 
 
@@ -32,37 +35,18 @@ def host_vector_bits() -> int:
     return 256 if features.get("avx") else 128
 
 
-def lower_to_llvm(module: ModuleOp) -> ModuleOp:
-    """A copy of ``module`` with only `@cpu_kernels` among its kernel modules, lowered to the
-    llvm dialect (`CPU_LLVM_PIPELINE`)."""
-    from visc.compiler import run_passes
-
-    copy = module.clone()
-    for op in list(copy.ops):
-        if isinstance(op, gpu.ModuleOp) and op.sym_name.data != CPU_KERNEL_MODULE:
-            op.detach()
-            op.erase()
-    run_passes(copy, CPU_LLVM_PIPELINE, None)
-    return copy
-
-
-def cpu_functions(module: ModuleOp) -> list[Operation]:
-    """The llvm-dialect ops of `@cpu_kernels` in a lowered module."""
-    for op in module.ops:
-        if isinstance(op, gpu.ModuleOp) and op.sym_name.data == CPU_KERNEL_MODULE:
-            return [o for o in op.body.block.ops if isinstance(o, llvm.FuncOp | llvm.GlobalOp)]
-    return []
+def cpu_kernel_functions(module: ModuleOp) -> list[gpu.FuncOp]:
+    """The host functions of ``module``: the `gpu.func`s of `gpu.module @cpu_kernels`."""
+    return [fn for op in module.ops if isinstance(op, gpu.ModuleOp) and op.sym_name.data == CPU_KERNEL_MODULE
+            for fn in op.body.block.ops if isinstance(fn, gpu.FuncOp)]
 
 
 def emit_cpu(module: ModuleOp) -> str:
-    """LLVM IR text of the host functions of ``module`` (stage 5 from `lower-loops-to-cpu`)."""
-    from visc.passes.llvm.translate import translate
-
+    """LLVM IR text of the host functions of ``module`` (stage 5 from `lower-loops-to-cpu`),
+    for this host's triple and data layout (`visc.backends.llvm_emitter.CPUEmitter`)."""
     binding = llvm_binding()
-    ops = cpu_functions(lower_to_llvm(module))
-    triple = binding.get_default_triple()
-    ir_module = translate(ops, triple, str(host_target_machine().target_data))
-    return str(ir_module)
+    emitter = CPUEmitter(binding.get_default_triple(), str(host_target_machine().target_data))
+    return emitter.emit(module, cpu_kernel_functions(module))
 
 
 @dataclass(frozen=True)
@@ -78,4 +62,4 @@ class CpuTarget(Target):
             raise CompileError(f"cpu target: {e}") from e
 
 
-__all__ = ["emit_cpu", "host_vector_bits", "CpuTarget", "lower_to_llvm", "cpu_functions"]
+__all__ = ["emit_cpu", "host_vector_bits", "CpuTarget", "cpu_kernel_functions"]

@@ -33,6 +33,7 @@ from visc.errors import CompileError, KernelBuildError
 
 TRIPLE = "nvptx64-nvidia-cuda"
 DEFAULT_ARCH = "sm_80"
+PTX_CACHE_KIND = "ptx"  # PTX by LLVM IR, arch and LLVM version in the compile cache
 LIBDEVICE_ENV = "VISC_LIBDEVICE"
 
 # the oldest PTX ISA version each architecture needs, and the floor visc uses (7.8: what
@@ -227,6 +228,38 @@ def emit_ptx(module: ModuleOp, arch: str = DEFAULT_ARCH, ptx_version: str | None
     ir_module = translate(ops, TRIPLE, str(machine.target_data))
     kernels = _annotate(ir_module, ops)
     text = str(ir_module)
+    cache, key = _ptx_cache(text, arch, version, opt_level)
+    if cache is not None:
+        hit = cache.get(PTX_CACHE_KIND, key)
+        if hit is not None:
+            return hit.decode()
+    ptx = _codegen(binding, machine, text, kernels, opt_level)
+    if cache is not None:
+        cache.put(PTX_CACHE_KIND, key, ptx.encode())
+    return ptx
+
+
+def _ptx_cache(text: str, arch: str, version: str, opt_level: int) -> tuple[Any, str]:
+    """The compile cache and the key of the PTX of LLVM IR ``text`` (with the libdevice it
+    links, when it calls one); (None, "") when the cache is off."""
+    from visc.runtime.compile_cache import CompileCache, default_cache
+
+    cache = default_cache()
+    if cache is None:
+        return None, ""
+    libdevice = _libdevice_digest() if "__nv_" in text else ""
+    llvm = ".".join(map(str, llvm_version()))
+    return cache, CompileCache.key(PTX_CACHE_KIND, text, arch, version, str(opt_level), f"llvm={llvm}", libdevice)
+
+
+def _libdevice_digest() -> str:
+    import hashlib
+
+    return hashlib.sha256(_libdevice()).hexdigest()
+
+
+def _codegen(binding: Any, machine: Any, text: str, kernels: list[str], opt_level: int) -> str:
+    """LLVM IR text -> PTX: link libdevice if the kernels call it, optimize, emit."""
     try:
         parsed = binding.parse_assembly(text)
         if any(fn.is_declaration and fn.name.startswith("__nv_") for fn in parsed.functions):

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from google.protobuf.message import DecodeError
 from onnx import GraphProto, ModelProto, NodeProto, ValueInfoProto
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, DenseArrayBase, ModuleOp, StringAttr, i64
@@ -37,6 +36,7 @@ from visc.frontend.context import (
 )
 from visc.frontend.dtypes import numpy_dtype, onnx_type_name, tensor_type
 from visc.frontend.folding import fold, has_subgraph, initializer_array, is_foldable
+from visc.frontend.model_file import load_model
 from visc.frontend.registry import load_all
 from visc.weights import WeightStore
 
@@ -60,34 +60,6 @@ class ImportedModel:
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def load_model(model: ModelProto | str | os.PathLike | bytes) -> tuple[ModelProto, str]:
-    """The model proto and a label for messages; ModelLoadError when it cannot be read."""
-    if isinstance(model, ModelProto):
-        return model, model.graph.name or "model"
-    if isinstance(model, bytes | bytearray):
-        label, data = "<bytes>", bytes(model)
-    else:
-        label = os.fspath(model)
-        try:
-            with open(label, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise ModelLoadError(f"cannot read ONNX model '{label}': {e.strerror or e}") from None
-    proto = ModelProto()
-    try:
-        proto.ParseFromString(data)
-    except DecodeError:
-        raise ModelLoadError(
-            f"cannot read ONNX model '{label}': the file is truncated or corrupt (not a valid protobuf)"
-        ) from None
-    if not isinstance(model, bytes | bytearray):
-        try:
-            onnx.load_external_data_for_model(proto, os.path.dirname(os.path.abspath(label)))
-        except (OSError, ValueError) as e:
-            raise ModelLoadError(f"cannot read ONNX model '{label}': external data: {e}") from None
-    return proto, label
 
 
 def _skeleton(proto: ModelProto) -> ModelProto:

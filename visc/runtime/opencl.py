@@ -51,21 +51,71 @@ def _kernel_at(source: str, line: int) -> str | None:
     return current
 
 
-def build_program(context: Any, device: Any, source: str, options: Sequence[str] = ()) -> Any:
-    """Build ``source`` for ``device``; a failure becomes a KernelBuildError carrying the
-    driver's log and the kernels its errors point at."""
+OPENCL_CACHE_KIND = "opencl"  # program binaries by source, options and device in the compile cache
+
+
+def _device_identity(device: Any) -> str:
+    """What a program binary is valid for: the platform, the device and its driver."""
+    return "|".join(str(x).strip() for x in (device.platform.name, device.platform.version, device.name,
+                                             device.version, device.driver_version))
+
+
+def _binary_of(program: Any, device: Any) -> bytes | None:
+    """The built program's binary for ``device`` (None: the driver gives none)."""
     import pyopencl as cl
 
-    program = cl.Program(context, source)
+    try:
+        devices = program.get_info(cl.program_info.DEVICES)
+        binaries = program.get_info(cl.program_info.BINARIES)
+        binary = binaries[devices.index(device)] if device in devices else binaries[0]
+    except (cl.Error, IndexError, ValueError):
+        return None
+    return bytes(binary) or None
+
+
+def _from_binary(context: Any, device: Any, binary: bytes, options: list[str]) -> Any:
+    """A program built from a cached binary, or None when the driver refuses it (another
+    driver build, a damaged binary): the caller builds from source."""
+    import pyopencl as cl
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", cl.CompilerWarning)
+            return cl.Program(context, [device], [binary]).build(options=options, devices=[device])
+    except (cl.Error, RuntimeError):
+        return None
+
+
+def build_program(context: Any, device: Any, source: str, options: Sequence[str] = ()) -> Any:
+    """Build ``source`` for ``device``; a failure becomes a KernelBuildError carrying the
+    driver's log and the kernels its errors point at. With the compile cache on, the binary
+    comes from (and goes to) it, and pyopencl's own binary cache is bypassed: one bounded
+    cache, cleared by `visc cache clear`, rather than two."""
+    import pyopencl as cl
+
+    from visc.runtime.compile_cache import CompileCache, default_cache
+
     # IEEE division and sqrt where the device offers them: OpenCL allows 2.5 ulp otherwise,
     # and NVIDIA's driver uses that freedom (nearest-neighbour resize indices then differ)
     exact = int(getattr(cl.device_fp_config, "CORRECTLY_ROUNDED_DIVIDE_SQRT", 0))
     if exact and int(getattr(device, "single_fp_config", 0)) & exact:
         options = ["-cl-fp32-correctly-rounded-divide-sqrt", *options]
+    full = ["-cl-std=CL1.2", *options]
+    cache = default_cache()
+    key = ""
+    if cache is not None:
+        key = CompileCache.key(OPENCL_CACHE_KIND, source, "\0".join(full), _device_identity(device))
+        binary = cache.get(OPENCL_CACHE_KIND, key)
+        if binary is not None:
+            built = _from_binary(context, device, binary, full)
+            if built is not None:
+                return built
+            cache.discard(OPENCL_CACHE_KIND, key)
+    program = cl.Program(context, source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", cl.CompilerWarning)
-            return program.build(options=["-cl-std=CL1.2", *options], devices=[device])
+            built = program.build(options=full, devices=[device], cache_dir=False if cache is not None else None)
     except cl.Error as e:
         log = str(e)
         try:
@@ -81,6 +131,11 @@ def build_program(context: Any, device: Any, source: str, options: Sequence[str]
                     kernels.append(name)
         where = f"kernel {', '.join(repr(k) for k in kernels)}" if kernels else "the OpenCL program"
         raise KernelBuildError(f"the OpenCL compiler of '{device.name.strip()}' rejected {where}:\n{log.strip()}") from e
+    if cache is not None:
+        binary = _binary_of(built, device)
+        if binary is not None:
+            cache.put(OPENCL_CACHE_KIND, key, binary)
+    return built
 
 
 # -- execution ------------------------------------------------------------------------------

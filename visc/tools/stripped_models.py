@@ -87,24 +87,74 @@ def _rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
+# ops after which a weight gets He's gain 2 rather than LeCun's 1 (scheme "fan_in")
+RECTIFIERS = frozenset({"Relu", "LeakyRelu", "HardSwish", "Clip"})
+SCHEMES = ("recorded", "he", "fan_in")
+
+
+def _readers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for i in node.input:
+            readers.setdefault(i, []).append(node)
+    return readers
+
+
+def _fan_in_and_gain(name: str, shape: list[int], readers: dict[str, list[onnx.NodeProto]]) -> tuple[int, float] | None:
+    """Scheme "fan_in": the fan-in of weight ``name`` (a Conv/ConvTranspose kernel, or the
+    weight operand of a Gemm or MatMul) and its gain, 2 when a rectifier reads the layer's
+    output (directly or after a bias Add) and 1 otherwise; None for any other tensor."""
+    node = next(iter(readers.get(name, [])), None)
+    if node is None or len(node.input) < 2 or node.input[1] != name:
+        return None
+    if node.op_type in ("Conv", "ConvTranspose") and len(shape) >= 3:
+        fan_in = int(np.prod(shape[1:]))
+    elif node.op_type == "Gemm" and len(shape) == 2:
+        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        fan_in = shape[1] if trans_b else shape[0]
+    elif node.op_type == "MatMul" and len(shape) >= 2:
+        fan_in = shape[-2]
+    else:
+        return None
+    after = list(readers.get(node.output[0], []))
+    after += [r for a in after if a.op_type == "Add" for r in readers.get(a.output[0], [])]
+    return max(fan_in, 1), 2.0 if any(a.op_type in RECTIFIERS for a in after) else 1.0
+
+
 def refill_weights(model: onnx.ModelProto, seed: int = 0, scheme: str = "recorded") -> onnx.ModelProto:
     """A copy of a stripped ``model`` with seeded tensors in place of the stripped ones: normal
     with each tensor's recorded mean and standard deviation, clipped to its recorded range (so
-    variances stay positive). ``scheme="he"``: convolution weights (4-D) are normal with
-    variance 2 / fan-in instead, which keeps activations at scale through a deep network whose
-    normalization was folded into its convolutions (an exported SSDlite's recorded statistics
-    let them vanish, and every score ties)."""
-    if scheme not in ("recorded", "he"):
-        raise ValueError(f"unknown refill scheme '{scheme}' (recorded or he)")
+    variances stay positive).
+
+    ``scheme="he"``: convolution weights (4-D) are normal with variance 2 / fan-in instead,
+    which keeps activations at scale through a deep network whose normalization was folded
+    into its convolutions (an exported SSDlite's recorded statistics let them vanish, and
+    every score ties).
+
+    ``scheme="fan_in"``: every convolution kernel and Gemm/MatMul weight is normal with
+    variance gain / fan-in, gain 2 when a rectifier reads the layer (He) and 1 otherwise
+    (LeCun), heads included; biases and other tensors as recorded. Activations then stay
+    near unit scale up to the heads, so classification logits spread over a few units (a
+    softmax's scores differ visibly) and box deltas stay moderate. On Faster R-CNN's
+    MobileNet, "recorded" lets activations vanish (torchvision sizes depthwise kernels by
+    fan-out: every score ties) and "he" lets the residual sums grow into the hundreds (every
+    objectness saturates, every proposal degenerates)."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown refill scheme '{scheme}' ({', '.join(SCHEMES)})")
     records = next((json.loads(p.value) for p in model.metadata_props if p.key == STRIPPED_KEY), None)
     if records is None:
         raise ValueError("the model has no stripped weights to refill")
     out = onnx.ModelProto()
     out.CopyFrom(model)
+    readers = _readers(out) if scheme == "fan_in" else {}
     for r in records:
         rng = _rng(seed, r["name"])
+        scaled = _fan_in_and_gain(r["name"], r["shape"], readers) if scheme == "fan_in" else None
         if scheme == "he" and len(r["shape"]) == 4:
             values = rng.normal(0.0, np.sqrt(2.0 / max(int(np.prod(r["shape"][1:])), 1)), r["shape"])
+        elif scaled is not None:
+            fan_in, gain = scaled
+            values = rng.normal(0.0, np.sqrt(gain / fan_in), r["shape"])
         else:
             values = np.clip(rng.normal(r["mean"], r["std"], r["shape"]), r["min"], r["max"])
         values = values.astype(r["dtype"])
@@ -115,4 +165,4 @@ def refill_weights(model: onnx.ModelProto, seed: int = 0, scheme: str = "recorde
     return out
 
 
-__all__ = ["strip_weights", "refill_weights", "is_stripped", "STRIPPED_KEY"]
+__all__ = ["strip_weights", "refill_weights", "is_stripped", "STRIPPED_KEY", "SCHEMES"]

@@ -8,6 +8,7 @@
     visc demo                                   ResNet-50 end to end, checked against onnxruntime
     visc tune model.onnx --trials 64            search kernel schedules (records: tuning.db)
     visc records best|export|import             inspect and share tuning records
+    visc cache info|clear                       the persistent compile cache
 
 Errors print as one paragraph (`visc: error: ...`) with exit status 1; `--debug` shows
 the traceback for bug reports.
@@ -17,10 +18,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 
@@ -236,12 +238,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
             print(module, file=sys.stderr)
 
     model = compile_model(args.model, target=args.target, input_shapes=shapes, device=args.device,
-                          print_ir_after=printer, arch=args.arch, fallback=fallback, records=book)
+                          print_ir_after=printer, arch=args.arch, fallback=fallback, records=book,
+                          cache=not args.no_cache)
     model.metadata["source_model"] = os.path.basename(args.model)
     model.save(out)
     r = model.report
     built_for = f"{args.target} ({model.metadata['cuda_arch']})" if args.target == "cuda" else args.target
-    print(f"compiled {args.model} for {built_for} in {r.total_seconds:.2f} s: {r.num_kernels} kernels, "
+    origin = " (from the cache)" if r.cached else ""
+    print(f"compiled {args.model} for {built_for} in {r.total_seconds:.2f} s{origin}: {r.num_kernels} kernels, "
           f"{r.num_launches} launches -> {out}")
     print(memory_line(model))
     if book is not False:
@@ -278,6 +282,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.output:
         written = save_npz(args.output, dict(zip(model.output_names, outputs, strict=True)))
         print(f"outputs saved to {written}")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    """`visc cache info`: where the compile cache is, its bound, entries and size per kind;
+    `visc cache clear [--kind K]`: empty it (or one kind)."""
+    from visc.runtime.compile_cache import CompileCache, cache_max_bytes, cache_root
+
+    root = cache_root()
+    if root is None:
+        print("the compile cache is off (VISC_CACHE=0, or VISC_CACHE_DIR set empty)")
+        return 0
+    cache = CompileCache(root, cache_max_bytes())
+    if args.action == "clear":
+        if args.kind is not None and not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,63}", args.kind):
+            raise UsageError(f"--kind {args.kind}: not a cache kind (`visc cache info` lists them)")
+        try:
+            removed = cache.clear(args.kind)
+        except OSError as e:
+            raise OutputPathError(f"cannot clear the compile cache at '{root}': {e.strerror or e}") from None
+        what = f" of kind '{args.kind}'" if args.kind else ""
+        print(f"removed {removed} entr{'y' if removed == 1 else 'ies'}{what} from {root}")
+        return 0
+    if args.kind is not None:
+        raise UsageError("--kind is for `visc cache clear`; `visc cache info` shows every kind")
+    info = cache.info()
+    kinds = cast(dict[str, dict[str, int]], info["kinds"])
+    print(f"compile cache: {root}")
+    print(f"bound: {human_bytes(cache.max_bytes)} (VISC_CACHE_MAX_BYTES); in use: "
+          f"{human_bytes(cast(int, info['bytes']))} in {info['entries']} entries")
+    if kinds:
+        print_table([{"kind": k, "entries": v["entries"], "mb": v["bytes"] / 2**20} for k, v in sorted(kinds.items())],
+                    (("kind", "kind", ""), ("entries", "entries", "d"), ("mb", "MB", ".1f")))
     return 0
 
 
@@ -489,6 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass (stderr)")
     s.add_argument("-v", "--verbose", action="store_true", help="print time per stage")
     s.add_argument("--records", help="tuning records (from `visc tune`) whose schedules replace the defaults")
+    s.add_argument("--no-cache", action="store_true",
+                   help="compile from scratch, without reading or filling the compile cache (`visc cache info`)")
     s.set_defaults(fn=cmd_compile)
 
     s = sub.add_parser("run", help="run a compiled .visc model")
@@ -513,6 +552,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--original-weights", action="store_true",
                    help="keep a model-zoo file's constant placeholder weights (every output then ties)")
     s.set_defaults(fn=cmd_bench)
+
+    s = sub.add_parser("cache", help="the persistent compile cache: where it is and what it holds, or empty it")
+    s.add_argument("action", choices=["info", "clear"])
+    s.add_argument("--kind", help="with clear: only this kind of entry (model, ptx, opencl, cpu-obj, ...)")
+    s.set_defaults(fn=cmd_cache)
 
     s = sub.add_parser("devices", help="list OpenCL devices")
     s.set_defaults(fn=cmd_devices)

@@ -243,8 +243,24 @@ def shipped_records(device: str, directory: str | os.PathLike[str] | None = None
             found += [r for r in _from_json(path, device) if r.space_version == SPACE_VERSION
                       and (r.default_seconds is None or r.seconds < r.default_seconds)]
         except ViscError as e:
-            warnings.warn(f"skipping shipped tuning records: {e}", ShippedRecordsWarning, stacklevel=2)
+            warnings.warn(_skipping(e), ShippedRecordsWarning, stacklevel=2)
     return _best(found)
+
+
+def _skipping(error: ViscError) -> str:
+    return f"skipping shipped tuning records: {error}"
+
+
+def shipped_problems(directory: str | os.PathLike[str] | None = None) -> list[str]:
+    """The `ShippedRecordsWarning` messages a compile gives for the shipped files (one per
+    unreadable file): kept with a cached model, which repeats them (`visc.model_cache`)."""
+    problems = []
+    for path in shipped_files(directory):
+        try:
+            _from_json(path, None)
+        except ViscError as e:
+            problems.append(_skipping(e))
+    return problems
 
 
 class RecordBook:
@@ -326,5 +342,5 @@ def record_rows(records: list[Record]) -> list[dict[str, Any]]:
 
 
 __all__ = ["Record", "RecordBook", "check_records", "storage_failure", "all_records", "best_records", "export_records", "write_export", "import_records",
-           "record_rows", "shipped_records", "shipped_files", "shipped_dir", "ShippedRecordsWarning",
+           "record_rows", "shipped_records", "shipped_problems", "shipped_files", "shipped_dir", "ShippedRecordsWarning",
            "EXPORT_FORMAT", "SHIPPED_DIR", "SHIPPED_ENV"]

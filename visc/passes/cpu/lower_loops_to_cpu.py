@@ -37,7 +37,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from visc.errors import CompileError
 from visc.passes.cpu import CPU_KERNEL_MODULE
 from visc.passes.gpu.iteration_space import constant_index, describe_loop
-from visc.passes.gpu.map_loops_to_gpu import kernel_module
+from visc.passes.gpu.map_loops_to_gpu import KernelTable, kernel_module
 
 INDEX = IndexType()
 
@@ -143,7 +143,9 @@ def _sequential_threads(fn: gpu.FuncOp) -> None:
 
 
 def outline(loop: scf.ParallelOp, name: str) -> tuple[gpu.FuncOp, list[SSAValue], int]:
-    """The host function of ``loop``, the memrefs to pass it, and its outer range size."""
+    """The host function of ``loop``, the memrefs to pass it, and its outer range size. The
+    body moves into the function (cloning it cost as much as the rest of the pass): erase the
+    loop afterwards."""
     extents = _extents(loop)
     if loop.initVals or loop.results:
         raise CompileError(f"{describe_loop(loop)}: top-level loops with reductions are not supported")
@@ -176,12 +178,16 @@ def outline(loop: scf.ParallelOp, name: str) -> tuple[gpu.FuncOp, list[SSAValue]
     if len(extents) > 1:
         _, inner = _for(body, _index(body, 0), _index(body, extents[-1]), _index(body, 1))
         ivs.append(inner.args[0])
+    for op in loop.body.walk():  # the body moves (the loop is erased next), so rebind its captures
+        if any(v in mapping for v in op.operands):
+            op.operands = tuple(mapping.get(v, v) for v in op.operands)
     for arg, iv in zip(loop.body.block.args, ivs, strict=True):
-        mapping[arg] = iv
-    for op in loop.body.block.ops:
+        arg.replace_all_uses_with(iv)
+    for op in list(loop.body.block.ops):
         if isinstance(op, scf.ReduceOp):
             continue
-        inner.add_op(op.clone(mapping))
+        op.detach()
+        inner.add_op(op)
     if inner is not body:
         inner.add_op(scf.YieldOp())
     body.add_op(scf.YieldOp())
@@ -212,25 +218,17 @@ class LowerLoopsToCpuPass(ModulePass):
     placed_only: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        kernels: gpu.ModuleOp | None = None
-        names: set[str] = set()
+        table: KernelTable | None = None
         for fn in [f for f in op.ops if isinstance(f, func.FuncOp) and f.body.blocks]:
             loops = [o for o in fn.body.block.ops if isinstance(o, scf.ParallelOp)
                      and (not self.placed_only or _placement(o) == "cpu")]
             for loop in loops:
-                if kernels is None:
-                    kernels = kernel_module(op, CPU_KERNEL_MODULE)
-                    names = {f.sym_name.data for f in kernels.body.block.ops if isinstance(f, gpu.FuncOp)}
+                if table is None:
+                    table = KernelTable(kernel_module(op, CPU_KERNEL_MODULE))
                 kernel_name = loop.attributes.get("kernel_name")
-                base = name = "cpu_" + _identifier(kernel_name.data if isinstance(kernel_name, StringAttr)
-                                                   else "kernel")
-                i = 0
-                while name in names:
-                    i += 1
-                    name = f"{base}_{i}"
-                names.add(name)
+                name = "cpu_" + _identifier(kernel_name.data if isinstance(kernel_name, StringAttr) else "kernel")
                 kernel, args, size = outline(loop, name)
-                kernels.body.block.add_op(kernel)
+                name = table.add(kernel)  # a loop that outlines to an existing function reuses it
                 consts = {}
                 for value in (size, 1):
                     c = arith.ConstantOp(IntegerAttr(value, INDEX))
@@ -250,7 +248,7 @@ class LowerLoopsToCpuPass(ModulePass):
                 if isinstance(c, arith.ConstantOp) and not c.result.uses:
                     c.detach()
                     c.erase()
-        if kernels is not None:
+        if table is not None:
             op.attributes["gpu.container_module"] = UnitAttr()
 
 

@@ -243,7 +243,7 @@ def _structure_key(kernel: gpu.FuncOp) -> tuple[object, ...]:
 
 
 @dataclass
-class _KernelTable:
+class KernelTable:
     """The `gpu.module` being filled, with structural de-duplication and unique names."""
 
     module: gpu.ModuleOp
@@ -327,7 +327,7 @@ class MapLoopsToGpuPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         funcs = [f for f in op.ops if isinstance(f, func.FuncOp) and f.body.blocks]
-        table: _KernelTable | None = None
+        table: KernelTable | None = None
         for fn in funcs:
             _check_no_unlowered(fn)
             for loop in fn.body.walk():
@@ -339,7 +339,7 @@ class MapLoopsToGpuPass(ModulePass):
             if not loops:
                 continue
             if table is None:
-                table = _KernelTable(kernel_module(op))
+                table = KernelTable(kernel_module(op))
             consts = _HostConstants()
             for loop in loops:
                 name = _kernel_identifier(_str_attr(loop, "kernel_name") or "kernel")

@@ -130,10 +130,11 @@ def launch_operands(module: Operation) -> dict[str, list[list[SSAValue]]]:
     return found
 
 
-def may_alias(fn: gpu.FuncOp, launches: list[list[SSAValue]]) -> bool:
+def may_alias(fn: gpu.FuncOp, launches: list[list[SSAValue]], written: set[int] | None = None) -> bool:
     """Whether one of ``launches`` passes the buffer of an argument the kernel writes as
-    another argument too."""
-    written = _written_arguments(fn)
+    another argument too (``written``: those arguments' indices, if the caller knows them)."""
+    if written is None:
+        written = _written_arguments(fn)
     if not written:
         return False
     for operands in launches:
