@@ -352,12 +352,13 @@ def test_a_compile_that_prints_or_sets_passes_skips_the_cache(cache) -> None:
     from visc.compiler import compile_model, default_pipeline
 
     model = _tiny()
+    compile_model(model, target="cpu", records=False, cache=False)
+    visc.compile(model, target="cpu", records=False, cache=False)
+    assert cache.info()["entries"] == 0  # cache=False: not even the kernels' objects
     compile_model(model, target="cpu", records=False, print_ir_after=lambda spec, module: None)
     compile_model(model, target="cpu", records=False, pipeline=default_pipeline("cpu"))
-    compile_model(model, target="cpu", records=False, cache=False)
-    assert cache.info()["entries"] == 0
-    visc.compile(model, target="cpu", records=False, cache=False)
-    assert cache.info()["entries"] == 0
+    kinds = cache.info()["kinds"]
+    assert "model" not in kinds and kinds["cpu-obj"]["entries"] >= 1  # the objects are still shared
 
 
 def test_cache_off(tmp_path, monkeypatch) -> None:
@@ -519,10 +520,11 @@ def test_cli_compile_and_cache_commands(tmp_path, monkeypatch) -> None:
     info = _cli("cache", "info")
     assert info.returncode == 0 and str(tmp_path / "cache" / "compile") in info.stdout
     assert "bound: 2.0 GiB" in info.stdout and re.search(r"^model\s+1\s", info.stdout, re.MULTILINE), info.stdout
+    assert re.search(r"^cpu-obj\s+1\s", info.stdout, re.MULTILINE), info.stdout  # the one fused kernel
     cleared = _cli("cache", "clear", "--kind", "model")
     assert cleared.returncode == 0 and "removed 1 entry of kind 'model'" in cleared.stdout
     assert "(from the cache)" not in _cli(*compile_args).stdout
-    assert "removed 1 entry from" in _cli("cache", "clear").stdout
+    assert "removed 2 entries from" in _cli("cache", "clear").stdout  # the model and its kernel
     bad = _cli("cache", "clear", "--kind", "../x")
     assert bad.returncode == 1 and bad.stderr.startswith("visc: error: --kind ../x") and "Traceback" not in bad.stderr
     monkeypatch.setenv("VISC_CACHE", "0")

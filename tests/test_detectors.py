@@ -4,7 +4,8 @@ the detections compared with onnxruntime on the same refilled weights and input.
 
 The graphs are tests/models/*.onnx (benchmarks/export_models.py, weights stripped; refilled
 here from a seed, `visc.tools.stripped_models`). Seeds are chosen so no two kept scores tie
-(ties make NMS order arbitrary): the refill scheme and seeds per model are in `DETECTORS`.
+(ties make NMS order arbitrary): the refill scheme and seeds per model are
+`host_graph_cases.REFILL`.
 Detections are matched one to one (label equal, box and score within 1e-4), so two whose
 scores agree to that tolerance may come in either order.
 
@@ -26,29 +27,15 @@ import numpy as np
 import onnx
 import pytest
 from conftest import run_onnxruntime
+from host_graph_cases import DETECTORS, detector
 from onnx import TensorProto
 from test_pipeline import needs_cuda, needs_opencl
 
 import visc
 from visc.runtime.pipeline import Pipeline
-from visc.tools.stripped_models import refill_weights
 
 MODELS_DIR = os.path.join(os.path.dirname(__file__), "models")
-# name -> (refill scheme, weight seed, input seed)
-DETECTORS = {
-    "retinanet_resnet50_fpn": ("recorded", 0, 1),
-    "fcos_resnet50_fpn": ("recorded", 0, 1),
-    "ssdlite320_mobilenet_v3_large": ("he", 1, 0),
-    "fasterrcnn_mobilenet_v3_large_320_fpn": ("fan_in", 3, 3),
-}
 RTOL = 1e-4
-
-
-def detector(name: str) -> tuple[onnx.ModelProto, np.ndarray]:
-    scheme, seed, input_seed = DETECTORS[name]
-    model = refill_weights(onnx.load(os.path.join(MODELS_DIR, f"{name}.onnx")), seed=seed, scheme=scheme)
-    image = np.random.default_rng(input_seed).random((3, 320, 320), dtype=np.float32)
-    return model, image
 
 
 def test_detector_files_output_boxes_scores_labels() -> None:

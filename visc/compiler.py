@@ -6,6 +6,7 @@ stage a user sees from `visc compile --print-ir-after-all` can be reproduced wit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from visc.tuner.records import RecordBook
 
 TARGETS = ("opencl", "cuda", "cpu")
+# a CPU compile of a model this large starts its object-compile processes at once, so they are
+# up when its kernels are (a small model's kernels compile in-process: `cpu_native.POOL_MIN_CHARS`)
+PRESTART_MIN_NODES = 40
 
 # Passes on the tensor-level graph, then bufferization, loops and GPU mapping.
 GRAPH_PIPELINE = (
@@ -254,7 +258,8 @@ def compile_model(
     default heuristic only. ``cache``: reuse (and store) the result of an identical earlier
     compile through the persistent compile cache (`visc.model_cache`; off with VISC_CACHE=0),
     or a `CacheRequest` already opened for this call (a miss `visc.compile` looked up); a
-    compile with ``pipeline`` or ``print_ir_after`` never uses it."""
+    compile with ``pipeline`` or ``print_ir_after`` never uses the model cache (its kernels'
+    objects and PTX still come from and go to the cache unless ``cache`` is False)."""
     check_target(target)
     check_fallback(fallback)
     check_model(model)
@@ -262,35 +267,38 @@ def compile_model(
     from visc.frontend.dynamic_split import needs_split
     from visc.frontend.onnx import load_model
     from visc.model_cache import CacheRequest, open_request
+    from visc.runtime.compile_cache import bypassed
 
-    request = None
-    if pipeline is None and print_ir_after is None:
-        if isinstance(cache, CacheRequest):
-            request = cache
-        elif cache:
-            request = open_request(model, target, input_shapes, device, arch, fallback, records)
-            hit = request.lookup() if request is not None else None
-            if hit is not None:
-                return hit
-    if request is not None:
-        proto, label = request.proto, request.label
-        request.begin(records)
-    else:
-        proto, label = load_model(model)
-    if needs_split(proto):  # data-dependent shapes: a device part and a host part (a pipeline)
-        from visc.dynamic_models import compile_split, with_input_shapes
+    # cache=False: no kind of the cache is read or filled (models, objects, PTX, OpenCL binaries)
+    with bypassed() if cache is False else contextlib.nullcontext():
+        request = None
+        if pipeline is None and print_ir_after is None:
+            if isinstance(cache, CacheRequest):
+                request = cache
+            elif cache:
+                request = open_request(model, target, input_shapes, device, arch, fallback, records)
+                hit = request.lookup() if request is not None else None
+                if hit is not None:
+                    return hit
+        if request is not None:
+            proto, label = request.proto, request.label
+            request.begin(records)
+        else:
+            proto, label = load_model(model)
+        if needs_split(proto):  # data-dependent shapes: a device part and a host part (a pipeline)
+            from visc.dynamic_models import compile_split, with_input_shapes
 
-        def compile_static(part: onnx.ModelProto) -> Any:
-            return _compile_proto(part, label, None, target, device, pipeline, print_ir_after, arch, fallback,
-                                  records)
+            def compile_static(part: onnx.ModelProto) -> Any:
+                return _compile_proto(part, label, None, target, device, pipeline, print_ir_after, arch, fallback,
+                                      records)
 
-        result = compile_split(with_input_shapes(proto, input_shapes), target, compile_static)
-    else:
-        result = _compile_proto(proto, label, input_shapes, target, device, pipeline, print_ir_after, arch,
-                                fallback, records)
-    if request is not None:
-        request.store(result)
-    return result
+            result = compile_split(with_input_shapes(proto, input_shapes), target, compile_static)
+        else:
+            result = _compile_proto(proto, label, input_shapes, target, device, pipeline, print_ir_after, arch,
+                                    fallback, records)
+        if request is not None:
+            request.store(result)
+        return result
 
 
 def _compile_proto(proto: onnx.ModelProto, label: str, input_shapes: Mapping[str, Sequence[int]] | None, target: str,
@@ -299,6 +307,10 @@ def _compile_proto(proto: onnx.ModelProto, label: str, input_shapes: Mapping[str
                    fallback: Sequence[str] | None, records: Any) -> Any:
     from visc.frontend.onnx import import_model
 
+    if target == "cpu" and len(proto.graph.node) >= PRESTART_MIN_NODES:
+        from visc.runtime.cpu_native import prestart_workers
+
+        prestart_workers()
     report = CompileReport()
     start = time.perf_counter()
     imported = import_model(proto, dict(input_shapes) if input_shapes else None, label=label)
@@ -416,6 +428,13 @@ def finish_module(
     report.num_launches = len(plan.launches)
     used = {name: weights[name] for name in plan.weights}
     report.seconds["emit"] = time.perf_counter() - start
+    native: dict[str, bytes] = {}
+    if sources.get("cpu"):  # the host functions as object code for this CPU: the artifact loads without LLVM
+        from visc.runtime.cpu_native import build_native
+
+        start = time.perf_counter()
+        native["cpu"] = build_native(sources["cpu"]).to_bytes()
+        report.seconds["native"] = time.perf_counter() - start
     return CompiledModel(
         plan=plan,
         sources=sources,
@@ -425,6 +444,7 @@ def finish_module(
         schedules=_schedules(module),
         report=report,
         metadata=metadata,
+        native=native,
     )
 
 

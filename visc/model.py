@@ -31,6 +31,7 @@ class CompiledModel:
         schedules: Mapping[str, str] | None = None,
         report: Any = None,
         metadata: Mapping[str, Any] | None = None,
+        native: Mapping[str, bytes] | None = None,
     ):
         self.plan = plan
         self.sources = dict(sources)
@@ -40,6 +41,9 @@ class CompiledModel:
         self.schedules = dict(schedules or {})
         self.report = report
         self.metadata = dict(metadata or {})
+        # target -> object code of its kernels for the host that compiled them (today "cpu":
+        # `visc.runtime.cpu_native`), so loading links instead of compiling
+        self.native = dict(native or {})
         self._executor: Any = None
         self._closed = False
 
@@ -78,7 +82,7 @@ class CompiledModel:
         slots (frames in flight at once, weights shared); ``threads``: the CPU backend's
         workers. The caller owns it: `close()` frees its device memory."""
         return open_executor(self.target, self.plan, self.sources, self.weights, device=self.device, slots=slots,
-                             threads=threads)
+                             threads=threads, native=self.native)
 
     def memory(self) -> dict[str, int]:
         """The default executor's memory report (bytes of weights, arena and I/O per slot)."""

@@ -40,6 +40,7 @@ def _manifest(model: CompiledModel) -> dict[str, Any]:
         "schedules": model.schedules,
         "metadata": model.metadata,
         "sources": sorted(model.sources),
+        "native": sorted(model.native),
     }
 
 
@@ -48,6 +49,8 @@ def _write_model(zf: zipfile.ZipFile, model: CompiledModel, prefix: str = "") ->
     zf.writestr(f"{prefix}manifest.json", json.dumps(_manifest(model), indent=1))
     for target, source in model.sources.items():
         zf.writestr(f"{prefix}kernels/{target}.txt", source)
+    for target, code in model.native.items():
+        zf.writestr(f"{prefix}native/{target}.bin", code)
     buf = io.BytesIO()
     np.savez(buf, **model.weights)
     zf.writestr(f"{prefix}weights.npz", buf.getvalue())
@@ -128,6 +131,7 @@ def _read_model(zf: zipfile.ZipFile, path: str, device: str | None, prefix: str 
             f"{FORMAT_VERSION}; recompile it with visc {__version__}"
         )
     sources = {t: zf.read(f"{prefix}kernels/{t}.txt").decode() for t in manifest["sources"]}
+    native = {t: zf.read(f"{prefix}native/{t}.bin") for t in manifest.get("native", [])}
     with np.load(io.BytesIO(zf.read(f"{prefix}weights.npz")), allow_pickle=False) as data:
         weights = {k: data[k] for k in data.files}
     metadata = manifest.get("metadata", {})
@@ -139,6 +143,7 @@ def _read_model(zf: zipfile.ZipFile, path: str, device: str | None, prefix: str 
         device=device,
         schedules=manifest.get("schedules", {}),
         metadata={**metadata, "visc_version": manifest["visc_version"]},
+        native=native,
     )
 
 

@@ -25,6 +25,7 @@ cache off for the process with one warning naming the path, and nothing fails.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import os
 import re
@@ -398,9 +399,26 @@ def cache_max_bytes() -> int:
         return DEFAULT_MAX_BYTES
 
 
+_bypass: contextvars.ContextVar[bool] = contextvars.ContextVar("visc_cache_bypass", default=False)
+
+
+@contextlib.contextmanager
+def bypassed() -> Iterator[None]:
+    """Within this block (this thread or task), `default_cache` is None: a compile asked not
+    to use the cache (`visc compile --no-cache`) neither reads nor fills any kind of it."""
+    token = _bypass.set(True)
+    try:
+        yield
+    finally:
+        _bypass.reset(token)
+
+
 def default_cache() -> CompileCache | None:
     """The cache the environment asks for (see `cache_root`, `cache_max_bytes`), one object
-    per root and bound in the process, so a root found unwritable stays off; None when off."""
+    per root and bound in the process, so a root found unwritable stays off; None when off
+    (or `bypassed`)."""
+    if _bypass.get():
+        return None
     root = cache_root()
     if root is None:
         return None
@@ -412,5 +430,5 @@ def default_cache() -> CompileCache | None:
     return cache if cache.enabled else None
 
 
-__all__ = ["CompileCache", "DEFAULT_MAX_BYTES", "default_cache", "code_fingerprint", "cache_root", "cache_max_bytes", "parse_size",
+__all__ = ["CompileCache", "DEFAULT_MAX_BYTES", "bypassed", "default_cache", "code_fingerprint", "cache_root", "cache_max_bytes", "parse_size",
            "user_cache_dir"]

@@ -23,6 +23,7 @@ import ctypes
 import os
 import threading
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,14 +31,8 @@ from typing import Any
 import numpy as np
 
 from visc.errors import DeviceError, KernelBuildError
-from visc.runtime.cpu_workers import (
-    PACKED,
-    ROW,
-    Workers,
-    futex_syscall,
-    packed_wrappers,
-    runtime_ir,
-)
+from visc.runtime.cpu_native import NativeCode, build_native, host_signature, link, missing_features
+from visc.runtime.cpu_workers import PACKED, ROW, Workers, futex_syscall, runtime_ir
 from visc.runtime.device import buffer_of, check_slot, check_weights, memory_report, node_error
 from visc.runtime.plan import Plan
 
@@ -70,34 +65,33 @@ def host_target_machine(opt_level: int = 3) -> Any:
 
 
 class CompiledFunctions:
-    """LLVM IR compiled for this host at -O3 and kept alive with its execution engine."""
+    """The CPU kernels as native code for this host, linked into an MCJIT engine with the
+    worker runtime (`cpu_workers.runtime_ir`) and kept alive with it.
 
-    def __init__(self, llvm_ir: str, opt_level: int = 3):
+    ``native``: object code built ahead of time (`visc.runtime.cpu_native`, the artifact's
+    ``native/cpu.bin``); it is linked as is when this host has every feature it was built
+    for, and otherwise rebuilt from ``llvm_ir`` (with a warning saying what the host lacks).
+    Without it the objects come from the compile cache or are compiled now."""
+
+    def __init__(self, llvm_ir: str, native: NativeCode | bytes | None = None, opt_level: int = 3):
+        if isinstance(native, bytes | bytearray | memoryview):
+            native = NativeCode.from_bytes(bytes(native))
+        host = host_signature()
+        if native is not None:
+            missing = missing_features(native.signature, host)
+            if missing:
+                warnings.warn(f"the model's CPU code was built for {native.signature.cpu} "
+                              f"({native.signature.triple}); this CPU ({host.cpu}) lacks {', '.join(missing[:8])}"
+                              f"{' ...' if len(missing) > 8 else ''}: compiling it again from its LLVM IR for this "
+                              "CPU (save the model again to keep that)", RuntimeWarning, stacklevel=3)
+                native = None
+        if native is None:
+            native = build_native(llvm_ir, opt_level, signature=host)
+        self.native = native
         binding = llvm_binding()
-        try:
-            parsed = binding.parse_assembly(llvm_ir)
-            parsed.verify()
-        except RuntimeError as e:
-            raise KernelBuildError(f"LLVM rejected the CPU kernels' IR: {e}") from e
-        machine = host_target_machine(opt_level)
         triple = binding.get_process_triple()
-        signatures = [(fn.name, [str(a.type) for a in fn.arguments]) for fn in parsed.functions
-                      if not fn.is_declaration]
-        kernels = [(name, types) for name, types in signatures if _is_kernel(types)]
-        extra = binding.parse_assembly(packed_wrappers(kernels) + runtime_ir(triple.startswith(("x86_64", "i686")), futex_syscall()))
-        for mod in (parsed, extra):
-            mod.triple = triple
-            mod.data_layout = str(machine.target_data)
-        parsed.link_in(extra)
-        if opt_level > 0:
-            tuning = binding.create_pipeline_tuning_options(speed_level=opt_level)
-            tuning.loop_vectorization = True
-            tuning.slp_vectorization = True
-            builder = binding.create_pass_builder(machine, tuning)
-            builder.getModulePassManager().run(parsed, builder)
-        self.engine = binding.create_mcjit_compiler(parsed, machine)
-        self.engine.finalize_object()
-        self.optimized_ir = str(parsed)
+        self.engine, runtime = link(native, runtime_ir(triple.startswith(("x86_64", "i686")), futex_syscall()))
+        self.runtime_ir = str(runtime)
 
     def address(self, name: str) -> int:
         """The machine code address of function `name` (e.g. a kernel's ``.packed`` entry)."""
@@ -105,11 +99,6 @@ class CompiledFunctions:
         if not address:
             raise KernelBuildError(f"the CPU kernels have no function '{name}'")
         return address
-
-
-def _is_kernel(types: list[str]) -> bool:
-    """A host kernel's signature: pointers, then the i32 range [lo, hi)."""
-    return len(types) >= 2 and types[-2:] == ["i32", "i32"] and all(t.startswith("ptr") for t in types[:-2])
 
 
 def _aligned(nbytes: int) -> np.ndarray:
@@ -145,11 +134,11 @@ class CPUExecutor:
     docstring); implements `visc.runtime.device.Device`."""
 
     def __init__(self, plan: Plan, llvm_ir: str, weights: Mapping[str, np.ndarray], device: str | None = None,
-                 threads: int | None = None, slots: int = 1):
+                 threads: int | None = None, slots: int = 1, native: NativeCode | bytes | None = None):
         self.plan = plan
         self.slots = max(1, int(slots))
         self.threads = threads or int(os.environ.get("VISC_CPU_THREADS", 0)) or os.cpu_count() or 1
-        self.compiled = CompiledFunctions(llvm_ir)
+        self.compiled = CompiledFunctions(llvm_ir, native)
         self.pool = Workers(self.compiled.engine, self.threads - 1) if self.threads > 1 else None
         self._run_native = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
                                             ctypes.c_int64)(self.compiled.address("visc_run"))

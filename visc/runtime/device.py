@@ -113,15 +113,19 @@ def memory_report(weights: int, arena: int, io: int, slots: int) -> dict[str, in
 
 
 def open_executor(target: str, plan: Plan, sources: Mapping[str, str], weights: Mapping[str, np.ndarray],
-                  device: str | None = None, slots: int = 1, threads: int | None = None) -> Device:
+                  device: str | None = None, slots: int = 1, threads: int | None = None,
+                  native: Mapping[str, bytes] | None = None) -> Device:
     """A new executor of ``plan`` for ``target`` ("opencl", "cuda" or "cpu"; a GPU target
     whose plan has CPU launches gets a `MixedExecutor`; "host": a pipeline's data-dependent
-    stage, `HostExecutor`), from the artifact's kernel ``sources`` by target. ``threads``: the CPU backend's worker count (default: all cores)."""
+    stage, `HostExecutor`), from the artifact's kernel ``sources`` by target, and ``native``
+object code by target where the compile made it (`visc.runtime.cpu_native`). ``threads``:
+the CPU backend's worker count (default: all cores)."""
+    cpu_native = (native or {}).get("cpu")
     if target != "cpu" and plan.on_cpu():
         from visc.runtime.mixed import MixedExecutor
 
         return MixedExecutor(plan, target, sources[target], sources["cpu"], weights, device=device, slots=slots,
-                             threads=threads)
+                             threads=threads, cpu_native=cpu_native)
     if target == "opencl":
         from visc.runtime.opencl import OpenCLExecutor
 
@@ -133,7 +137,8 @@ def open_executor(target: str, plan: Plan, sources: Mapping[str, str], weights: 
     if target == "cpu":
         from visc.runtime.cpu import CPUExecutor
 
-        return CPUExecutor(plan, sources["cpu"], weights, device=device, threads=threads, slots=slots)
+        return CPUExecutor(plan, sources["cpu"], weights, device=device, threads=threads, slots=slots,
+                           native=cpu_native)
     if target == "host":
         from visc.runtime.host_executor import HostExecutor
 

@@ -47,10 +47,12 @@ def gpu_executor(target: str, plan: Plan, source: str, weights: Mapping[str, np.
 
 class MixedExecutor:
     """Runs ``plan``: its launches with ``device == "cpu"`` are host functions of ``cpu_ir``,
-    the others kernels of the GPU ``target`` (``source``)."""
+    the others kernels of the GPU ``target`` (``source``); ``cpu_native``: those functions'
+    object code, if the compile made it."""
 
     def __init__(self, plan: Plan, target: str, source: str, cpu_ir: str, weights: Mapping[str, np.ndarray],
-                 device: str | None = None, slots: int = 1, threads: int | None = None):
+                 device: str | None = None, slots: int = 1, threads: int | None = None,
+                 cpu_native: bytes | None = None):
         self.plan = plan
         self.slots = max(1, int(slots))
         self.on_cpu = [launch.device == CPU_DEVICE for launch in plan.launches]
@@ -65,7 +67,7 @@ class MixedExecutor:
                                                            if c == (side == CPU)]) for side in (CPU, GPU)}
         self.gpu = gpu_executor(target, share[GPU], source, weights, device, self.slots)
         try:
-            self.cpu = CPUExecutor(share[CPU], cpu_ir, weights, threads=threads, slots=self.slots)
+            self.cpu = CPUExecutor(share[CPU], cpu_ir, weights, threads=threads, slots=self.slots, native=cpu_native)
         except BaseException:
             self.gpu.close()
             raise
