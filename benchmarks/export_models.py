@@ -1,6 +1,7 @@
 """Export the torchvision models visc's detection and modern-CNN tests use, weights stripped.
 
     python benchmarks/export_models.py [--out tests/models] [--only NAME ...]
+    python benchmarks/export_models.py --set cnns      # the CPU benchmark's CNNs -> benchmarks/models
 
 Needs PyTorch and torchvision (CI has neither: the tests read the stripped files in
 tests/models and refill their weights from a seed, `visc.tools.stripped_models`). Each model
@@ -51,6 +52,16 @@ def _classifiers() -> dict[str, tuple[Callable[[], Any], tuple[int, ...]]]:
     from torchvision import models
 
     return {"convnext_tiny": (lambda: models.convnext_tiny(weights=None), (1, 3, 224, 224))}
+
+
+def _benchmark_cnns() -> dict[str, tuple[Callable[[], Any], tuple[int, ...]]]:
+    """The torchvision CNNs `benchmarks/cpu_backend.py --torchvision` times against onnxruntime:
+    depthwise, squeeze-and-excitation, grouped and channel-shuffle blocks the light models lack."""
+    from torchvision import models
+
+    names = ("efficientnet_b0", "efficientnet_v2_s", "mobilenet_v2", "mobilenet_v3_large", "mnasnet1_0",
+             "squeezenet1_1", "shufflenet_v2_x1_0", "regnet_y_400mf", "resnet18")
+    return {n: (lambda n=n: getattr(models, n)(weights=None), (1, 3, 224, 224)) for n in names}
 
 
 # every detector file's outputs, in this order (tests/test_detectors.py reads them so)
@@ -115,12 +126,20 @@ def export_one(name: str, build: Callable[[], Any], shape: tuple[int, ...], dete
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "models"))
+    p.add_argument("--set", choices=("tests", "cnns"), default="tests",
+                   help="tests: the detectors and convnext of tests/models; cnns: the CPU benchmark's CNNs")
+    p.add_argument("--out", default=None, help="default: tests/models, or benchmarks/models for --set cnns")
     p.add_argument("--only", nargs="*", help="model names to export (default: all)")
     args = p.parse_args(argv)
+    here = os.path.dirname(os.path.abspath(__file__))
+    args.out = args.out or (os.path.join(here, "models") if args.set == "cnns" else
+                            os.path.join(here, "..", "tests", "models"))
     os.makedirs(args.out, exist_ok=True)
-    table = [(n, b, s, True) for n, (b, s) in _detectors().items()]
-    table += [(n, b, s, False) for n, (b, s) in _classifiers().items()]
+    if args.set == "cnns":
+        table = [(n, b, s, False) for n, (b, s) in _benchmark_cnns().items()]
+    else:
+        table = [(n, b, s, True) for n, (b, s) in _detectors().items()]
+        table += [(n, b, s, False) for n, (b, s) in _classifiers().items()]
     rows = []
     for name, build, shape, detector in table:
         if args.only and name not in args.only:

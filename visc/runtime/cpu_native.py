@@ -225,11 +225,14 @@ class _Worker:
     def close(self) -> None:
         with contextlib.suppress(OSError, ValueError):
             if self.proc.stdin is not None:
-                self.proc.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.stdin.close()  # the worker's loop ends at end of input
+        try:
             self.proc.wait(timeout=5)
-            return
-        self.proc.kill()
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def _send(stream: IO[bytes], data: bytes) -> None:
@@ -271,8 +274,11 @@ def _take_workers(count: int) -> list[_Worker]:
 
 
 def _return_workers(workers: list[_Worker]) -> None:
+    alive = [w for w in workers if w.proc.poll() is None]
+    for dead in (w for w in workers if w not in alive):
+        dead.close()
     with _pool_lock:
-        _idle.extend(w for w in workers if w.proc.poll() is None)
+        _idle.extend(alive)
 
 
 @atexit.register
