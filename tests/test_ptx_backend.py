@@ -201,7 +201,9 @@ class HostEmulator:
 def lower_for_host(model: onnx.ModelProto, shapes=None) -> HostEmulator:
     """The CUDA pipeline with libm for libdevice, run on the CPU."""
     imported = import_model(model, shapes)
-    specs = [s.replace("library=libdevice", "library=libm") for s in default_pipeline("cuda")]
+    from visc.passes.llvm import NVVM_PIPELINE
+
+    specs = [*default_pipeline("cuda"), *(s.replace("library=libdevice", "library=libm") for s in NVVM_PIPELINE)]
     run_passes(imported.module, specs, imported.weights)
     return HostEmulator(imported.module, extract_plan(imported.module), imported.weights)
 
@@ -285,6 +287,71 @@ def test_ptx_for_chosen_arch_and_version() -> None:
     assert ".target sm_90a" in ptx and ".version 8.1" in ptx
     _assemble_all(compiled.source, ("sm_90",))
     _assemble_all(ptx, ("sm_90a",))
+
+
+@needs_libdevice
+def test_emitter_gives_the_ptx_of_the_llvm_dialect_path(rng) -> None:
+    """Stage-5 kernels printed by NVPTXEmitter and the same kernels rewritten through the
+    llvm dialect (`NVVM_PIPELINE` + translate) assemble to the same PTX: noalias and the
+    non-coherent loads, libdevice math, shared memory, barriers, launch bounds."""
+    from visc.passes.llvm import NVVM_PIPELINE
+
+    inits = {"w": rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "e": np.array(3.0, np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Tanh", ["c"], ["t"]), helper.make_node("Pow", ["t", "e"], ["p"]),
+             helper.make_node("Erf", ["p"], ["f"]), helper.make_node("Softmax", ["f"], ["s"], axis=1),
+             helper.make_node("GlobalAveragePool", ["s"], ["y"])]
+    imported = import_model(make_model(nodes, {"x": ((1, 3, 8, 8), np.float32)}, ["y"], inits))
+    run_passes(imported.module, list(default_pipeline("cuda")), imported.weights)
+    lowered = imported.module.clone()
+    run_passes(lowered, list(NVVM_PIPELINE), None)
+    ptx = emit_ptx(imported.module, "sm_90")
+    assert ptx == emit_ptx(lowered, "sm_90")
+    assert ".extern" not in ptx and "ld.global.nc" in ptx
+    _assemble_all(ptx, ("sm_90",))
+
+
+def test_emitter_annotates_kernels() -> None:
+    """Kernels take the ptx_kernel calling convention (an nvvm.annotations ``kernel`` entry
+    for LLVM before 20) and their block size as reqntid; other functions neither."""
+    from xdsl.parser import Parser
+
+    from visc.backends.llvm_emitter import NVPTXEmitter
+    from visc.backends.ptx import TRIPLE
+    from visc.dialects import make_context
+
+    module = Parser(make_context(), """
+builtin.module {
+  "gpu.module"() <{sym_name = "kernels"}> ({
+    "gpu.func"() <{function_type = (memref<4xf32>) -> (), kernel}> ({
+    ^bb0(%x: memref<4xf32>):
+      %t = "gpu.thread_id"() <{dimension = #gpu<dim y>}> : () -> index
+      "gpu.barrier"() : () -> ()
+      %v = memref.load %x[%t] : memref<4xf32>
+      %r = math.rsqrt %v : f32
+      memref.store %r, %x[%t] : memref<4xf32>
+      "gpu.return"() : () -> ()
+    }) {sym_name = "k", gpu.known_block_size = array<i32: 1, 4>} : () -> ()
+    "gpu.func"() <{function_type = (memref<4xf32>) -> ()}> ({
+    ^bb0(%x: memref<4xf32>):
+      "gpu.return"() : () -> ()
+    }) {sym_name = "helper"} : () -> ()
+  }) : () -> ()
+}""").parse_module()
+    emitter = NVPTXEmitter(TRIPLE)
+    text = emitter.emit(module)
+    assert emitter.kernels == ["k"]
+    assert 'define ptx_kernel void @"k"(ptr noalias %a0)' in text and 'define void @"helper"' in text
+    assert '@"llvm.nvvm.read.ptx.sreg.tid.y"()' in text and '@"llvm.nvvm.barrier0"()' in text
+    assert '@"__nv_rsqrtf"' in text
+    assert text.endswith('!nvvm.annotations = !{!0, !1, !2}\n!0 = !{ptr @"k", !"reqntidx", i32 1}\n'
+                         '!1 = !{ptr @"k", !"reqntidy", i32 4}\n!2 = !{ptr @"k", !"reqntidz", i32 1}\n')
+    old = NVPTXEmitter(TRIPLE, calling_convention=False).emit(module)
+    assert "ptx_kernel" not in old and '!0 = !{ptr @"k", !"kernel", i32 1}' in old
+    import llvmlite.binding as binding
+
+    for ir in (text, old):
+        binding.parse_assembly(ir).verify()
 
 
 def test_missing_libdevice_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:

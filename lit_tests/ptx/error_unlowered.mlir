@@ -1,7 +1,7 @@
 // RUN: not visc-opt %s -t ptx 2>&1 | filecheck %s
 
-// Only kernels the llvm lowering understands reach PTX; others are named with their kernel.
-// CHECK: error: kernel 'k': cannot lower memref.alloc to the llvm dialect: no lowering is implemented for it
+// Only kernels the LLVM IR emitter understands reach PTX; others are named with their kernel.
+// CHECK: error: kernel 'k': cannot emit memref.alloc as LLVM IR: no LLVM lowering for this op
 builtin.module attributes {gpu.container_module} {
   "gpu.module"() <{sym_name = "kernels"}> ({
     "gpu.func"() <{function_type = () -> (), kernel}> ({

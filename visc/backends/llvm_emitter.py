@@ -18,9 +18,10 @@ line and ending with a ``}`` line and referring only to declarations and globals
 so the text can be cut per function and the parts compiled apart.
 
 What is target-specific sits in the hooks of the first section (address spaces, argument
-attributes, thread ids and barriers, the math library, work-group memory), so a variant
-for another LLVM target (NVPTX with libdevice) overrides those and reuses the walk.
-`CPUEmitter` is the host flavour: libm, no thread ids, work-group memory on the stack.
+attributes, thread ids and barriers, the math library, work-group memory, module metadata),
+so a variant for another LLVM target overrides those and reuses the walk. `CPUEmitter` is
+the host flavour: libm, no thread ids, work-group memory on the stack. `NVPTXEmitter` is
+the CUDA one (`convert-gpu-to-nvvm` + libdevice + the PTX backend's annotations).
 """
 
 from __future__ import annotations
@@ -52,8 +53,13 @@ from xdsl.transforms.dead_code_elimination import would_be_trivially_dead
 from visc.backends.c_emitter import CMPF, CMPI, constant_attr, memref_strides
 from visc.errors import CompileError
 from visc.passes.llvm.conversion import kernel_label, memory_space
-from visc.passes.llvm.gpu_to_nvvm import launch_operands, may_alias
-from visc.passes.llvm.math_to_llvm import INT_INTRINSICS, INTRINSICS, LIBRARY_FUNCTIONS
+from visc.passes.llvm.gpu_to_nvvm import _SREG, launch_operands, may_alias
+from visc.passes.llvm.math_to_llvm import (
+    INT_INTRINSICS,
+    INTRINSICS,
+    LIBRARY_FUNCTIONS,
+    library_name,
+)
 from visc.passes.llvm.memref_to_llvm import SHARED_ALIGNMENT
 
 _FLOAT_NAMES = {16: "half", 32: "float", 64: "double"}
@@ -191,6 +197,11 @@ class LLVMEmitter:
         if self.data_layout:
             lines.append(f'target datalayout = "{self.data_layout}"')
         return lines
+
+    def trailer(self) -> list[str]:
+        """The lines after the last function (module metadata); asked once every function
+        is printed."""
+        return []
 
     def address_space(self, typ: MemRefType) -> int:
         """The LLVM address space of a memref's pointer."""
@@ -363,6 +374,9 @@ class LLVMEmitter:
         if self._globals:
             parts.append("\n".join(self._globals.values()))
         parts.extend(bodies)
+        trailer = self.trailer()
+        if trailer:
+            parts.append("\n".join(trailer))
         return "\n\n".join(parts) + "\n"
 
     def emit_function(self, fn: gpu.FuncOp) -> str:
@@ -527,6 +541,92 @@ class CPUEmitter(LLVMEmitter):
         name = self.fresh()
         self._f.allocas.append(f"  {name} = alloca {array}, i32 1, align {align}")
         return name
+
+
+class NVPTXEmitter(LLVMEmitter):
+    """CUDA kernels for LLVM's NVPTX backend, as `NVVM_PIPELINE` + `translate` + the PTX
+    backend's annotations give them: thread ids from the ``llvm.nvvm.read.ptx.sreg.*``
+    registers, ``llvm.nvvm.barrier0``, libdevice's ``__nv_*`` math (linked by the PTX
+    backend), kernels in the ``ptx_kernel`` calling convention (``nvvm.annotations``
+    ``kernel`` before LLVM 20) with their ``gpu.known_block_size`` as ``reqntid``.
+    Pointers stay generic (space 0) as the conversions leave them: NVPTX infers global
+    memory for kernel arguments itself; work-group memory is address space 3."""
+
+    def __init__(self, triple: str, data_layout: str = "", calling_convention: bool = True) -> None:
+        """``calling_convention``: mark kernels ``ptx_kernel`` (LLVM 20 and later) rather than
+        with an ``nvvm.annotations`` ``kernel`` entry."""
+        super().__init__(triple, data_layout)
+        self.calling_convention = calling_convention
+        self.kernels: list[str] = []
+        self._annotations: list[tuple[str, str, int]] = []
+
+    def emit(self, module: Operation, functions: Sequence[gpu.FuncOp] | None = None) -> str:
+        self.kernels = []
+        self._annotations = []
+        return super().emit(module, functions)
+
+    def define_line(self, fn: gpu.FuncOp, params: Sequence[str]) -> str:
+        name = fn.sym_name.data
+        if fn.kernel is None:
+            return super().define_line(fn, params)
+        self.kernels.append(name)
+        if not self.calling_convention:
+            self._annotations.append((name, "kernel", 1))
+        if fn.known_block_size is not None:
+            sizes = ([int(s) for s in fn.known_block_size.get_values()] + [1, 1])[:3]
+            self._annotations.extend((name, f"reqntid{axis}", size) for axis, size in zip("xyz", sizes, strict=True))
+        cc = "ptx_kernel " if self.calling_convention else ""
+        return f'define {cc}void @"{name}"({", ".join(params)}) {{'
+
+    def trailer(self) -> list[str]:
+        if not self._annotations:
+            return []
+        refs = ", ".join(f"!{i}" for i in range(len(self._annotations)))
+        return [f"!nvvm.annotations = !{{{refs}}}"] + [
+            f'!{i} = !{{ptr @"{name}", !"{key}", i32 {value}}}'
+            for i, (name, key, value) in enumerate(self._annotations)]
+
+    def _sreg(self, register: str) -> str:
+        return self.call_intrinsic(f"llvm.nvvm.read.ptx.sreg.{register}", "i32", [])
+
+    def gpu_value(self, op: Operation) -> str:
+        if op.name in ("gpu.lane_id", "gpu.subgroup_size"):
+            return self._sreg("laneid" if op.name == "gpu.lane_id" else "warpsize")
+        dim = str(op.properties["dimension"].data)  # type: ignore[attr-defined]
+        if op.name == "gpu.global_id":
+            block = self.assign(None, f"mul i32 {self._sreg(f'ctaid.{dim}')}, {self._sreg(f'ntid.{dim}')}")
+            return self.assign(None, f"add i32 {block}, {self._sreg(f'tid.{dim}')}")
+        return self._sreg(f"{_SREG[op.name]}.{dim}")
+
+    def barrier(self, op: Operation) -> None:
+        self.line(self.intrinsic_call("llvm.nvvm.barrier0", "void", []))
+
+    def math_function(self, op: Operation, base: str, elt: Attribute) -> str:
+        return library_name("libdevice", base, elt)
+
+    def emit_rsqrt(self, op: Operation) -> None:
+        """libdevice has ``__nv_rsqrtf``."""
+        _library_call(self, op)
+
+    def emit_fpowi(self, op: Operation) -> None:
+        """``__nv_powif`` / ``__nv_powi`` (f16 in f32), the exponent as ``i32``."""
+        base, exp = op.operands
+        if isinstance(base.type, VectorType):
+            raise self.fail(op, "vector operands are not supported")
+        _float_element(self, op, base.type)
+        x, e = self.ref(base), self.ref(exp)
+        work = Float64Type() if isinstance(base.type, Float64Type) else Float32Type()
+        wt = self.ty(work)
+        if isinstance(base.type, Float16Type):
+            x = self.assign(None, f"fpext half {x} to float")
+        width = _int_width(self, exp.type)
+        if width != 32:
+            e = self.assign(None, f"{'sext' if width < 32 else 'trunc'} {self.typed(exp)} to i32")
+        name = "__nv_powif" if isinstance(work, Float32Type) else "__nv_powi"
+        value = self.call_intrinsic(name, wt, [(wt, x), ("i32", e)])
+        if isinstance(base.type, Float16Type):
+            value = self.assign(None, f"fptrunc float {value} to half")
+        self._f.values[op.results[0]] = value
 
 
 def _is_i1(typ: Attribute) -> bool:
@@ -1100,4 +1200,4 @@ _HANDLERS: dict[str, Callable[[LLVMEmitter, Operation], None]] = {
     **{name: _gpu_id for name in _GPU_IDS},
 }
 
-__all__ = ["LLVMEmitter", "CPUEmitter", "element_pointer"]
+__all__ = ["LLVMEmitter", "CPUEmitter", "NVPTXEmitter", "element_pointer"]

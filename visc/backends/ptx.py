@@ -1,14 +1,17 @@
-"""The PTX target: kernels in the llvm dialect -> PTX text through LLVM's NVPTX backend
+"""The PTX target: stage-5 (or llvm-dialect) kernels -> PTX text through LLVM's NVPTX backend
 (llvmlite), for one GPU architecture (``sm_80``, ``sm_90``, ...) and PTX ISA version.
 
     emit_ptx(module, arch="sm_90")      # stage-5 or llvm-dialect module -> PTX text
     visc-opt stage5.mlir -t 'ptx{arch=sm_90}'
 
-A module still holding `gpu.func` kernels is lowered first (`NVVM_PIPELINE`, on a copy).
-Kernels become ``ptx_kernel`` functions with ``.reqntid``; calls of libdevice's ``__nv_*``
-math functions are resolved by linking ``libdevice.10.bc`` from the CUDA toolkit, which
-LLVM then inlines (and ``__nvvm_reflect`` folds), so the PTX is self-contained. The
-module is optimized at -O3 before code generation, like clang's CUDA path.
+Stage-5 `gpu.func` kernels are printed as LLVM IR text by
+`visc.backends.llvm_emitter.NVPTXEmitter` (rewriting them through the llvm dialect,
+`NVVM_PIPELINE` + `visc.passes.llvm.translate`, takes ~30x longer, for the same PTX); a
+module already in the llvm dialect is still translated that way. Kernels become
+``ptx_kernel`` functions with ``.reqntid``; calls of libdevice's ``__nv_*`` math functions
+are resolved by linking ``libdevice.10.bc`` from the CUDA toolkit, which LLVM then inlines
+(and ``__nvvm_reflect`` folds), so the PTX is self-contained. The module is optimized at
+-O3 before code generation, like clang's CUDA path.
 """
 
 from __future__ import annotations
@@ -150,16 +153,21 @@ def _kernel_modules(module: Operation) -> list[gpu.ModuleOp]:
     return [op for op in module.walk() if isinstance(op, gpu.ModuleOp)]
 
 
-def lower_to_nvvm(module: ModuleOp) -> ModuleOp:
-    """``module`` with its kernels in the llvm dialect (a lowered copy when needed)."""
-    if not any(isinstance(op, gpu.FuncOp) for m in _kernel_modules(module) for op in m.body.block.ops):
-        return module
-    from visc.compiler import run_passes
-    from visc.passes.llvm import NVVM_PIPELINE
-
-    lowered = module.clone()
-    run_passes(lowered, list(NVVM_PIPELINE), None)
-    return lowered
+def _stage5_functions(module: ModuleOp) -> list[gpu.FuncOp]:
+    """The `gpu.func`s of ``module``'s kernel modules (none once lowered to the llvm
+    dialect); a module mixing both forms is refused."""
+    functions: list[gpu.FuncOp] = []
+    lowered = False
+    for m in _kernel_modules(module):
+        for op in m.body.block.ops:
+            if isinstance(op, gpu.FuncOp):
+                functions.append(op)
+            elif isinstance(op, llvm.FuncOp | llvm.GlobalOp):
+                lowered = True
+    if functions and lowered:
+        raise CompileError("the PTX target takes kernels either all as gpu.func (stage 5) or all in the llvm "
+                           "dialect, not both")
+    return functions
 
 
 def _llvm_ops(module: ModuleOp) -> list[Operation]:
@@ -216,18 +224,26 @@ def emit_ptx(module: ModuleOp, arch: str = DEFAULT_ARCH, ptx_version: str | None
     version = ptx_version or default_ptx_version(arch)
     if not re.match(r"^\d+\.\d+$", version):
         raise CompileError(f"PTX version '{version}' should look like 7.8")
-    ops = _llvm_ops(lower_to_nvvm(module))
-    from visc.passes.llvm.translate import translate
-
     try:
         target = binding.Target.from_triple(TRIPLE)
         machine = target.create_target_machine(cpu=arch, features=f"+ptx{version.replace('.', '')}",
                                                opt=opt_level)
     except RuntimeError as e:
         raise CompileError(f"LLVM cannot target {arch} with PTX {version}: {e}") from e
-    ir_module = translate(ops, TRIPLE, str(machine.target_data))
-    kernels = _annotate(ir_module, ops)
-    text = str(ir_module)
+    functions = _stage5_functions(module)
+    if functions:  # stage 5: printed straight to LLVM IR text
+        from visc.backends.llvm_emitter import NVPTXEmitter
+
+        emitter = NVPTXEmitter(TRIPLE, str(machine.target_data), calling_convention=llvm_version() >= (20,))
+        text = emitter.emit(module, functions)
+        kernels = emitter.kernels
+    else:  # already in the llvm dialect (`NVVM_PIPELINE` run on it, e.g. with visc-opt)
+        from visc.passes.llvm.translate import translate
+
+        ops = _llvm_ops(module)
+        ir_module = translate(ops, TRIPLE, str(machine.target_data))
+        kernels = _annotate(ir_module, ops)
+        text = str(ir_module)
     cache, key = _ptx_cache(text, arch, version, opt_level)
     if cache is not None:
         hit = cache.get(PTX_CACHE_KIND, key)
@@ -318,4 +334,4 @@ class PTXTarget(Target):
 
 
 __all__ = ["emit_ptx", "PTXTarget", "assemble", "detect_arch", "default_ptx_version", "find_libdevice",
-           "lower_to_nvvm", "ptx_kernel_names", "DEFAULT_ARCH", "TRIPLE", "check_arch"]
+           "ptx_kernel_names", "DEFAULT_ARCH", "TRIPLE", "check_arch"]

@@ -6,17 +6,22 @@ so the GIL is released once per frame, not once per launch: with other Python th
 (the pipeline's stages, a CUDA stage's host thread) each re-acquisition waits for the
 interpreter's switch interval, which made a 3 ms SqueezeNet frame take 28 ms.
 
-A launch hands one chunk of its range to each worker. Through a `ThreadPoolExecutor` that
-is a queue, a condition variable and a futex wake per chunk: 20-50 us on a 2-vCPU VM,
+A launch is cut into grains (`GRAINS_PER_THREAD` per thread, at most one per range
+step) that the threads claim one at a time with a compare-and-swap on a shared word, the
+calling thread included; it then waits only for grains others claimed and still run. A worker
+whose core another process took claims nothing and delays nothing: with one chunk per thread
+(the first design), a launch waited for its slowest worker, and with a busy process on one of
+two cores SqueezeNet ran 2-5x slower than alone. Through a `ThreadPoolExecutor` handing a
+worker its grain is a queue, a condition variable and a futex wake: 20-50 us on a 2-vCPU VM,
 against layers of 30-300 us (SqueezeNet has 32 launches). Here each worker is a Python
 thread whose life is one ctypes call into `visc_worker`, which spins (GIL released) on its
-context's epoch and calls the kernel itself, so a launch costs a cache line hand-off. A
+context's epoch and claims grains itself, so a launch costs a few cache line hand-offs. A
 worker that finds no work for `SPINS` polls sleeps in native code: on Linux a futex wait on
 its epoch word (the dispatcher wakes it with a futex wake when its state word says so: a
 Dekker-style handshake with sequentially consistent stores and loads, so either the worker
 sees the new epoch or the dispatcher sees it asleep), elsewhere naps of `NAP_US` that
 re-check the epoch. No worker ever needs the GIL again until it stops. A dispatcher that
-waits long for a worker yields its core every poll: with more threads than cores
+waits long for a grain yields its core every poll: with more threads than cores
 (parallel test processes), the worker it waits for may be the one descheduled.
 
 The pool serves one launch at a time (a lock word taken with a compare-and-swap): a launch
@@ -26,7 +31,11 @@ Every kernel gets a companion ``<name>.packed(argv, lo, hi)`` that loads its poi
 arguments from an array, so the workers and `visc_run` call any kernel through one
 signature; `visc_run` reads a table of (packed address, argv address, range) rows.
 
-Context of a worker: 8 int64 (one cache line): epoch, fn, argv, lo, hi, done, stop, state.
+Context of a worker: 8 int64 (one cache line): epoch, the shared block's address, -, -, -,
+done (the last epoch served), stop, state. The shared block: the launch word (generation << 32
+| next grain) on a line of its own, then two launch slots (fn, argv, range, grains, grains
+finished), one per generation parity, so a worker that read a finished launch's word never
+claims from a slot being rewritten (`visc_grab`).
 """
 
 from __future__ import annotations
@@ -46,7 +55,9 @@ SPINS = 40_000  # polls before an idle worker sleeps: about 1 ms (25 ns a poll o
 YIELD_AFTER = 4_000  # polls of a waiting dispatcher before it yields its core each poll
 NAP_US = 200  # without futexes: an idle worker's nap between looks at its epoch
 FUTEX_TIMEOUT_NS = 100_000_000  # a futex wait re-checks its epoch this often (no lost wake hangs)
-EPOCH, FN, ARGV, LO, HI, DONE, STOP, STATE = range(8)
+EPOCH, SHARED, DONE, STOP, STATE = 0, 1, 5, 6, 7  # a worker's context words
+S_FN, S_ARGV, S_N, GRAINS, FINISHED = range(5)  # a launch slot's words
+GRAINS_PER_THREAD = 4  # a launch's range in this many grains per thread, claimed as threads come
 PACKED = ".packed"
 ROW = 3  # int64 per `visc_run` table row: packed address, argv address, range
 _FUTEX_SYSCALL = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}
@@ -78,10 +89,9 @@ def packed_wrappers(functions: list[tuple[str, list[str]]]) -> str:
 
 
 def runtime_ir(x86: bool, futex: int | None = None) -> str:
-    """`visc_worker`, `visc_dispatch`, `visc_finish`, `visc_run`, `visc_try_lock` and
-    `visc_stop` (see the module docstring); ``futex``: the futex system call's number, or
-    None for napping workers. The chunk count and a worker's context address are shared
-    helpers, inlined."""
+    """`visc_worker`, `visc_grab`, `visc_share`, `visc_run`, `visc_try_lock` and `visc_stop`
+    (see the module docstring); ``futex``: the futex system call's number, or None for
+    napping workers."""
     pause = "  call void @llvm.x86.sse2.pause()\n" if x86 else ""
     decl = ("declare void @llvm.x86.sse2.pause()\n" if x86 else "") + "declare i32 @sched_yield()\n"
     if futex is None:
@@ -98,10 +108,7 @@ def runtime_ir(x86: bool, futex: int | None = None) -> str:
 define i64 @visc_worker(ptr %ctx, i64 %seen0, i64 %spins) {{
 entry:
   %pe = getelementptr i64, ptr %ctx, i64 {EPOCH}
-  %pfn = getelementptr i64, ptr %ctx, i64 {FN}
-  %pargv = getelementptr i64, ptr %ctx, i64 {ARGV}
-  %plo = getelementptr i64, ptr %ctx, i64 {LO}
-  %phi = getelementptr i64, ptr %ctx, i64 {HI}
+  %pshared = getelementptr i64, ptr %ctx, i64 {SHARED}
   %pdone = getelementptr i64, ptr %ctx, i64 {DONE}
   %pstop = getelementptr i64, ptr %ctx, i64 {STOP}
   %pstate = getelementptr i64, ptr %ctx, i64 {STATE}
@@ -139,25 +146,11 @@ work:
 quit:
   ret i64 -1
 run:
-  %fn = load i64, ptr %pfn, align 8
-  %argv = load i64, ptr %pargv, align 8
-  %lo = load i64, ptr %plo, align 8
-  %hi = load i64, ptr %phi, align 8
-  %f = inttoptr i64 %fn to ptr
-  %a = inttoptr i64 %argv to ptr
-  %lo32 = trunc i64 %lo to i32
-  %hi32 = trunc i64 %hi to i32
-  call void %f(ptr %a, i32 %lo32, i32 %hi32)
+  %shared = load i64, ptr %pshared, align 8
+  %sp = inttoptr i64 %shared to ptr
+  call void @visc_grab(ptr %sp)
   store atomic i64 %e, ptr %pdone release, align 8
   br label %wait
-}}
-
-define internal i64 @visc_chunks(i64 %workers, i64 %n) alwaysinline {{
-entry:
-  %all = add i64 %workers, 1
-  %few = icmp slt i64 %n, %all
-  %chunks = select i1 %few, i64 %n, i64 %all
-  ret i64 %chunks
 }}
 
 define internal ptr @visc_ctx(ptr %ctxs, i64 %w) alwaysinline {{
@@ -172,30 +165,90 @@ entry:
 {wake}  ret void
 }}
 
-define void @visc_dispatch(ptr %ctxs, i64 %workers, i64 %fn, i64 %argv, i64 %n) {{
+; Claim grains of the current launch until none is left. %shared: the next word
+; (generation << 32 | next grain), then two launch slots of 8 words (fn, argv, n, grains,
+; finished grains), one per generation parity. The fields are read before the claim and the
+; claim is a compare-and-swap of the whole word, so a claim that succeeds read the fields of
+; its own generation (a new launch bumps the generation after writing the other slot).
+define void @visc_grab(ptr %shared) {{
 entry:
-  %chunks = call i64 @visc_chunks(i64 %workers, i64 %n)
+  br label %claim
+claim:
+  %v = load atomic i64, ptr %shared seq_cst, align 8
+  %gen = lshr i64 %v, 32
+  %idx = and i64 %v, 4294967295
+  %parity = and i64 %gen, 1
+  %off = mul i64 %parity, 8
+  %slot0 = getelementptr i64, ptr %shared, i64 8
+  %slot = getelementptr i64, ptr %slot0, i64 %off
+  %pg = getelementptr i64, ptr %slot, i64 {GRAINS}
+  %grains = load atomic i64, ptr %pg acquire, align 8
+  %left = icmp slt i64 %idx, %grains
+  br i1 %left, label %try, label %out
+try:
+  %pf = getelementptr i64, ptr %slot, i64 {S_FN}
+  %fn = load atomic i64, ptr %pf monotonic, align 8
+  %pa = getelementptr i64, ptr %slot, i64 {S_ARGV}
+  %argv = load atomic i64, ptr %pa monotonic, align 8
+  %pn = getelementptr i64, ptr %slot, i64 {S_N}
+  %n = load atomic i64, ptr %pn monotonic, align 8
+  %v1 = add i64 %v, 1
+  %r = cmpxchg ptr %shared, i64 %v, i64 %v1 seq_cst seq_cst
+  %ok = extractvalue {{ i64, i1 }} %r, 1
+  br i1 %ok, label %run, label %claim
+run:
+  %nk = mul i64 %n, %idx
+  %lo = sdiv i64 %nk, %grains
+  %idx1 = add i64 %idx, 1
+  %nk1 = mul i64 %n, %idx1
+  %hi = sdiv i64 %nk1, %grains
+  %f = inttoptr i64 %fn to ptr
+  %a = inttoptr i64 %argv to ptr
+  %lo32 = trunc i64 %lo to i32
+  %hi32 = trunc i64 %hi to i32
+  call void %f(ptr %a, i32 %lo32, i32 %hi32)
+  %pfin = getelementptr i64, ptr %slot, i64 {FINISHED}
+  %old = atomicrmw add ptr %pfin, i64 1 release, align 8
+  br label %claim
+out:
+  ret void
+}}
+
+; One launch over the pool: publish it in the slot of the next generation, wake the workers,
+; claim grains here too, then wait for the grains others claimed. A worker that has not woken
+; (its core taken by another process) claims nothing and holds nothing up.
+define void @visc_share(ptr %ctxs, i64 %workers, ptr %shared, i64 %fn, i64 %argv, i64 %n) {{
+entry:
+  %all = add i64 %workers, 1
+  %many = mul i64 %all, {GRAINS_PER_THREAD}
+  %few = icmp slt i64 %n, %many
+  %grains = select i1 %few, i64 %n, i64 %many
+  %v = load atomic i64, ptr %shared seq_cst, align 8
+  %gen = lshr i64 %v, 32
+  %gen1 = add i64 %gen, 1
+  %parity = and i64 %gen1, 1
+  %off = mul i64 %parity, 8
+  %slot0 = getelementptr i64, ptr %shared, i64 8
+  %slot = getelementptr i64, ptr %slot0, i64 %off
+  %pf = getelementptr i64, ptr %slot, i64 {S_FN}
+  store atomic i64 %fn, ptr %pf monotonic, align 8
+  %pa = getelementptr i64, ptr %slot, i64 {S_ARGV}
+  store atomic i64 %argv, ptr %pa monotonic, align 8
+  %pn = getelementptr i64, ptr %slot, i64 {S_N}
+  store atomic i64 %n, ptr %pn monotonic, align 8
+  %pfin = getelementptr i64, ptr %slot, i64 {FINISHED}
+  store atomic i64 0, ptr %pfin monotonic, align 8
+  %pg = getelementptr i64, ptr %slot, i64 {GRAINS}
+  store atomic i64 %grains, ptr %pg release, align 8
+  %start = shl i64 %gen1, 32
+  store atomic i64 %start, ptr %shared seq_cst, align 8
   br label %loop
 loop:
   %w = phi i64 [ 0, %entry ], [ %w1, %next ]
-  %k = add i64 %w, 1
-  %go = icmp slt i64 %k, %chunks
-  br i1 %go, label %body, label %out
+  %go = icmp slt i64 %w, %workers
+  br i1 %go, label %body, label %mine
 body:
   %ctx = call ptr @visc_ctx(ptr %ctxs, i64 %w)
-  %nk = mul i64 %n, %k
-  %lo = sdiv i64 %nk, %chunks
-  %k2 = add i64 %k, 1
-  %nk2 = mul i64 %n, %k2
-  %hi = sdiv i64 %nk2, %chunks
-  %pfn = getelementptr i64, ptr %ctx, i64 {FN}
-  store i64 %fn, ptr %pfn, align 8
-  %pargv = getelementptr i64, ptr %ctx, i64 {ARGV}
-  store i64 %argv, ptr %pargv, align 8
-  %plo = getelementptr i64, ptr %ctx, i64 {LO}
-  store i64 %lo, ptr %plo, align 8
-  %phi = getelementptr i64, ptr %ctx, i64 {HI}
-  store i64 %hi, ptr %phi, align 8
   %pe = getelementptr i64, ptr %ctx, i64 {EPOCH}
   %e = load i64, ptr %pe, align 8
   %e1 = add i64 %e, 1
@@ -210,35 +263,14 @@ rouse:
 next:
   %w1 = add i64 %w, 1
   br label %loop
-out:
-  ret void
-}}
-
-define void @visc_finish(ptr %ctxs, i64 %workers, i64 %fn, i64 %argv, i64 %n) {{
-entry:
-  %chunks = call i64 @visc_chunks(i64 %workers, i64 %n)
-  %hi = sdiv i64 %n, %chunks
-  %f = inttoptr i64 %fn to ptr
-  %a = inttoptr i64 %argv to ptr
-  %hi32 = trunc i64 %hi to i32
-  call void %f(ptr %a, i32 0, i32 %hi32)
-  br label %loop
-loop:
-  %w = phi i64 [ 0, %entry ], [ %w1, %joined ]
-  %k = add i64 %w, 1
-  %go = icmp slt i64 %k, %chunks
-  br i1 %go, label %join, label %out
-join:
-  %ctx = call ptr @visc_ctx(ptr %ctxs, i64 %w)
-  %pe = getelementptr i64, ptr %ctx, i64 {EPOCH}
-  %pdone = getelementptr i64, ptr %ctx, i64 {DONE}
-  %e = load i64, ptr %pe, align 8
+mine:
+  call void @visc_grab(ptr %shared)
   br label %poll
 poll:
-  %i = phi i64 [ 0, %join ], [ %i1, %wait ], [ %i1, %yield ]
-  %d = load atomic i64, ptr %pdone acquire, align 8
-  %ready = icmp eq i64 %d, %e
-  br i1 %ready, label %joined, label %wait
+  %i = phi i64 [ 0, %mine ], [ %i1, %wait ], [ %i1, %yield ]
+  %d = load atomic i64, ptr %pfin acquire, align 8
+  %ready = icmp sge i64 %d, %grains
+  br i1 %ready, label %out, label %wait
 wait:
 {pause}  %i1 = add i64 %i, 1
   %long = icmp sgt i64 %i1, {YIELD_AFTER}
@@ -246,9 +278,6 @@ wait:
 yield:
   %y = call i32 @sched_yield()
   br label %poll
-joined:
-  %w1 = add i64 %w, 1
-  br label %loop
 out:
   ret void
 }}
@@ -285,8 +314,8 @@ take:
   %ok = icmp ne i64 %got, 0
   br i1 %ok, label %shared, label %alone
 shared:
-  call void @visc_dispatch(ptr %ctxs, i64 %workers, i64 %fn, i64 %argv, i64 %n)
-  call void @visc_finish(ptr %ctxs, i64 %workers, i64 %fn, i64 %argv, i64 %n)
+  %sh = getelementptr i64, ptr %lock, i64 8
+  call void @visc_share(ptr %ctxs, i64 %workers, ptr %sh, i64 %fn, i64 %argv, i64 %n)
   store atomic i64 0, ptr %lock release, align 8
   br label %next
 alone:
@@ -339,9 +368,12 @@ class Workers:
         worker = ctypes.CFUNCTYPE(i64, ptr, i64, i64)(address("visc_worker"))
         stop = ctypes.CFUNCTYPE(None, ptr)(address("visc_stop"))
         self._try_lock = ctypes.CFUNCTYPE(i64, ptr)(address("visc_try_lock"))
-        words, raw = _aligned_words((count + 1) * 8)  # one line per context, then the lock's
+        # one line per context, the lock's, the launch word's, two launch slots (`visc_share`)
+        words, raw = _aligned_words((count + 4) * 8)
         self.ctxs = words[:count * 8].reshape(count, 8)
-        self.lock = words[count * 8:]
+        self.lock = words[count * 8:count * 8 + 8]
+        self.shared = words[count * 8 + 8:]
+        self.ctxs[:, SHARED] = self.shared.ctypes.data
         self.count = count
         self.ctxs_ptr = self.ctxs.ctypes.data
         self.lock_ptr = self.lock.ctypes.data

@@ -124,10 +124,6 @@ def build(module: ModuleOp, schedule: dict[str, int] | None, target: str, device
     if schedule is not None:
         task_op(module).attributes["schedule"] = ScheduleAttr(schedule)
     specs = list(lowering_pipeline(target, device_type))
-    if target == "cuda":
-        from visc.passes.llvm import NVVM_PIPELINE
-
-        specs += list(NVVM_PIPELINE)
     store = WeightStore(dict(weights or {}))
     run_passes(module, specs, store)
     return finish_module(module, store, target, device)
