@@ -362,7 +362,8 @@ def bench_one(model_or_path, device: str | None, repeat: int, threads: int | Non
 
 def print_table(rows: list[dict], columns: Sequence[tuple[str, str, str]]) -> None:
     """Print rows as an aligned table; columns are (key, header, format)."""
-    cells = [[h for _, h, _ in columns]] + [[format(r[k], f) if f else str(r[k]) for k, _, f in columns] for r in rows]
+    cells = [[h for _, h, _ in columns]] + [[format(r[k], f) if f and r[k] is not None else
+                                             ("-" if r[k] is None else str(r[k])) for k, _, f in columns] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     for j, row in enumerate(cells):
         print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
