@@ -42,7 +42,7 @@ def _launch_nodes(model: visc.CompiledModel) -> list[str]:
     return [launch.kernel for launch in model.plan.launches]
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", [*TARGETS, pytest.param("cuda", marks=[pytest.mark.cuda, needs_cuda])])
 @pytest.mark.parametrize("name", MODELS)
 def test_model_matches_onnxruntime(name: str, target: str) -> None:
     model = MODELS[name]()
