@@ -5,7 +5,6 @@ that cannot be written turning itself off; then the model cache of `visc.compile
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import multiprocessing
@@ -20,6 +19,7 @@ import onnx
 import pytest
 from conftest import make_model, run_onnxruntime
 from onnx import helper
+from test_runtime_layer import _opencl_builds
 
 import visc
 from visc.runtime import compile_cache as cc
@@ -266,19 +266,6 @@ def test_the_test_session_has_its_own_cache():
 # -- the model cache of visc.compile --------------------------------------------------------------
 
 
-@functools.cache
-def _opencl_builds() -> bool:
-    """Whether the default OpenCL device compiles programs."""
-    try:
-        import pyopencl as cl
-
-        from visc.runtime.devices import get_context
-
-        ctx, dev = get_context()
-        cl.Program(ctx, "__kernel void k(__global float* a) { a[0] = 1.0f; }").build(devices=[dev])
-        return True
-    except Exception:  # noqa: BLE001 - any failure: no usable OpenCL here
-        return False
 
 
 @pytest.fixture

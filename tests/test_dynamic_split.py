@@ -119,3 +119,15 @@ def test_loop_is_one_clear_error() -> None:
                        {"n": np.array(3, np.int64), "cond": np.array(True), "one": np.array([1.0], np.float32)})
     with pytest.raises(UnsupportedModelError, match="Loop node 'the_loop'"):
         visc.compile(model, target="cpu")
+
+
+def test_scan_over_time_is_one_clear_error() -> None:
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s", "x_t"], ["s2"], name="accumulate"), helper.make_node("Identity", ["s2"], ["y_t"])],
+        "body",
+        [helper.make_tensor_value_info("s", TensorProto.FLOAT, [2]), helper.make_tensor_value_info("x_t", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("s2", TensorProto.FLOAT, [2]), helper.make_tensor_value_info("y_t", TensorProto.FLOAT, [2])])
+    nodes = [helper.make_node("Scan", ["s0", "x"], ["s_last", "y"], body=body, num_scan_inputs=1, name="over_time")]
+    model = make_model(nodes, {"s0": ([2], np.float32), "x": ([5, 2], np.float32)}, ["s_last", "y"])
+    with pytest.raises(UnsupportedModelError, match="Scan node 'over_time'.*not supported"):
+        visc.compile(model, target="cpu")
