@@ -425,15 +425,6 @@ def test_a_damaged_model_entry_is_compiled_again(cache) -> None:
     assert visc.compile(model, target="cpu", records=False).report.cached
 
 
-def test_constants_shared_with_the_compiler_agree() -> None:
-    from visc import model_cache
-    from visc.backends.ptx import DEFAULT_ARCH
-    from visc.tuner.records import SHIPPED_DIR, SHIPPED_ENV
-
-    assert model_cache.DEFAULT_CUDA_ARCH == DEFAULT_ARCH
-    assert model_cache.SHIPPED_DIR == SHIPPED_DIR and model_cache.SHIPPED_ENV == SHIPPED_ENV
-
-
 # -- PTX and OpenCL program binaries ------------------------------------------------------------
 
 

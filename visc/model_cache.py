@@ -42,11 +42,6 @@ if TYPE_CHECKING:
 
 KIND = "model"
 SIDE = "_cache"  # the metadata key of the entry's own notes
-# `visc.backends.ptx.DEFAULT_ARCH`, here without importing the compiler (a test checks they agree)
-DEFAULT_CUDA_ARCH = "sm_80"
-# `visc.tuner.records.shipped_dir`'s rule, likewise
-SHIPPED_ENV = "VISC_SHIPPED_RECORDS"
-SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tuner", "shipped")
 # what a key cannot be made of: the cache is then skipped, and the compile reports any mistake
 _UNKEYABLE = (ViscError, OSError, ValueError, TypeError, AttributeError, RuntimeError, ImportError)
 
@@ -69,19 +64,10 @@ def device_identity(target: str, device: str | None, arch: str | None) -> str:
         except (ImportError, ViscError):
             parts.append("opencl=none")  # compiles for a generic GPU (see `visc.compiler.device_type_for`)
     elif target == "cuda":
-        parts.append(f"cuda={arch or _cuda_arch() or DEFAULT_CUDA_ARCH}:{_cuda_name(device)}")
+        from visc.runtime.cuda import DEFAULT_ARCH, detect_arch
+
+        parts.append(f"cuda={arch or detect_arch() or DEFAULT_ARCH}:{_cuda_name(device)}")
     return ";".join(parts)
-
-
-def _cuda_arch() -> str | None:
-    """`visc.backends.ptx.detect_arch`: device 0's architecture, None without a GPU."""
-    try:
-        from visc.runtime.cuda import device_compute_capability
-
-        cc = device_compute_capability(0)
-    except Exception:  # noqa: BLE001 - any failure means: no usable GPU here
-        return None
-    return f"sm_{cc[0]}{cc[1]}" if cc else None
 
 
 def _cuda_name(device: str | None) -> str:
@@ -102,7 +88,9 @@ def records_identity(records: object) -> str | None:
     if records is False:
         return "records=none"
     if records is None or records is True:
-        folder = os.environ.get(SHIPPED_ENV) or SHIPPED_DIR
+        from visc.tuner.shipped import shipped_dir
+
+        folder = shipped_dir()
         h = hashlib.sha256()
         try:
             names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
@@ -291,4 +279,4 @@ def _pipeline_from_bytes(data: bytes) -> Pipeline:
     return pipe  # type: ignore[return-value]
 
 
-__all__ = ["KIND", "CacheRequest", "open_request", "device_identity", "records_identity", "DEFAULT_CUDA_ARCH"]
+__all__ = ["KIND", "CacheRequest", "open_request", "device_identity", "records_identity"]

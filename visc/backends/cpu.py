@@ -5,9 +5,10 @@
 The text is printed straight from the stage-5 ops (`visc/backends/llvm_emitter.py`), with no
 trip through the llvm dialect: it is what the `visc/passes/llvm` conversions would give.
 
-The artifact stores the LLVM IR text, target-neutral within x86-64/aarch64 hosts; the
-runtime's `visc.runtime.cpu.CPUExecutor` compiles it for the loading machine's CPU at load
-and runs it. The llvmlite set-up (`llvm_binding`, `host_target_machine`) lives in the runtime, which needs it too.
+The compiler turns the text into object code for this CPU (`visc.runtime.cpu_native`); the
+artifact stores both, so `visc.runtime.cpu.CPUExecutor` links the objects at load and falls
+back to the text on a CPU lacking one of their features. The llvmlite set-up (`llvm_binding`,
+`host_target_machine`) lives in the runtime, which needs it too.
 """
 
 from __future__ import annotations

@@ -33,9 +33,9 @@ from xdsl.ir import Operation
 from xdsl.utils.target import Target
 
 from visc.errors import CompileError, KernelBuildError
+from visc.runtime.cuda import DEFAULT_ARCH, detect_arch
 
 TRIPLE = "nvptx64-nvidia-cuda"
-DEFAULT_ARCH = "sm_80"
 PTX_CACHE_KIND = "ptx"  # PTX by LLVM IR, arch and LLVM version in the compile cache
 LIBDEVICE_ENV = "VISC_LIBDEVICE"
 
@@ -82,17 +82,6 @@ def default_ptx_version(arch: str) -> str:
     """The PTX ISA version visc targets for ``arch``: the architecture's minimum, at least 7.8."""
     major, minor = max(_MIN_PTX.get(check_arch(arch), _PTX_FLOOR), _PTX_FLOOR)
     return f"{major}.{minor}"
-
-
-def detect_arch() -> str | None:
-    """The architecture of CUDA device 0, or None without a driver or GPU."""
-    try:
-        from visc.runtime.cuda import device_compute_capability
-
-        cc = device_compute_capability(0)
-    except Exception:  # noqa: BLE001 - any failure means: no usable GPU here
-        return None
-    return f"sm_{cc[0]}{cc[1]}" if cc else None
 
 
 # -- libdevice ------------------------------------------------------------------------------

@@ -1,14 +1,13 @@
-"""The CPU executor: runs a plan whose launches are host functions, from their LLVM IR text
-compiled for this host at load (llvmlite's MCJIT at -O3 with the host CPU's features, so
-LLVM vectorizes), each launch on all cores.
+"""The CPU executor: runs a plan whose launches are host functions, each launch on all cores.
 
-    CPUExecutor(plan, llvm_ir, weights).run(inputs)
+    CPUExecutor(plan, llvm_ir, weights, native=blob).run(inputs)
 
-The artifact stores the LLVM IR text (`visc.backends.cpu.emit_cpu`), target-neutral within
-x86-64/aarch64 hosts. Each launch covers a [begin, end) range of its loop's outer iteration
-space (`lower-loops-to-cpu`); the executor splits the range into chunks, runs the first
-itself through ctypes (which releases the GIL) and hands the others to spinning native
-workers (`visc.runtime.cpu_workers`), so the chunks run in parallel.
+The artifact stores the LLVM IR text (`visc.backends.cpu.emit_cpu`) and the object code
+compiled from it for the CPU that built the model (`visc.runtime.cpu_native`): loading links
+that code by MCJIT, or compiles the IR again for a CPU lacking one of its features. Each launch
+covers a [begin, end) range of its loop's outer iteration space (`lower-loops-to-cpu`); the
+range is cut into grains that the calling thread (through ctypes, which releases the GIL) and
+spinning native workers (`visc.runtime.cpu_workers`) claim, so they run in parallel.
 
 Frame slots each own an arena and input/output arrays; the weights are shared. A frame is
 one native call (`visc_run`) over a table of the slot's launches, so the GIL is let go once

@@ -161,8 +161,9 @@ def compile_unit(header: str, body: str, signature: HostSignature, opt_level: in
         module = binding.parse_assembly(header + body, context=context)
         module.triple = signature.triple
         module.data_layout = str(machine.target_data)
-        kernels = [(fn.name, [str(a.type) for a in fn.arguments]) for fn in module.functions
-                   if not fn.is_declaration and _is_kernel([str(a.type) for a in fn.arguments])]
+        signatures = [(fn.name, [str(a.type) for a in fn.arguments]) for fn in module.functions
+                      if not fn.is_declaration]
+        kernels = [(name, types) for name, types in signatures if _is_kernel(types)]
         if kernels:
             wrappers = binding.parse_assembly(packed_wrappers(kernels), context=context)
             wrappers.triple, wrappers.data_layout = module.triple, module.data_layout
@@ -360,8 +361,8 @@ def build_native(llvm_ir: str, opt_level: int = OPT_LEVEL, jobs: int | None = No
     store = default_cache() if cache is True else (cache or None)
     header, bodies = split_units(llvm_ir)
     keys = [_unit_key(header, body, signature, opt_level) for body in bodies] if store is not None else []
-    objects: list[bytes | None] = [store.get(OBJECT_KIND, k) if store is not None else None for k in keys] \
-        if store is not None else [None] * len(bodies)
+    objects: list[bytes | None] = [store.get(OBJECT_KIND, k) for k in keys] if store is not None else \
+        [None] * len(bodies)
     todo = [i for i, obj in enumerate(objects) if obj is None]
     built = _compile_all(header, [bodies[i] for i in todo], signature, opt_level,
                          compile_jobs() if jobs is None else jobs)

@@ -160,6 +160,16 @@ entry:
   ret ptr %ctx
 }}
 
+; the launch slot of generation %gen: the 8 words after the launch word's line, or the 8 after those
+define internal ptr @visc_slot(ptr %shared, i64 %gen) alwaysinline {{
+entry:
+  %parity = and i64 %gen, 1
+  %off = mul i64 %parity, 8
+  %slot0 = getelementptr i64, ptr %shared, i64 8
+  %slot = getelementptr i64, ptr %slot0, i64 %off
+  ret ptr %slot
+}}
+
 define internal void @visc_wake(ptr %pe) alwaysinline {{
 entry:
 {wake}  ret void
@@ -177,10 +187,7 @@ claim:
   %v = load atomic i64, ptr %shared seq_cst, align 8
   %gen = lshr i64 %v, 32
   %idx = and i64 %v, 4294967295
-  %parity = and i64 %gen, 1
-  %off = mul i64 %parity, 8
-  %slot0 = getelementptr i64, ptr %shared, i64 8
-  %slot = getelementptr i64, ptr %slot0, i64 %off
+  %slot = call ptr @visc_slot(ptr %shared, i64 %gen)
   %pg = getelementptr i64, ptr %slot, i64 {GRAINS}
   %grains = load atomic i64, ptr %pg acquire, align 8
   %left = icmp slt i64 %idx, %grains
@@ -226,10 +233,7 @@ entry:
   %v = load atomic i64, ptr %shared seq_cst, align 8
   %gen = lshr i64 %v, 32
   %gen1 = add i64 %gen, 1
-  %parity = and i64 %gen1, 1
-  %off = mul i64 %parity, 8
-  %slot0 = getelementptr i64, ptr %shared, i64 8
-  %slot = getelementptr i64, ptr %slot0, i64 %off
+  %slot = call ptr @visc_slot(ptr %shared, i64 %gen1)
   %pf = getelementptr i64, ptr %slot, i64 {S_FN}
   store atomic i64 %fn, ptr %pf monotonic, align 8
   %pa = getelementptr i64, ptr %slot, i64 {S_ARGV}

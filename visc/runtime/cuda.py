@@ -113,6 +113,18 @@ def device_compute_capability(index: int = 0) -> tuple[int, int] | None:
     return tuple(drv.Device(index).compute_capability())  # type: ignore[return-value]
 
 
+DEFAULT_ARCH = "sm_80"  # the PTX architecture of a compile that finds no GPU
+
+
+def detect_arch() -> str | None:
+    """The architecture of CUDA device 0 (``sm_90``), or None without a driver or GPU."""
+    try:
+        cc = device_compute_capability(0)
+    except Exception:  # noqa: BLE001 - any failure means: no usable GPU here
+        return None
+    return f"sm_{cc[0]}{cc[1]}" if cc else None
+
+
 def list_cuda_devices() -> list[str]:
     """Names of the CUDA devices, `index: name (sm_XY)`."""
     drv = _pycuda()

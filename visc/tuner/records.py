@@ -26,12 +26,11 @@ from xdsl.dialects.builtin import ModuleOp
 from visc.dialects.vision import ReshapeOp, ScheduleAttr, VisionOp
 from visc.errors import OutputPathError, RecordsError, ViscError
 from visc.tuner.search import _optuna, open_storage, trial_schedule
+from visc.tuner.shipped import SHIPPED_DIR, SHIPPED_ENV, shipped_dir
 from visc.tuner.validate import rejected
 from visc.tuner.workload import SPACE_VERSION, TUNABLE, workload_key
 
 EXPORT_FORMAT = "visc-tuning-records"
-SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shipped")
-SHIPPED_ENV = "VISC_SHIPPED_RECORDS"  # another directory of shipped records (tests, deployments)
 
 
 class ShippedRecordsWarning(UserWarning):
@@ -223,10 +222,6 @@ def import_records(records: str | os.PathLike[str], path: str | os.PathLike[str]
                                      user_attrs={"source": r.source, "schedule": dict(r.schedule)}))
         count += 1
     return count
-
-
-def shipped_dir() -> str:
-    return os.environ.get(SHIPPED_ENV) or SHIPPED_DIR
 
 
 def shipped_files(directory: str | os.PathLike[str] | None = None) -> list[str]:
