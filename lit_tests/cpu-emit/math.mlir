@@ -2,12 +2,16 @@
 // RUN: visc-opt %s -t cpu | python -c "import sys, llvmlite.binding as b; b.parse_assembly(sys.stdin.read()).verify()"
 
 // Math: what every LLVM target lowers well is an intrinsic (sqrt, fabs, floor, fma, powi),
-// the rest calls libm (`expf` for f32, `exp` for f64); f16 runs in f32 and rounds back;
-// vector operands call once per lane; rsqrt is 1 / sqrt. maximumf/minimumf propagate NaN
+// the rest calls libm (`exp` for f64, `tanhf` for f32); f16 runs in f32 and rounds back;
+// vector operands call once per lane; rsqrt is 1 / sqrt. f32 exp (scalar or vector) is
+// inline arithmetic (llvm_vector_math): range reduction by rint(x log2 e), a polynomial,
+// and 2^n as two exponent-field powers; beyond the range +inf / 0, NaN kept by the selects. maximumf/minimumf propagate NaN
 // (llvm.maximum), maxnumf does not (llvm.maxnum). Float -> int
 // saturates; uitofp of i32 goes through a zero-extended i64. Declarations come first.
 
-// CHECK-DAG:  declare float @"expf"(float)
+// CHECK-NOT:  @"expf"
+// CHECK-DAG:  declare float @"llvm.rint.f32"(float)
+// CHECK-DAG:  declare <2 x float> @"llvm.rint.v2f32"(<2 x float>)
 // CHECK-DAG:  declare double @"exp"(double)
 // CHECK-DAG:  declare float @"tanhf"(float)
 // CHECK-DAG:  declare float @"powf"(float, float)
@@ -25,13 +29,24 @@
 
 // CHECK:      define void @"cpu_math"(ptr noalias %[[F:[A-Za-z0-9_.]+]], ptr noalias %[[D:[A-Za-z0-9_.]+]], ptr noalias %[[H:[A-Za-z0-9_.]+]], ptr noalias %[[I:[A-Za-z0-9_.]+]], ptr noalias %[[O:[A-Za-z0-9_.]+]], ptr noalias %[[OH:[A-Za-z0-9_.]+]], ptr noalias %[[OB:[A-Za-z0-9_.]+]], i32 %{{.+}}, i32 %{{.+}}) {
 // CHECK:        %[[X:[A-Za-z0-9_.]+]] = load float, ptr %[[F]], align 4
-// CHECK-NEXT:   %[[EX:[A-Za-z0-9_.]+]] = call float @"expf"(float %[[X]])
+// CHECK-NEXT:   %[[OV:[A-Za-z0-9_.]+]] = fcmp ogt float %[[X]], 0x40562E4300000000
+// CHECK-NEXT:   %[[UN:[A-Za-z0-9_.]+]] = fcmp olt float %[[X]], 0xC059FE36A0000000
+// CHECK-NEXT:   %[[HI:[A-Za-z0-9_.]+]] = select i1 %[[OV]], float 0x40562E4300000000, float %[[X]]
+// CHECK-NEXT:   %[[XC:[A-Za-z0-9_.]+]] = select i1 %[[UN]], float 0xC059FE36A0000000, float %[[HI]]
+// CHECK-NEXT:   %[[XL:[A-Za-z0-9_.]+]] = fmul float %[[XC]], 0x3FF7154760000000
+// CHECK-NEXT:   %[[N:[A-Za-z0-9_.]+]] = call float @"llvm.rint.f32"(float %[[XL]])
+// CHECK:        %[[NI:[A-Za-z0-9_.]+]] = fptosi float %[[N]] to i32
+// CHECK-NEXT:   %[[A:[A-Za-z0-9_.]+]] = ashr i32 %[[NI]], 1
+// CHECK-NEXT:   %[[B:[A-Za-z0-9_.]+]] = sub i32 %[[NI]], %[[A]]
+// CHECK:        %[[BIG:[A-Za-z0-9_.]+]] = select i1 %[[OV]], float 0x7FF0000000000000, float %{{.+}}
+// CHECK-NEXT:   %[[EX:[A-Za-z0-9_.]+]] = select i1 %[[UN]], float 0x0000000000000000, float %[[BIG]]
 // CHECK-NEXT:   store float %[[EX]], ptr %[[O]], align 4
 // CHECK-NEXT:   %[[Y:[A-Za-z0-9_.]+]] = load double, ptr %[[D]], align 8
 // CHECK-NEXT:   %{{.+}} = call double @"exp"(double %[[Y]])
 // CHECK:        %[[Z:[A-Za-z0-9_.]+]] = load half, ptr %[[H]], align 2
 // CHECK-NEXT:   %[[ZW:[A-Za-z0-9_.]+]] = fpext half %[[Z]] to float
-// CHECK-NEXT:   %[[ZE:[A-Za-z0-9_.]+]] = call float @"expf"(float %[[ZW]])
+// CHECK-NEXT:   %{{.+}} = fcmp ogt float %[[ZW]], 0x40562E4300000000
+// CHECK:        %[[ZE:[A-Za-z0-9_.]+]] = select i1 %{{.+}}, float 0x0000000000000000, float %{{.+}}
 // CHECK-NEXT:   %{{.+}} = fptrunc float %[[ZE]] to half
 // CHECK:        %{{.+}} = call half @"llvm.fabs.f16"(half %[[Z]])
 // CHECK:        %[[R:[A-Za-z0-9_.]+]] = call float @"llvm.sqrt.f32"(float %[[X]])
@@ -47,6 +62,7 @@
 // CHECK-NEXT:   %[[W1:[A-Za-z0-9_.]+]] = insertelement <2 x float> %[[W0]], float %[[T1]], i32 1
 // CHECK-NEXT:   %[[P4:[A-Za-z0-9_.]+]] = getelementptr inbounds float, ptr %[[O]], i32 4
 // CHECK-NEXT:   store <2 x float> %[[W1]], ptr %[[P4]], align 4
+// CHECK:        %{{.+}} = call <2 x float> @"llvm.rint.v2f32"(<2 x float> %{{.+}})
 // CHECK:        %{{.+}} = call float @"llvm.maximum.f32"(float %[[X]], float 0x0000000000000000)
 // CHECK:        %{{.+}} = call float @"llvm.maxnum.f32"(float %[[X]], float 0x0000000000000000)
 // CHECK:        %{{.+}} = call float @"llvm.minimum.f32"(float %[[X]], float 0xFFF0000000000000)
@@ -86,7 +102,7 @@
 // CHECK:        %[[RES:[A-Za-z0-9_.]+]] = phi i32 [ %{{.+}}, %[[NEGB]] ], [ %[[ACC]], %[[LOOP]] ]
 // CHECK-NEXT:   %[[P:[A-Za-z0-9_.]+]] = getelementptr inbounds i32, ptr %[[I]], i32 4
 // CHECK-NEXT:   store i32 %[[RES]], ptr %[[P]], align 4
-// An unused result is not computed (a libm call would stay: it may set errno).
+// An unused result is not computed.
 // CHECK-NEXT:   ret void
 builtin.module attributes {gpu.container_module} {
   "gpu.module"() <{sym_name = "cpu_kernels"}> ({
@@ -130,6 +146,8 @@ builtin.module attributes {gpu.container_module} {
       %v = vector.load %f[%c0] : memref<2xf32>, vector<2xf32>
       %tv = math.tanh %v : vector<2xf32>
       vector.store %tv, %o[%c4] : memref<16xf32>, vector<2xf32>
+      %ev = math.exp %v : vector<2xf32>
+      vector.store %ev, %o[%c10] : memref<16xf32>, vector<2xf32>
       %mx = arith.maximumf %x, %zero : f32
       memref.store %mx, %o[%c6] : memref<16xf32>
       %mn = arith.maxnumf %x, %zero : f32

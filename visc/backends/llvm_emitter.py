@@ -51,6 +51,7 @@ from xdsl.ir import Attribute, Block, Operation, SSAValue
 from xdsl.transforms.dead_code_elimination import would_be_trivially_dead
 
 from visc.backends.c_emitter import CMPF, CMPI, constant_attr, memref_strides
+from visc.backends.llvm_vector_math import exp_f32
 from visc.errors import CompileError
 from visc.passes.llvm.conversion import kernel_label, memory_space
 from visc.passes.llvm.gpu_to_nvvm import _SREG, launch_operands, may_alias
@@ -177,6 +178,7 @@ class LLVMEmitter:
     """Prints `gpu.func` bodies as LLVM IR functions. Targets override the hooks below."""
 
     INDEX_BITS = 32
+    INLINE_EXP = False  # f32 exp as inline arithmetic (llvm_vector_math) instead of a library call
 
     def __init__(self, triple: str, data_layout: str = "") -> None:
         self.triple = triple
@@ -339,6 +341,10 @@ class LLVMEmitter:
         if isinstance(attr, IntegerAttr | FloatAttr):
             return self.scalar_literal(attr.value.data, typ)
         raise CompileError(f"unsupported constant {attr}")
+
+    def float_literal(self, value: float) -> str:
+        """An f32 constant (rounded to f32) as LLVM text."""
+        return self.scalar_literal(value, Float32Type())
 
     def splat_literal(self, value: float | int, typ: Attribute) -> str:
         if isinstance(typ, VectorType):
@@ -532,7 +538,10 @@ class LLVMEmitter:
 class CPUEmitter(LLVMEmitter):
     """Host functions: libm math, no thread ids or barriers; work-group memory (left only
     in hand-written IR: `lower-loops-to-cpu` privatizes it) is a stack array, since a host
-    function runs one work-group at a time."""
+    function runs one work-group at a time. f32 ``exp`` is inline arithmetic, so loops that
+    call it still vectorize."""
+
+    INLINE_EXP = True
 
     def address_space(self, typ: MemRefType) -> int:
         return 0
@@ -819,6 +828,10 @@ def _library_call(e: LLVMEmitter, op: Operation) -> None:
         elt = Float32Type()
     fn = e.math_function(op, LIBRARY_FUNCTIONS[op.name], elt)
     st = e.ty(elt)
+    if e.INLINE_EXP and op.name == "math.exp" and isinstance(elt, Float32Type):
+        out = exp_f32(e, args[0], work.element_count() if isinstance(work, VectorType) else 0)
+        e._f.values[res] = out if work is res.type else e.assign(None, f"fptrunc {e.ty(work)} {out} to {e.ty(res.type)}")
+        return
     e.declare(fn, st, [st] * len(args))
     if isinstance(work, VectorType):
         vt = e.ty(work)
