@@ -118,12 +118,17 @@ class _Tile:
         return r * c * self.vec * self.efficiency / (r * c + r + 2 * c)
 
 
-def _lanes(op: VisionOp, traits: TargetTraits) -> int:
+def _lanes(op: VisionOp, traits: TargetTraits, target: str = "opencl") -> int:
     """The widest vector the op's element type allows on this device kind: floats of 32 and
-    64 bits only (half vectors need cl_khr_fp16, which CPU drivers often lack)."""
+    64 bits only (half vectors need cl_khr_fp16, which CPU drivers often lack); the CPU
+    backend's are the host's registers (16 floats with AVX-512)."""
     elt = element_type_of(op.dests[0])
     bits = elt.bitwidth if isinstance(elt, AnyFloat) else 0
-    return max(1, min(traits.vec, traits.vector_bits // bits)) if bits >= 32 else 1
+    if bits < 32:
+        return 1
+    if traits is DEVICES["cpu"] and target == "cpu":
+        return max(1, min(16, cpu_vector_registers(target)[0] // bits))
+    return max(1, min(traits.vec, traits.vector_bits // bits))
 
 
 def _pick_tile(rows: list[int], width: int, vec_limit: int, threads_at, traits: TargetTraits) -> _Tile:
@@ -278,7 +283,11 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "open
     if flat:
         oh, ow = 1, oh * ow
 
-    if traits is DEVICES["cpu"]:
+    # the CPU backend's 1x1 convs are a GEMM over one long row: column vectors store whole
+    # vectors, while channel vectors (packed) leave lane by lane, which costs more than the
+    # multiply-adds when the input has few channels (EfficientNet-B0: 12 -> 6 ms); a row
+    # shorter than a vector (squeeze-and-excitation's 1x1 images) keeps channel vectors
+    if traits is DEVICES["cpu"] and not (flat and target == "cpu" and ow >= _lanes(op, traits, target)):
         packed = _packed_conv(op, traits, max_wg, target, oh, ow)
         if packed is not None:
             if flat:
@@ -295,7 +304,7 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "open
         return {"wg": workgroup_size(threads(1, ow), traits, max_wg), "tile_oc": 1, "tile_ow": 1,
                 "unroll_k": 0 if cg <= 16 else 1, "unroll_win": 0 if kh * kw <= 9 else 1}
 
-    tile = _pick_tile(_divisors(og, (8, 4, 2, 1)), ow, _lanes(op, traits), threads, traits)
+    tile = _pick_tile(_divisors(og, (8, 4, 2, 1)), ow, _lanes(op, traits, target), threads, traits)
     sched = {
         "wg": workgroup_size(tile.threads, traits, max_wg),
         "tile_oc": tile.rows,
