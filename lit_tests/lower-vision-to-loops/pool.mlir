@@ -51,16 +51,33 @@ func.func @avg_pad(%x: memref<1x1x4xf32>, %out: memref<1x1x3xf32>) {
   func.return
 }
 
-// Global average pool: one thread per (n, c), loops over h then w.
+// Global average pool: one thread per (n, c), its plane read as one flat row (a reshape view).
 // CHECK-LABEL: func.func @global
+// CHECK:      %[[PLANE:.*]] = vision.reshape ins(%x : memref<2x3x4x5xf32>) {onnx_node = "gap:plane", onnx_op = "Reshape"} -> memref<2x3x20xf32>
 // CHECK:      "scf.parallel"({{.*}}) <{operandSegmentSizes = array<i32: 2, 2, 2, 0>}> ({
 // CHECK:        scf.for
-// CHECK:          scf.for
+// CHECK:          memref.load %[[PLANE]]
 // CHECK:        arith.divf
 // CHECK:        memref.store %{{.*}}, %out[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<2x3x1x1xf32>
 // CHECK:      }) {kernel_name = "global_pool_gap", workgroup_size = 8 : i64{{.*}}}
 func.func @global(%x: memref<2x3x4x5xf32>, %out: memref<2x3x1x1xf32>) {
   vision.global_pool ins(%x : memref<2x3x4x5xf32>) outs(%out : memref<2x3x1x1xf32>) {kind = "avg", onnx_node = "gap", schedule = #vision.schedule<{wg = 8 : i64}>}
+  func.return
+}
+
+// partials = 4 (CPUs): four independent max chains over elements 4j..4j+3 (5 steps of the 20),
+// met pairwise, then with the tail's chain (empty here: 20 = 5 x 4, so just the identity).
+// CHECK-LABEL: func.func @global_partials
+// CHECK:      scf.for %{{.*}} iter_args({{.*}}) -> (f32, f32, f32, f32) {
+// CHECK-COUNT-4: arith.maxnumf
+// CHECK:      scf.yield
+// CHECK:      arith.maxnumf
+// CHECK-NEXT: arith.maxnumf
+// CHECK-NEXT: arith.maxnumf
+// CHECK-NEXT: arith.maxnumf
+// CHECK-NEXT: memref.store
+func.func @global_partials(%x: memref<1x2x4x5xf32>, %out: memref<1x2x1x1xf32>) {
+  vision.global_pool ins(%x : memref<1x2x4x5xf32>) outs(%out : memref<1x2x1x1xf32>) {kind = "max", onnx_node = "gmp", schedule = #vision.schedule<{partials = 4 : i64, wg = 2 : i64}>}
   func.return
 }
 

@@ -161,3 +161,23 @@ def epilogue_vector(k: KernelBuilder, op: VisionOp, value: SSAValue, out_idx: Se
 def elt(v: SSAValue) -> Attribute:
     """The element type of a memref value."""
     return element_type_of(v)
+
+
+def chunked_reduce(k: KernelBuilder, n: int, init: SSAValue, term: Callable[[Idx], SSAValue],
+                   combine: Callable[[SSAValue, SSAValue], SSAValue], partials: int) -> SSAValue:
+    """combine over term(0) .. term(n - 1) in one thread, as `partials` independent chains of
+    consecutive elements: one dependent chain runs at one add per FPU latency, independent
+    ones pipeline (and LLVM packs them into one vector op). The chains meet pairwise, like
+    the lanes of a vector reduction, then meet the tail's chain."""
+    whole = n // partials if partials > 1 else 0
+
+    def step(j: Idx, c: list[SSAValue]) -> list[SSAValue]:
+        base = k.mul(j, partials)
+        return [combine(c[p], term(k.add(base, p))) for p in range(partials)]
+
+    chains = k.loop(0, whole, [init] * partials, step) if whole else []
+    (tail,) = k.loop(whole * partials, n, [init], lambda i, c: [combine(c[0], term(i))])
+    while len(chains) > 1:
+        chains = [combine(chains[i], chains[i + 1]) if i + 1 < len(chains) else chains[i]
+                  for i in range(0, len(chains), 2)]
+    return combine(chains[0], tail) if chains else tail

@@ -42,6 +42,7 @@ from visc.dialects.vision import (
     NORM_OPS,
     ConcatOp,
     Conv2dOp,
+    GlobalPoolOp,
     LogSoftmaxOp,
     MatmulOp,
     Pool2dOp,
@@ -406,6 +407,10 @@ def default_schedule(op: VisionOp, device_type: str = "gpu", max_workgroup_size:
                                    max_workgroup_size, device_type)
     else:
         sched = {"wg": workgroup_size(max(1, _threads(op)), traits, max_workgroup_size)}
+        if isinstance(op, GlobalPoolOp) and traits is DEVICES["cpu"]:
+            # a thread per plane with independent sums: 4 beat 16 on AVX-512 (1x96x112x112:
+            # 86 us against 130, and 286 with one chain)
+            sched["partials"] = max(1, min(4, math.prod(shape_of(op.ins[0])[2:])))
         if isinstance(op, ReduceOp):
             sched["unroll_k"] = 1
     keys = schedule_keys(op)

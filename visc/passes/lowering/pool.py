@@ -31,10 +31,13 @@ from visc.passes.lowering.common import (
     Lowering,
     Problems,
     Schedule,
+    check_range,
     check_unroll,
     check_wg,
+    chunked_reduce,
     elt,
     kernel_hint,
+    node_name,
 )
 from visc.passes.lowering.loops import Cond, FunctionLowering, Idx, KernelBuilder, extreme, is_float
 
@@ -344,27 +347,28 @@ def _lower_pool2d_vec(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> No
 def check_global_pool(op: VisionOp, sched: Schedule) -> Problems:
     problems: Problems = []
     check_wg(problems, sched)
+    check_range(problems, sched, "partials", 1, 1, 16)
     _float_only(op, problems)
     return problems
 
 
 def lower_global_pool(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
+    """A thread per (batch, channel) reduces its plane, read as one flat row, in ``partials``
+    independent chains (CPUs: a vector's worth; a single chain waits on every add)."""
     x, out = op.ins[0], op.outs[0]
     xs = shape_of(x)
+    size = math.prod(xs[2:])
+    flat = fl.view(x, (*xs[:2], size), node_name(op) + ":plane")
     kind = get_str(op, "kind")
     ty = elt(out)
 
     def body(k: KernelBuilder, ivs: list[Idx]) -> None:
         nc = ivs[:2]
         init = k.const(_max_identity(ty) if kind == "max" else 0, ty)
-
-        def tap(sp: list[Idx], carry: list[SSAValue]) -> list[SSAValue]:
-            v = k.load(x, [*nc, *sp])
-            return [k.fmax_num(carry[0], v) if kind == "max" else k.fadd(carry[0], v)]
-
-        (v,) = _nest(k, xs[2:], [init], 1, tap)
+        v = chunked_reduce(k, size, init, lambda i: k.load(flat, [*nc, i]),
+                           k.fmax_num if kind == "max" else k.fadd, sched.get("partials", 1))
         if kind == "avg":
-            v = k.fdiv(v, k.const(float(math.prod(xs[2:])), ty))
+            v = k.fdiv(v, k.const(float(size), ty))
         k.store(v, out, ivs)
 
     fl.kernel(kernel_hint(op), list(shape_of(out)), sched.wg, body)
@@ -372,5 +376,5 @@ def lower_global_pool(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> No
 
 LOWERINGS: dict[type[VisionOp], Lowering] = {
     Pool2dOp: Lowering(frozenset({"wg", "unroll_win", "vec"}), check_pool2d, lower_pool2d),
-    GlobalPoolOp: Lowering(frozenset({"wg"}), check_global_pool, lower_global_pool),
+    GlobalPoolOp: Lowering(frozenset({"wg", "partials"}), check_global_pool, lower_global_pool),
 }

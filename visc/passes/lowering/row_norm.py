@@ -45,6 +45,7 @@ from visc.passes.lowering.common import (
     Schedule,
     check_range,
     check_wg,
+    chunked_reduce,
     elt,
     kernel_hint,
     node_name,
@@ -214,21 +215,8 @@ def _inv_std(k: KernelBuilder, r: _Rows, sum_sq: SSAValue) -> SSAValue:
 
 def _row_sum(k: KernelBuilder, r: _Rows, row: list[Idx], term: Callable[[SSAValue], SSAValue],
              partials: int) -> SSAValue:
-    """The sum of term(x) over a row in one thread, as `partials` independent sums of
-    consecutive elements: a chain of dependent adds runs at one add per FPU latency, while
-    independent ones pipeline (and LLVM packs them into one vector add)."""
-    z = k.const(0.0, r.acc)
-    whole = r.n // partials if partials > 1 else 0
-
-    def step(j: Idx, c: list[SSAValue]) -> list[SSAValue]:
-        base = k.mul(j, partials)
-        return [k.fadd(c[p], term(r.load(k, row, k.add(base, p)))) for p in range(partials)]
-
-    sums = k.loop(0, whole, [z] * partials, step) if whole else []
-    (tail,) = k.loop(whole * partials, r.n, [z], lambda i, c: [k.fadd(c[0], term(r.load(k, row, i)))])
-    while len(sums) > 1:  # pairwise, like the lanes of a vector reduction
-        sums = [k.fadd(sums[i], sums[i + 1]) if i + 1 < len(sums) else sums[i] for i in range(0, len(sums), 2)]
-    return k.fadd(sums[0], tail) if sums else tail
+    """The sum of term(x) over a row in one thread, in `partials` independent chains."""
+    return chunked_reduce(k, r.n, k.const(0.0, r.acc), lambda i: term(r.load(k, row, i)), k.fadd, partials)
 
 
 def _thread_per_row(op: VisionOp, sched: Schedule, fl: FunctionLowering, r: _Rows) -> None:
