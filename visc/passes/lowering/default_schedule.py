@@ -231,8 +231,9 @@ def cpu_vector_registers(target: str) -> tuple[int, int]:
 def _packed_conv(op: VisionOp, traits: TargetTraits, max_wg: int, target: str, oh: int, ow: int) -> dict[str, int] | None:
     """The packed-weight conv schedule (conv_packed.py) on a CPU: channel vectors as wide as
     the registers, and the tile with the most useful accumulators within half the vector
-    registers (more spills: measured on AVX-512 and in PoCL), ties broken by FMAs per load;
-    None where the channels of a group do not fill a vector."""
+    registers (more spills: measured on AVX-512 and in PoCL), ties broken by FMAs per load
+    (the CPU backend ranks its own way, below); None where the channels of a group do not
+    fill a vector."""
     if not isinstance(element_type_of(op.dests[0]), Float32Type):
         return None
     bits, regs = cpu_vector_registers(target)
@@ -252,13 +253,25 @@ def _packed_conv(op: VisionOp, traits: TargetTraits, max_wg: int, target: str, o
             tiles = _ceil_div(ow, tow)
             threads = n * (o // (nvec * lanes)) * oh * tiles
             eff = ow / (tiles * tow)
-            options.append((threads >= traits.min_threads, round(eff * nvec * tow, 2), nvec * tow / (nvec + tow),
-                            nvec, tow, threads))
+            if target == "cpu":
+                # the CPU backend: two channel vectors by the most columns that waste none
+                # (2x8, 2x7). Measured against the 4x4 the general rank picks, AVX-512, ResNet's
+                # 3x3 convs: 64 channels at 112x112 1.9 vs 2.65 ms, 128 at 28x28 0.51 vs 0.88,
+                # 512 at 7x7 0.64 vs 0.72 (a tile over fewer columns re-reads its weights more)
+                rank: tuple[object, ...] = (threads >= traits.min_threads, nvec == 2, eff, tow)
+            else:
+                rank = (threads >= traits.min_threads, round(eff * nvec * tow, 2), nvec * tow / (nvec + tow))
+            options.append((rank, nvec, tow, threads))
     if not options:
         return None
-    *_, nvec, tow, threads = max(options)
+    _, nvec, tow, threads = max(options)
     return {"pack": lanes, "tile_oc": nvec * lanes, "tile_ow": tow, "unroll_k": 1, "unroll_win": 1,
             "wg": workgroup_size(threads, traits, max_wg)}
+
+
+# a stride-1 conv whose reduction (channels x window) is shorter than this runs with column
+# vectors on the CPU backend (measured on AVX-512: 27 taps 22x faster, 144 and 288 even)
+CPU_COLUMN_REDUCTION = 64
 
 
 def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "opencl") -> dict[str, int]:
@@ -286,9 +299,14 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "open
 
     # the CPU backend's 1x1 convs are a GEMM over one long row: column vectors store whole
     # vectors, while channel vectors (packed) leave lane by lane, which costs more than the
-    # multiply-adds when the input has few channels (EfficientNet-B0: 12 -> 6 ms); a row
-    # shorter than a vector (squeeze-and-excitation's 1x1 images) keeps channel vectors
-    if traits is DEVICES["cpu"] and not (flat and target == "cpu" and ow >= _lanes(op, traits, target)):
+    # multiply-adds when the input has few channels (EfficientNet-B0: 12 -> 6 ms); so do
+    # stride-1 convs with a short reduction (VGG's 3 -> 64 3x3 at 224: 11.3 -> 0.5 ms). Rows
+    # shorter than a vector (squeeze-and-excitation's 1x1 images) and strided convs (whose
+    # column vectors gather) keep channel vectors
+    sh, sw = get_ints(op, "strides")
+    columns = target == "cpu" and ow >= _lanes(op, traits, target) and (
+        flat or ((sh, sw) == (1, 1) and cg * kh * kw < CPU_COLUMN_REDUCTION))
+    if traits is DEVICES["cpu"] and not columns:
         packed = _packed_conv(op, traits, max_wg, target, oh, ow)
         if packed is not None:
             if flat:

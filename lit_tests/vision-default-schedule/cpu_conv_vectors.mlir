@@ -1,0 +1,55 @@
+// RUN: visc-opt %s -p 'vision-default-schedule{target=cpu}' | filecheck %s
+// RUN: visc-opt %s -p 'vision-default-schedule{device_type=cpu}' | filecheck %s --check-prefix=POCL
+
+// The CPU backend runs a 1x1 conv over a long row (flattened image) with column vectors as
+// wide as the host's registers: whole-vector stores, where channel vectors (pack) would
+// leave lane by lane. An image smaller than a vector (squeeze-and-excitation's 1x1) keeps
+// channel vectors. PoCL (device_type=cpu, target opencl) keeps the packed schedule.
+
+// CHECK-LABEL: func.func @expand
+// CHECK: vision.conv2d
+// CHECK-SAME: schedule = #vision.schedule<{flat = 1 : i64, tile_oc = {{[0-9]+}} : i64
+// CHECK-SAME: vec = {{4|8|16}} : i64
+// POCL-LABEL: func.func @expand
+// POCL: vision.conv2d
+// POCL-SAME: pack = 8 : i64
+func.func @expand(%x : tensor<1x16x112x112xf32>, %w : tensor<96x16x1x1xf32>) -> tensor<1x96x112x112xf32> {
+  %y = vision.conv2d ins(%x, %w : tensor<1x16x112x112xf32>, tensor<96x16x1x1xf32>) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, onnx_node = "expand"} -> tensor<1x96x112x112xf32>
+  func.return %y : tensor<1x96x112x112xf32>
+}
+
+// CHECK-LABEL: func.func @squeeze
+// CHECK: vision.conv2d
+// CHECK-SAME: pack = {{4|8|16}} : i64
+func.func @squeeze(%x : tensor<1x1152x1x1xf32>, %w : tensor<48x1152x1x1xf32>) -> tensor<1x48x1x1xf32> {
+  %y = vision.conv2d ins(%x, %w : tensor<1x1152x1x1xf32>, tensor<48x1152x1x1xf32>) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, onnx_node = "squeeze"} -> tensor<1x48x1x1xf32>
+  func.return %y : tensor<1x48x1x1xf32>
+}
+
+// A stride-1 conv with a short reduction (3 channels x 3x3 = 27 < 64) stores more than it
+// multiplies: column vectors too. The strided stem keeps channel vectors (columns would gather).
+// CHECK-LABEL: func.func @stem3x3
+// CHECK: vision.conv2d
+// CHECK-SAME: schedule = #vision.schedule<{tile_oc = {{[0-9]+}} : i64
+// CHECK-SAME: vec = {{4|8|16}} : i64
+func.func @stem3x3(%x : tensor<1x3x224x224xf32>, %w : tensor<64x3x3x3xf32>) -> tensor<1x64x224x224xf32> {
+  %y = vision.conv2d ins(%x, %w : tensor<1x3x224x224xf32>, tensor<64x3x3x3xf32>) {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, onnx_node = "stem3x3"} -> tensor<1x64x224x224xf32>
+  func.return %y : tensor<1x64x224x224xf32>
+}
+
+// CHECK-LABEL: func.func @stem7x7
+// CHECK: vision.conv2d
+// CHECK-SAME: pack = {{4|8|16}} : i64
+func.func @stem7x7(%x : tensor<1x3x224x224xf32>, %w : tensor<64x3x7x7xf32>) -> tensor<1x64x112x112xf32> {
+  %y = vision.conv2d ins(%x, %w : tensor<1x3x224x224xf32>, tensor<64x3x7x7xf32>) {strides = array<i64: 2, 2>, pads = array<i64: 3, 3, 3, 3>, dilations = array<i64: 1, 1>, groups = 1 : i64, onnx_node = "stem7x7"} -> tensor<1x64x112x112xf32>
+  func.return %y : tensor<1x64x112x112xf32>
+}
+
+// Other convs: two channel vectors by the most columns that waste none (28 = 4 x 7).
+// CHECK-LABEL: func.func @deep3x3
+// CHECK: vision.conv2d
+// CHECK-SAME: pack = [[LANES:[0-9]+]] : i64, tile_oc = {{[0-9]+}} : i64, tile_ow = 7 : i64
+func.func @deep3x3(%x : tensor<1x128x28x28xf32>, %w : tensor<128x128x3x3xf32>) -> tensor<1x128x28x28xf32> {
+  %y = vision.conv2d ins(%x, %w : tensor<1x128x28x28xf32>, tensor<128x128x3x3xf32>) {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, onnx_node = "deep3x3"} -> tensor<1x128x28x28xf32>
+  func.return %y : tensor<1x128x28x28xf32>
+}
