@@ -1,9 +1,11 @@
 // RUN: visc-opt %s -p 'vision-default-schedule{device_type=gpu}' | filecheck %s --check-prefix=GPU
 // RUN: visc-opt %s -p 'vision-default-schedule{device_type=cpu}' | filecheck %s --check-prefix=CPU
+// RUN: visc-opt %s -p 'vision-default-schedule{target=cpu}' | filecheck %s --check-prefix=BACKEND
 
 // Depthwise convs on a GPU compute one output per thread (no register tile: a thread's
 // outputs would share no weights, and fewer threads hide less memory latency); CPUs keep
-// the vector tiles along the output row.
+// the vector tiles along the output row (PoCL); the CPU backend gives a thread a channel and
+// a block of 4 output rows (conv_depthwise.py), vectors as wide as registers and row allow.
 
 // GPU-LABEL: func.func @dw_stride2
 // GPU: vision.conv2d
@@ -11,6 +13,9 @@
 // CPU-LABEL: func.func @dw_stride2
 // CPU: vision.conv2d
 // CPU-SAME: tile_ow = 7 : i64, {{.*}} vec = 8 : i64
+// BACKEND-LABEL: func.func @dw_stride2
+// BACKEND: vision.conv2d
+// BACKEND-SAME: schedule = #vision.schedule<{rows = 4 : i64, vec = {{4|8|16}} : i64, wg = {{[0-9]+}} : i64}>
 func.func @dw_stride2(%x : tensor<1x96x112x112xf32>, %w : tensor<96x1x3x3xf32>) -> tensor<1x96x56x56xf32> {
   %y = vision.conv2d ins(%x, %w : tensor<1x96x112x112xf32>, tensor<96x1x3x3xf32>) {strides = array<i64: 2, 2>, pads = array<i64: 0, 0, 1, 1>, dilations = array<i64: 1, 1>, groups = 96 : i64, onnx_node = "dw"} -> tensor<1x96x56x56xf32>
   func.return %y : tensor<1x96x56x56xf32>

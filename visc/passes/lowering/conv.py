@@ -136,6 +136,10 @@ def check_conv2d(op: VisionOp, sched: Schedule) -> Problems:
                         "that broadcast over whole rows")
     elif flat:
         g = replace(g, oh=1, ow=g.oh * g.ow)
+    if sched.get("rows", 0):
+        from visc.passes.lowering.conv_depthwise import check_conv2d_depthwise
+
+        return problems + check_conv2d_depthwise(op, sched, g.cg, g.og, g.oh, g.ow)
     if sched.get("pack", 0):
         from visc.passes.lowering.conv_packed import check_conv2d_packed
 
@@ -358,6 +362,11 @@ def lower_conv2d(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
         from visc.passes.lowering.conv_packed import lower_conv2d_packed
 
         return lower_conv2d_packed(op, sched, fl, g, x, w, bias, out, fuse, kernel_hint(op))
+    if sched.get("rows", 0):
+        from visc.passes.lowering.conv_depthwise import lower_conv2d_depthwise
+
+        return lower_conv2d_depthwise(op, sched, fl, g, lambda vec: _Plan(op, g, 1, 1, vec, 1, 1, x, w, bias, out, fuse),
+                                      x, w, kernel_hint(op))
     plan = _Plan(op, g, sched.get("tile_oc", 1), sched.get("tile_ow", 1), sched.get("vec", 1),
                  sched.get("unroll_k", 1), sched.get("unroll_win", 1), x, w, bias, out, fuse)
 
@@ -425,7 +434,8 @@ def lower_conv2d_transpose(op: VisionOp, sched: Schedule, fl: FunctionLowering) 
 
 LOWERINGS: dict[type[VisionOp], Lowering] = {
     Conv2dOp: Lowering(frozenset({"wg", "tile_oc", "tile_ow", "vec", "flat", "unroll_k", "unroll_win", "pack",
-                                  "stage", "block_m", "block_n", "tile_k", "split_k", "threads_k"}),  # conv_staged.py: stage >= 1
+                                  "stage", "block_m", "block_n", "tile_k", "split_k", "threads_k",  # conv_staged.py: stage >= 1
+                                  "rows"}),  # conv_depthwise.py
                        check_conv2d, lower_conv2d),
     Conv2dTransposeOp: Lowering(frozenset({"wg"}), only_wg, lower_conv2d_transpose),
 }

@@ -269,6 +269,8 @@ def _packed_conv(op: VisionOp, traits: TargetTraits, max_wg: int, target: str, o
             "wg": workgroup_size(threads, traits, max_wg)}
 
 
+DEPTHWISE_ROWS = 4  # output rows per thread of a CPU depthwise conv (conv_depthwise.py)
+
 # a stride-1 conv whose reduction (channels x window) is shorter than this runs with column
 # vectors on the CPU backend (measured on AVX-512: 27 taps 22x faster, 144 and 288 even)
 CPU_COLUMN_REDUCTION = 64
@@ -315,6 +317,15 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "open
 
     def threads(toc: int, col_threads: int) -> int:
         return n * (o // toc) * oh * col_threads
+
+    if target == "cpu" and og == 1 and cg == 1 and groups > 1:
+        # the CPU backend's depthwise convs: a thread per channel and block of rows
+        # (conv_depthwise.py), vectors as wide as the registers and the output row allow
+        lanes = _lanes(op, traits, target)
+        vec = next((v for v in (16, 8, 4) if v <= min(lanes, ow)), 0)
+        if vec:
+            return {"wg": workgroup_size(n * o * _ceil_div(oh, min(oh, DEPTHWISE_ROWS)), traits, max_wg),
+                    "rows": min(oh, DEPTHWISE_ROWS), "vec": vec}
 
     if traits is DEVICES["gpu"] and og == 1:
         # depthwise on a GPU: one output per thread. A thread's outputs share no weights,

@@ -1,0 +1,152 @@
+"""Depthwise conv2d over row blocks (schedule key ``rows``), for CPUs.
+
+The general kernel (conv.py) gives a depthwise conv one channel per thread and vectors of
+output columns spread over threads, so a thread's column starts are only known at run time:
+every tap then tests whether its vector lies inside the row, edge vectors are assembled lane
+by lane from masked scalar loads, and a stride-2 vector is 16 scalar loads. On small images
+(EfficientNet's 28x28 and 14x14 with 5x5 windows) nearly every tap takes that slow path.
+
+Here a thread owns one channel and ``rows`` consecutive output rows, and walks every column
+vector of those rows itself, so each vector's first column is a compile-time constant:
+whether a tap leaves the row, which lanes read padding, and which input columns a strided
+vector needs are all decided while lowering. A vector is then one load at stride 1 inside
+the row, or a few whole-vector loads whose lanes are picked (extract/insert chains that
+LLVM folds into shuffles) with zeros for padding. Each input row a thread reads feeds the
+taps of every output row of its block that uses it, so a row block of R rows loads
+(R - 1) * stride + KH input rows instead of R * KH.
+
+Keys: ``rows`` (output rows per thread, 1..min(OH, 8); the last block is shifted up to end
+at the last row and skips storing the rows its neighbour stores), ``vec`` (4, 8 or 16
+lanes, at most OW; the last column vector is shifted left the same way), ``wg``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from xdsl.dialects.builtin import VectorType
+from xdsl.ir import SSAValue
+
+from visc.dialects.vision import VisionOp, get_int
+from visc.passes.lowering.common import ColumnGroup, Problems, Schedule, check_range, check_wg, elt
+from visc.passes.lowering.loops import FunctionLowering, Idx, KernelBuilder
+
+if TYPE_CHECKING:
+    from visc.passes.lowering.conv import _Geometry, _Plan
+
+DEPTHWISE_WIDTHS = (4, 8, 16)
+MAX_ROWS = 8
+
+
+def is_depthwise(op: VisionOp, cg: int, og: int) -> bool:
+    return get_int(op, "groups", 1) > 1 and cg == 1 and og == 1
+
+
+def check_conv2d_depthwise(op: VisionOp, sched: Schedule, cg: int, og: int, oh: int, ow: int) -> Problems:
+    problems: Problems = []
+    check_wg(problems, sched)
+    if not is_depthwise(op, cg, og):
+        problems.append("schedule rows is for depthwise convs (one input and one output channel per group)")
+    check_range(problems, sched, "rows", 1, 1, min(oh, MAX_ROWS), f"the output has {oh} rows (at most {MAX_ROWS})")
+    vec = sched.get("vec", 1)
+    if vec not in DEPTHWISE_WIDTHS or vec > ow:
+        problems.append(f"schedule vec={vec} with rows must be one of {DEPTHWISE_WIDTHS} and at most the "
+                        f"output's {ow} columns")
+    for key in ("tile_oc", "tile_ow", "flat", "pack"):
+        if sched.get(key, 1 if key.startswith("tile") else 0) != (1 if key.startswith("tile") else 0):
+            problems.append(f"schedule {key} is not read with rows (a thread walks whole rows)")
+    return problems
+
+
+def _row_vector(k: KernelBuilder, x: SSAValue, n: Idx, c: Idx, ih: Idx, start: int, stride: int, lanes: int,
+                width: int, zero: SSAValue) -> SSAValue:
+    """Input columns start, start + stride, ... (`lanes` of them) of row `ih` as a vector,
+    zero where a column lies in the padding; `start` is static, so the choice of loads is."""
+    cols = [start + q * stride for q in range(lanes)]
+    inside = [0 <= col < width for col in cols]
+    if stride == 1 and all(inside):
+        return k.vload(x, [n, c, ih, start], lanes)
+    valid = [col for col, ok in zip(cols, inside, strict=True) if ok]
+    if not valid:
+        return k.vbroadcast(zero, lanes)
+    if width < lanes:  # a row narrower than a vector: scalar loads
+        return k.vfrom([k.load(x, [n, c, ih, col]) if ok else zero for col, ok in zip(cols, inside, strict=True)])
+    bases: list[int] = []
+    pos = min(valid[0], width - lanes)
+    while True:
+        bases.append(pos)
+        if pos + lanes > valid[-1]:
+            break
+        pos = min(pos + lanes, width - lanes)
+    loaded = [k.vload(x, [n, c, ih, b], lanes) for b in bases]
+    picked = []
+    for col, ok in zip(cols, inside, strict=True):
+        if not ok:
+            picked.append(zero)
+            continue
+        i = next(i for i, b in enumerate(bases) if b <= col < b + lanes)
+        picked.append(k.vextract(loaded[i], col - bases[i]))
+    return k.vfrom(picked)
+
+
+def lower_conv2d_depthwise(op: VisionOp, sched: Schedule, fl: FunctionLowering, g: _Geometry,
+                           plan_for: Callable[[int], _Plan], x: SSAValue, w: SSAValue, name: str) -> None:
+    """One kernel over (batch, channel, row blocks); `g` is conv.py's geometry and
+    `plan_for(vec)` its store step for one column vector of one channel."""
+    rows, vec = sched.get("rows", 1), sched.get("vec", 1)
+    blocks = -(-g.oh // rows)
+    shifted_rows = blocks * rows > g.oh
+    starts = [min(j * vec, g.ow - vec) for j in range(-(-g.ow // vec))]
+    shifted_cols = len(starts) * vec > g.ow
+    plan = plan_for(vec)
+    typ = elt(x)
+    span = (rows - 1) * g.sh + (g.kh - 1) * g.dh + 1  # input rows a block reads
+
+    def body(k: KernelBuilder, ivs: list[Idx]) -> None:
+        n, c, rb = ivs
+        first = k.mul(rb, rows)
+        oh0 = k.min(first, g.oh - rows) if shifted_rows else first
+        ih0 = k.sub(k.mul(oh0, g.sh), g.pt)
+        zero = k.const(0.0, typ)
+        zero_v = k.vbroadcast(zero, vec)
+        weights = [[k.vbroadcast(k.load(w, [c, 0, i, j]), vec) for j in range(g.kw)] for i in range(g.kh)]
+        vtype = VectorType(typ, [vec])
+        for j, col0 in enumerate(starts):
+            accs = [zero_v] * rows
+            for t in range(span):
+                taps = [(r, (t - r * g.sh) // g.dh) for r in range(rows)
+                        if t >= r * g.sh and (t - r * g.sh) % g.dh == 0 and (t - r * g.sh) // g.dh < g.kh]
+                if not taps:
+                    continue
+                lo = -g.pt + t
+                hi = (g.oh - rows) * g.sh - g.pt + t
+                ih = k.add(ih0, t)
+                row_ok = k.in_range(ih, 0, g.h, lo, hi)
+                clamped = k.clamp(ih, 0, g.h - 1) if lo < 0 or hi >= g.h else ih
+
+                def use_row(taps: list[tuple[int, int]] = taps, clamped: Idx = clamped, accs: list[SSAValue] = accs,
+                            col0: int = col0) -> list[SSAValue]:
+                    new = list(accs)
+                    for kw in range(g.kw):
+                        xv = _row_vector(k, x, n, c, clamped, col0 * g.sw - g.pl + kw * g.dw, g.sw, vec, g.w, zero)
+                        for r, kh in taps:
+                            new[r] = k.vfma(xv, weights[kh][kw], new[r])
+                    return new
+
+                accs = k.if_(row_ok, use_row, lambda accs=accs: list(accs), [vtype] * rows)
+            last = shifted_cols and j == len(starts) - 1
+            group = ColumnGroup(col0, True, col0, col0, last)
+            for r in range(rows):
+                oh = k.add(oh0, r)
+
+                def store(oh: Idx = oh, acc: SSAValue = accs[r], group: ColumnGroup = group) -> list[SSAValue]:
+                    plan.store(k, n, [c], oh, [group], [acc])
+                    return []
+
+                if shifted_rows and r < rows - 1:  # rows the previous block also stores
+                    k.if_(k.cmp("sge", oh, first), store)
+                else:
+                    store()
+
+    fl.kernel(name, [g.n, g.o, blocks], sched.wg, body)
