@@ -53,3 +53,12 @@ func.func @deep3x3(%x : tensor<1x128x28x28xf32>, %w : tensor<128x128x3x3xf32>) -
   %y = vision.conv2d ins(%x, %w : tensor<1x128x28x28xf32>, tensor<128x128x3x3xf32>) {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, onnx_node = "deep3x3"} -> tensor<1x128x28x28xf32>
   func.return %y : tensor<1x128x28x28xf32>
 }
+
+// 13 columns: 2 tiles of 7 (the second shifted) beat 13 tiles of 1 that waste nothing.
+// CHECK-LABEL: func.func @odd3x3
+// CHECK: vision.conv2d
+// CHECK-SAME: tile_ow = 7 : i64
+func.func @odd3x3(%x : tensor<1x48x13x13xf32>, %w : tensor<192x48x3x3xf32>) -> tensor<1x192x13x13xf32> {
+  %y = vision.conv2d ins(%x, %w : tensor<1x48x13x13xf32>, tensor<192x48x3x3xf32>) {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, onnx_node = "odd3x3"} -> tensor<1x192x13x13xf32>
+  func.return %y : tensor<1x192x13x13xf32>
+}

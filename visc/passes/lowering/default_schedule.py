@@ -254,11 +254,12 @@ def _packed_conv(op: VisionOp, traits: TargetTraits, max_wg: int, target: str, o
             threads = n * (o // (nvec * lanes)) * oh * tiles
             eff = ow / (tiles * tow)
             if target == "cpu":
-                # the CPU backend: two channel vectors by the most columns that waste none
-                # (2x8, 2x7). Measured against the 4x4 the general rank picks, AVX-512, ResNet's
-                # 3x3 convs: 64 channels at 112x112 1.9 vs 2.65 ms, 128 at 28x28 0.51 vs 0.88,
-                # 512 at 7x7 0.64 vs 0.72 (a tile over fewer columns re-reads its weights more)
-                rank: tuple[object, ...] = (threads >= traits.min_threads, nvec == 2, eff, tow)
+                # the CPU backend: two channel vectors by the most useful columns, then the
+                # least waste (2x8 at 56, 2x7 at 28 and 13). Measured against the 4x4 the general
+                # rank picks, AVX-512, ResNet's 3x3 convs: 64 channels at 112x112 1.9 vs 2.65 ms,
+                # 128 at 28x28 0.51 vs 0.88, 512 at 7x7 0.64 vs 0.72 (a tile over fewer columns
+                # re-reads its weights more)
+                rank: tuple[object, ...] = (threads >= traits.min_threads, nvec == 2, round(eff * tow, 2), eff)
             else:
                 rank = (threads >= traits.min_threads, round(eff * nvec * tow, 2), nvec * tow / (nvec + tow))
             options.append((rank, nvec, tow, threads))
