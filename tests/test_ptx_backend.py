@@ -311,6 +311,52 @@ def test_emitter_gives_the_ptx_of_the_llvm_dialect_path(rng) -> None:
     _assemble_all(ptx, ("sm_90",))
 
 
+def _entries(ptx: str) -> dict[str, str]:
+    """Each ``.entry`` of a PTX module: its text up to the closing brace, with the function's
+    index taken out of its block labels (``$L__BB2_1``: labels are local to a function)."""
+    found = {}
+    for m in re.finditer(r"^\.visible \.entry (\w+)\(.*?^\}", ptx, re.MULTILINE | re.DOTALL):
+        found[m.group(1)] = re.sub(r"\$L__BB\d+_", "$L__BB_", m.group(0))
+    return found
+
+
+@needs_libdevice
+def test_kernels_compiled_apart_join_into_the_same_ptx(rng, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A module's kernels compiled to PTX one by one in compile processes and joined: every
+    kernel's PTX is the whole-module compile's (but for the function number in its block
+    labels), declarations appear once, ptxas takes it."""
+    import visc.runtime.cpu_native as cpu_native
+    from visc.runtime.compile_cache import bypassed
+
+    inits = {"w": rng.standard_normal((4, 3, 3, 3)).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Tanh", ["c"], ["t"]), helper.make_node("Erf", ["t"], ["f"]),
+             helper.make_node("Softmax", ["f"], ["s"], axis=1), helper.make_node("GlobalAveragePool", ["s"], ["y"])]
+    imported = import_model(make_model(nodes, {"x": ((1, 3, 8, 8), np.float32)}, ["y"], inits))
+    run_passes(imported.module, list(default_pipeline("cuda")), imported.weights)
+    monkeypatch.setattr(cpu_native, "POOL_MIN_CHARS", 0)
+    with bypassed():
+        whole = emit_ptx(imported.module, "sm_90", jobs=1)
+        joined = emit_ptx(imported.module, "sm_90", jobs=2)
+    assert joined != whole  # really compiled apart (the order of declarations differs)
+    kernels = _entries(whole)
+    assert len(kernels) >= 3 and _entries(joined) == kernels
+    assert joined.count(".target sm_90") == 1 and joined.count(".address_size 64") == 1
+    _assemble_all(joined, ("sm_90",))
+
+
+def test_ptx_join_refuses_conflicting_declarations() -> None:
+    from visc.runtime.ptx_codegen import join_ptx
+
+    head = ".version 7.8\n.target sm_90\n.address_size 64\n"
+    a = head + ".global .align 4 .b8 table[4] = {1, 2, 3, 4};\n.visible .entry a()\n{\n\tret;\n}\n"
+    b = head + ".global .align 4 .b8 table[4] = {1, 2, 3, 4};\n.visible .entry b()\n{\n\tret;\n}\n"
+    c = head + ".global .align 4 .b8 table[4] = {9, 9, 9, 9};\n.visible .entry c()\n{\n\tret;\n}\n"
+    joined = join_ptx([a, b])
+    assert joined is not None and joined.count("table[4]") == 1 and ".entry a()" in joined and ".entry b()" in joined
+    assert join_ptx([a, c]) is None
+
+
 def test_emitter_annotates_kernels() -> None:
     """Kernels take the ptx_kernel calling convention (an nvvm.annotations ``kernel`` entry
     for LLVM before 20) and their block size as reqntid; other functions neither."""

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     from visc.tuner.records import RecordBook
 
 TARGETS = ("opencl", "cuda", "cpu")
-# a CPU compile of a model this large starts its object-compile processes at once, so they are
-# up when its kernels are (a small model's kernels compile in-process: `cpu_native.POOL_MIN_CHARS`)
+# a CPU or CUDA compile of a model this large starts its compile processes (objects, PTX per
+# kernel) at once, so they are up when its kernels are (a small model's kernels compile
+# in-process: `cpu_native.POOL_MIN_CHARS`)
 PRESTART_MIN_NODES = 40
 
 # Passes on the tensor-level graph, then bufferization, loops and GPU mapping.
@@ -303,7 +304,7 @@ def _compile_proto(proto: onnx.ModelProto, label: str, input_shapes: Mapping[str
                    fallback: Sequence[str] | None, records: Any) -> Any:
     from visc.frontend.onnx import import_model
 
-    if target == "cpu" and len(proto.graph.node) >= PRESTART_MIN_NODES:
+    if target in ("cpu", "cuda") and len(proto.graph.node) >= PRESTART_MIN_NODES:  # objects / PTX per kernel
         from visc.runtime.cpu_native import prestart_workers
 
         prestart_workers()

@@ -31,7 +31,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -206,18 +206,18 @@ def compile_jobs() -> int:
 
 class _Worker:
     """One compile process (``python -m visc.runtime.cpu_native``): a request is a pickled
-    (header, body, signature, opt_level) on its stdin, the answer (object bytes, or the error
-    message) comes back on its stdout, each with a length prefix. A plain subprocess, not
-    multiprocessing: spawning would re-run the user's main module, forking a process that runs
-    threads is unsafe."""
+    (task, arguments) on its stdin (tasks: ``object``, one unit's object code; ``ptx``, one
+    kernel's PTX), the answer (bytes, or the error message) comes back on its stdout, each
+    with a length prefix. A plain subprocess, not multiprocessing: spawning would re-run the
+    user's main module, forking a process that runs threads is unsafe."""
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "visc.runtime.cpu_native"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, close_fds=True)
 
-    def compile(self, request: tuple[str, str, HostSignature, int]) -> bytes:
+    def run(self, task: str, args: tuple[Any, ...]) -> bytes:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        _send(self.proc.stdin, pickle.dumps(request))
+        _send(self.proc.stdin, pickle.dumps((task, args)))
         ok, payload = pickle.loads(_receive(self.proc.stdout))
         if not ok:
             raise KernelBuildError(payload)
@@ -290,12 +290,26 @@ def _close_workers() -> None:
         w.close()
 
 
-def _compile_all(header: str, bodies: Sequence[str], signature: HostSignature, opt_level: int,
-                 jobs: int) -> list[bytes]:
-    if jobs <= 1 or len(bodies) <= 1 or sum(map(len, bodies)) < POOL_MIN_CHARS:
-        return [compile_unit(header, body, signature, opt_level) for body in bodies]
+def _task(name: str) -> Callable[..., bytes]:
+    """The function a compile-process task runs (the PTX one imported only when asked for)."""
+    if name == "object":
+        return compile_unit
+    if name == "ptx":
+        from visc.runtime.ptx_codegen import compile_ptx
+
+        return compile_ptx
+    raise KernelBuildError(f"unknown compile task {name!r}")
+
+
+def run_tasks(task: str, requests: Sequence[tuple[Any, ...]], jobs: int, sizes: Sequence[int]) -> list[bytes]:
+    """``task`` over every request, in up to ``jobs`` compile processes (largest `sizes`
+    first); in this process where one job is asked for. A process that dies has its
+    remaining work done here; the first error is raised once all have stopped."""
+    run = _task(task)
+    if jobs <= 1 or len(requests) <= 1:
+        return [run(*r) for r in requests]
     # largest first, so the long conv kernels don't all land at the end of one queue
-    todo = sorted(range(len(bodies)), key=lambda i: len(bodies[i]))
+    todo = sorted(range(len(requests)), key=lambda i: sizes[i])
     results: dict[int, bytes] = {}
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -308,21 +322,21 @@ def _compile_all(header: str, bodies: Sequence[str], signature: HostSignature, o
                 i = todo.pop()
             try:
                 if worker is None:
-                    obj = compile_unit(header, bodies[i], signature, opt_level)
+                    out = run(*requests[i])
                 else:
                     try:
-                        obj = worker.compile((header, bodies[i], signature, opt_level))
+                        out = worker.run(task, requests[i])
                     except (EOFError, OSError, pickle.UnpicklingError):
                         worker = None  # the process died (killed, out of memory): compile here
-                        obj = compile_unit(header, bodies[i], signature, opt_level)
+                        out = run(*requests[i])
             except BaseException as e:  # noqa: BLE001 - handed to the caller below
                 with lock:
                     errors.append(e)
                 return
             with lock:
-                results[i] = obj
+                results[i] = out
 
-    workers = _take_workers(min(jobs, len(bodies)))
+    workers = _take_workers(min(jobs, len(requests)))
     threads = [threading.Thread(target=serve, args=(w,), daemon=True) for w in workers]
     for t in threads:
         t.start()
@@ -331,7 +345,15 @@ def _compile_all(header: str, bodies: Sequence[str], signature: HostSignature, o
     _return_workers(workers)
     if errors:
         raise errors[0]
-    return [results[i] for i in range(len(bodies))]
+    return [results[i] for i in range(len(requests))]
+
+
+def _compile_all(header: str, bodies: Sequence[str], signature: HostSignature, opt_level: int,
+                 jobs: int) -> list[bytes]:
+    if sum(map(len, bodies)) < POOL_MIN_CHARS:
+        jobs = 1
+    return run_tasks("object", [(header, body, signature, opt_level) for body in bodies], jobs,
+                     [len(b) for b in bodies])
 
 
 def _serve_requests() -> None:
@@ -340,11 +362,11 @@ def _serve_requests() -> None:
     sys.stdout = sys.stderr  # nothing else may write to the answer stream
     while True:
         try:
-            header, body, signature, opt_level = pickle.loads(_receive(stdin))
+            task, args = pickle.loads(_receive(stdin))
         except EOFError:
             return
         try:
-            answer: tuple[bool, Any] = (True, compile_unit(header, body, signature, opt_level))
+            answer: tuple[bool, Any] = (True, _task(task)(*args))
         except Exception as e:  # noqa: BLE001 - sent back, raised in the parent
             answer = (False, str(e))
         _send(stdout, pickle.dumps(answer))
@@ -408,4 +430,5 @@ if __name__ == "__main__":
     _serve_requests()
 
 __all__ = ["HostSignature", "NativeCode", "build_native", "compile_unit", "compile_jobs", "host_signature", "link",
+           "run_tasks",
            "missing_features", "prestart_workers", "split_units", "OBJECT_KIND"]
