@@ -95,3 +95,37 @@ def test_help_and_basic_commands(cmd, tmp_path) -> None:
     else:
         proc = run_cli(*cmd, "--help")
         assert proc.returncode == 0 and "usage" in proc.stdout
+
+
+def test_demo_runs_on_the_default_target() -> None:
+    """`visc demo` with no target compiles for `default_target()` (the CPU backend on a
+    machine without a GPU) and matches onnxruntime."""
+    from visc.runtime.devices import default_target
+
+    result = run_cli("demo", "--model", "squeezenet", "--repeat", "1")
+    assert result.returncode == 0, result.stderr
+    assert f"compiled for {default_target()} in" in result.stdout
+    assert "max |visc - onnxruntime|" in result.stdout
+
+
+def test_default_target_prefers_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    import visc.runtime.cuda as cuda
+    import visc.runtime.devices as devices
+
+    monkeypatch.setattr(cuda, "detect_arch", lambda: None)
+    cpu = devices.DeviceInfo(0, 0, "Portable Computing Language", "cpu", "CPU")
+    gpu = devices.DeviceInfo(1, 0, "NVIDIA CUDA", "H100", "GPU")
+    monkeypatch.setattr(devices, "list_devices", lambda: [cpu])
+    assert devices.default_target() == "cpu"
+    monkeypatch.setattr(devices, "list_devices", lambda: [cpu, gpu])
+    assert devices.default_target() == "opencl"
+
+    def no_opencl() -> list:
+        raise devices.DeviceError("no OpenCL platform found")
+
+    monkeypatch.setattr(devices, "list_devices", no_opencl)
+    assert devices.default_target() == "cpu"
+
+
+def test_demo_device_needs_opencl() -> None:
+    _assert_clean_error(run_cli("demo", "--target", "cpu", "--device", "0"), "--device names an OpenCL device")

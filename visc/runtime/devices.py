@@ -76,6 +76,27 @@ def list_devices() -> list[DeviceInfo]:
     return [info for info, _ in _devices()]
 
 
+def default_target() -> str:
+    """The target for a user who names none: ``cuda`` where visc can drive an NVIDIA GPU
+    (pycuda and a device), else ``opencl`` on an OpenCL GPU, else the CPU backend, which
+    beats an OpenCL CPU driver (ResNet-50 on 2 cores: 24 ms against PoCL's 61)."""
+    from visc.runtime.cuda import detect_arch
+
+    if detect_arch() is not None:
+        try:
+            import pycuda.driver  # noqa: F401 - the cuda target runs through pycuda
+        except ImportError:
+            pass
+        else:
+            return "cuda"
+    try:
+        if any(info.kind == "GPU" for info in list_devices()):
+            return "opencl"
+    except DeviceError:
+        pass
+    return "cpu"
+
+
 def _listing(devices: list[tuple[DeviceInfo, Any]]) -> str:
     if not devices:
         return "no OpenCL devices are available"

@@ -5,7 +5,7 @@
     visc run model.visc --input x.npy           run it
     visc bench model.onnx                       latency against onnxruntime
     visc devices                                list OpenCL devices
-    visc demo                                   ResNet-50 end to end, checked against onnxruntime
+    visc demo                                   ResNet-50 end to end on the default device, checked against onnxruntime
     visc tune model.onnx --trials 64            search kernel schedules (records: tuning.db)
     visc records best|export|import             inspect and share tuning records
     visc cache info|clear                       the persistent compile cache
@@ -459,13 +459,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     at_least("--repeat", args.repeat, 1, "timed runs")
     at_least("--seed", args.seed, 0)
-    check_device("opencl", args.device)
+    target = args.target
+    if target == "auto":
+        from visc.runtime.devices import default_target
+
+        target = "opencl" if args.device else default_target()
+    if args.device and target != "opencl":
+        raise UsageError(f"--device names an OpenCL device; --target {target} takes none")
+    if target == "opencl":
+        check_device("opencl", args.device)
     onnx_model, where = _demo_model(args.model, None if args.original_weights else args.seed)
     print(f"model: {where}" + ("" if args.original_weights else
                               f" (placeholder weights replaced by seeded random ones, seed {args.seed})"))
     start = time.perf_counter()
-    model = compile_model(onnx_model, device=args.device)
-    print(f"compiled for opencl in {time.perf_counter() - start:.2f} s "
+    model = compile_model(onnx_model, target=target, device=args.device)
+    print(f"compiled for {target} in {time.perf_counter() - start:.2f} s "
           f"({model.report.num_kernels} kernels, {model.report.num_launches} launches)")
     print(memory_line(model))
     inputs = random_inputs(model.plan.inputs, args.seed)
@@ -564,7 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="compile and run a model-zoo CNN shipped with onnx, checked against onnxruntime")
     s.add_argument("--model", default="resnet50", help="light model name (resnet50, squeezenet, ...)")
-    s.add_argument("--device")
+    s.add_argument("--target", default="auto", choices=["auto", "opencl", "cuda", "cpu"],
+                   help="auto: cuda on an NVIDIA GPU, else opencl on an OpenCL GPU, else cpu")
+    s.add_argument("--device", help="an OpenCL device (implies --target opencl with auto)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--repeat", type=int, default=5)
     s.add_argument("--original-weights", action="store_true",
