@@ -53,8 +53,8 @@ def check_conv2d_depthwise(op: VisionOp, sched: Schedule, cg: int, og: int, oh: 
     if vec not in DEPTHWISE_WIDTHS or vec > ow:
         problems.append(f"schedule vec={vec} with rows must be one of {DEPTHWISE_WIDTHS} and at most the "
                         f"output's {ow} columns")
-    for key in ("tile_oc", "tile_ow", "flat", "pack"):
-        if sched.get(key, 1 if key.startswith("tile") else 0) != (1 if key.startswith("tile") else 0):
+    for key, neutral in (("tile_oc", 1), ("tile_ow", 1), ("flat", 0), ("pack", 0)):
+        if sched.get(key, neutral) != neutral:
             problems.append(f"schedule {key} is not read with rows (a thread walks whole rows)")
     return problems
 
