@@ -804,3 +804,33 @@ def test_corrupt_shipped_records_warn_and_compile(tmp_path, monkeypatch, model_p
     text = " | ".join(str(w.message) for w in caught)
     assert "broken.json" in text and "odd.json" in text and "typo.json" in text and "good.json" not in text
     assert model.metadata["tuned_ops"] == 2  # the readable file still applies
+
+
+def test_tell_gives_way_when_another_run_finishes_the_trial_first(monkeypatch) -> None:
+    """Two runs that popped one queued trial: the one whose tell comes second, even when the
+    other's lands between its look at the trial and its own tell, gives way with
+    UpdateFinishedTrialError (which the search loop skips), not optuna's ValueError."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from visc.tuner.search import _tell
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    trial = study.ask()
+    storage = study._storage
+    real = storage.get_trial
+    looks = {"n": 0}
+
+    def racing_look(trial_id: int):
+        looks["n"] += 1
+        if looks["n"] == 1:  # the look sees it running; the other run tells it right after
+            frozen = real(trial_id)
+            storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [1.0])
+            return frozen
+        return real(trial_id)
+
+    monkeypatch.setattr(storage, "get_trial", racing_look)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        _tell(study, trial, 2.0)
+    assert real(trial._trial_id).values == [1.0]  # the first run's result stands
