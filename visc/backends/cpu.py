@@ -13,6 +13,7 @@ back to the text on a CPU lacking one of their features. The llvmlite set-up (`l
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import IO
 
@@ -27,6 +28,7 @@ from visc.passes.cpu import CPU_KERNEL_MODULE
 from visc.runtime.cpu import host_target_machine, llvm_binding
 
 
+@functools.cache
 def host_vector_bits() -> int:
     """The widest float vector this CPU's registers hold: 512 with AVX-512 (32 registers),
     256 with AVX/AVX2, else 128 (SSE, NEON)."""

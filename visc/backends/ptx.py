@@ -256,9 +256,10 @@ def _codegen(text: str, kernels: list[str], arch: str, version: str, opt_level: 
     from visc.runtime.cpu_native import POOL_MIN_CHARS, compile_jobs, run_tasks
     from visc.runtime.ptx_codegen import compile_ptx, join_ptx, split_kernels
 
-    libdevice = find_libdevice() if "__nv_" in text else None
+    libdevice = None
     if "__nv_" in text:
         _libdevice()  # the clear error where it is missing
+        libdevice = find_libdevice()
     jobs = compile_jobs() if jobs is None else jobs
     units = split_kernels(text, kernels) if jobs > 1 and len(kernels) > 1 and len(text) >= POOL_MIN_CHARS else None
     if units:

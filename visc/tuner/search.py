@@ -321,16 +321,12 @@ def _tell(study: Any, trial: Any, value: float | None = None, state: Any = None)
     """`study.tell`; UpdateFinishedTrialError when another run finished `trial` first. Optuna's
     queue of enqueued trials is not atomic on SQLite (no SELECT ... FOR UPDATE): two runs can
     pop one queued trial, and the second to tell it must give way."""
-    finished = _optuna().exceptions.UpdateFinishedTrialError(f"trial {trial.number} was finished by another run")
-    if study._storage.get_trial(trial._trial_id).state.is_finished():
-        raise finished
     try:
         study.tell(trial, value, state=state)
-    except ValueError:
-        # the other run told it between the look above and this tell ("Cannot tell a
-        # COMPLETE trial"): the same give-way
+    except ValueError:  # "Cannot tell a COMPLETE trial": give way if another run finished it
         if study._storage.get_trial(trial._trial_id).state.is_finished():
-            raise finished from None
+            raise _optuna().exceptions.UpdateFinishedTrialError(
+                f"trial {trial.number} was finished by another run") from None
         raise
 
 

@@ -365,8 +365,8 @@ def lower_conv2d(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
     if sched.get("rows", 0):
         from visc.passes.lowering.conv_depthwise import lower_conv2d_depthwise
 
-        return lower_conv2d_depthwise(op, sched, fl, g, lambda vec: _Plan(op, g, 1, 1, vec, 1, 1, x, w, bias, out, fuse),
-                                      x, w, kernel_hint(op))
+        return lower_conv2d_depthwise(sched, fl, _Plan(op, g, 1, 1, sched.get("vec", 1), 1, 1, x, w, bias, out, fuse),
+                                      kernel_hint(op))
     plan = _Plan(op, g, sched.get("tile_oc", 1), sched.get("tile_ow", 1), sched.get("vec", 1),
                  sched.get("unroll_k", 1), sched.get("unroll_win", 1), x, w, bias, out, fuse)
 

@@ -22,7 +22,6 @@ lanes, at most OW; the last column vector is shifted left the same way), ``wg``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from xdsl.dialects.builtin import VectorType
@@ -33,7 +32,7 @@ from visc.passes.lowering.common import ColumnGroup, Problems, Schedule, check_r
 from visc.passes.lowering.loops import FunctionLowering, Idx, KernelBuilder
 
 if TYPE_CHECKING:
-    from visc.passes.lowering.conv import _Geometry, _Plan
+    from visc.passes.lowering.conv import _Plan
 
 DEPTHWISE_WIDTHS = (4, 8, 16)
 MAX_ROWS = 8
@@ -90,16 +89,15 @@ def _row_vector(k: KernelBuilder, x: SSAValue, n: Idx, c: Idx, ih: Idx, start: i
     return k.vfrom(picked)
 
 
-def lower_conv2d_depthwise(op: VisionOp, sched: Schedule, fl: FunctionLowering, g: _Geometry,
-                           plan_for: Callable[[int], _Plan], x: SSAValue, w: SSAValue, name: str) -> None:
-    """One kernel over (batch, channel, row blocks); `g` is conv.py's geometry and
-    `plan_for(vec)` its store step for one column vector of one channel."""
-    rows, vec = sched.get("rows", 1), sched.get("vec", 1)
+def lower_conv2d_depthwise(sched: Schedule, fl: FunctionLowering, plan: _Plan, name: str) -> None:
+    """One kernel over (batch, channel, row blocks); `plan` is conv.py's plan of one channel
+    by one column vector (its geometry, operands and store step)."""
+    rows, vec = sched.get("rows", 1), plan.vec
+    g, x, w = plan.g, plan.x, plan.w
     blocks = -(-g.oh // rows)
     shifted_rows = blocks * rows > g.oh
     starts = [min(j * vec, g.ow - vec) for j in range(-(-g.ow // vec))]
     shifted_cols = len(starts) * vec > g.ow
-    plan = plan_for(vec)
     typ = elt(x)
     span = (rows - 1) * g.sh + (g.kh - 1) * g.dh + 1  # input rows a block reads
 

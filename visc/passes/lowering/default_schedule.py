@@ -279,6 +279,7 @@ CPU_COLUMN_REDUCTION = 64
 
 def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "opencl") -> dict[str, int]:
     from visc.passes.lowering.conv import flattenable
+    from visc.passes.lowering.conv_depthwise import DEPTHWISE_WIDTHS, is_depthwise
     from visc.passes.lowering.conv_staged import gemm_sizes
 
     if get_int(op, "groups", 1) == 1:
@@ -319,14 +320,13 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "open
     def threads(toc: int, col_threads: int) -> int:
         return n * (o // toc) * oh * col_threads
 
-    if target == "cpu" and og == 1 and cg == 1 and groups > 1:
+    if target == "cpu" and is_depthwise(op, cg, og):
         # the CPU backend's depthwise convs: a thread per channel and block of rows
         # (conv_depthwise.py), vectors as wide as the registers and the output row allow
-        lanes = _lanes(op, traits, target)
-        vec = next((v for v in (16, 8, 4) if v <= min(lanes, ow)), 0)
+        vec = next((v for v in DEPTHWISE_WIDTHS[::-1] if v <= min(_lanes(op, traits, target), ow)), 0)
         if vec:
-            return {"wg": workgroup_size(n * o * _ceil_div(oh, min(oh, DEPTHWISE_ROWS)), traits, max_wg),
-                    "rows": min(oh, DEPTHWISE_ROWS), "vec": vec}
+            rows = min(oh, DEPTHWISE_ROWS)
+            return {"wg": workgroup_size(n * o * _ceil_div(oh, rows), traits, max_wg), "rows": rows, "vec": vec}
 
     if traits is DEVICES["gpu"] and og == 1:
         # depthwise on a GPU: one output per thread. A thread's outputs share no weights,
