@@ -10,6 +10,7 @@ from conftest import make_model, run_onnxruntime
 from onnx import helper
 
 import visc
+from visc.backends.cpu import host_vector_bits
 from visc.compiler import compile_model
 
 CASES = [
@@ -22,6 +23,15 @@ CASES = [
     (3, 3, 34, 3, 1, (0, 0, 0, 0), 1),
     (2, 40, 9, 3, 2, (1, 1, 1, 1), 1),
 ]
+# stride 1, rows narrower than a vector (on AVX-512): each plane walked as one flat row
+FLAT_CASES = [
+    (6, 7, 7, 3, 1, (1, 1, 1, 1), 1),
+    (3, 14, 14, 5, 1, (2, 2, 2, 2), 1),
+    (4, 9, 5, 3, 1, (2, 1, 0, 1), 1),  # asymmetric padding: still as wide as the input
+    (2, 6, 9, 3, 1, (0, 2, 2, 2), 2),  # dilated
+    (3, 5, 11, 3, 1, (0, 1, 2, 1), 1),  # padded below only
+]
+CASES += FLAT_CASES
 
 
 def _model(c: int, h: int, w: int, k: int, s: int, pads: tuple[int, ...], d: int, rng, silu: bool = True):
@@ -48,6 +58,8 @@ def test_depthwise_matches_onnxruntime(rng, case) -> None:
 
     compiled = compile_model(model, target="cpu", cache=False, print_ir_after=after)
     assert schedules and all("rows" in s for s in schedules), schedules  # the row-block kernel ran
+    if case in FLAT_CASES and host_vector_bits() >= 512:  # rows narrower than 16 lanes: a flat plane
+        assert all("flat" in s for s in schedules), schedules
     (y,) = compiled.run([x])
     (want,) = run_onnxruntime(model, {"x": x})
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
@@ -65,3 +77,24 @@ def test_depthwise_with_residual_matches_onnxruntime(rng) -> None:
     (y,) = visc.compile(model, target="cpu", cache=False).run([x])
     (want,) = run_onnxruntime(model, {"x": x})
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+
+
+def test_flat_depthwise_with_residual_matches_onnxruntime(rng) -> None:
+    """The flat plane's store goes through flat views of the output and of a fused residual."""
+    c, h, w = 8, 7, 7
+    weight = rng.standard_normal((c, 1, 5, 5)).astype(np.float32)
+    model = make_model(
+        [helper.make_node("Conv", ["x", "w"], ["c"], group=c, pads=[2, 2, 2, 2]),
+         helper.make_node("Add", ["c", "x"], ["a"]), helper.make_node("Relu", ["a"], ["y"])],
+        {"x": ((2, c, h, w), np.float32)}, ["y"], {"w": weight})
+    x = rng.standard_normal((2, c, h, w)).astype(np.float32)
+    schedules: list[str] = []
+
+    def after(name: str, module) -> None:
+        if name.startswith("vision-default-schedule"):
+            schedules.extend(str(op.attributes["schedule"]) for op in module.walk() if op.name == "vision.conv2d")
+
+    (y,) = compile_model(model, target="cpu", cache=False, print_ir_after=after).run([x])
+    (want,) = run_onnxruntime(model, {"x": x})
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+    assert "flat" in schedules[0] or host_vector_bits() < 512, schedules

@@ -174,6 +174,10 @@ def test_conv2d_shapes(case: dict[str, Any]) -> None:
     dict(x_shape=(1, 3, 13, 13), o=16, k=(7, 7), strides=(2, 2), pads=(3, 3, 3, 3), bias=False,
          schedule={"wg": 2, "pack": 16, "tile_oc": 16, "tile_ow": 7}),
     dict(x_shape=(1, 4, 3, 3), o=8, k=(3, 3), pads=(1, 1, 1, 1), schedule={"wg": 1, "pack": 8, "tile_oc": 8, "tile_ow": 3}),
+    # first, middle and (shifted) last column tiles over the padding, dilated
+    dict(x_shape=(1, 6, 5, 17), o=8, k=(3, 3), pads=(2, 2, 2, 2), dilations=(2, 2),
+         schedule={"wg": 4, "pack": 8, "tile_oc": 8, "tile_ow": 4}),
+    dict(x_shape=(2, 4, 4, 9), o=16, k=(3, 5), pads=(1, 2, 1, 1), schedule={"wg": 4, "pack": 4, "tile_oc": 8, "tile_ow": 5}),
 ])
 def test_conv2d_packed_weights(case: dict[str, Any]) -> None:
     conv_case(**case)

@@ -9,7 +9,9 @@ conv2d reads these schedule keys:
                  output columns held in one vector accumulator. 1 = scalar threads.
 * ``flat``       1: treat the output rows as one row of OH*OW columns (only for a 1x1 kernel
                  at stride 1 without padding, through `vision.reshape` views), so small images
-                 still fill whole vectors; tile_ow and vec then count flat columns.
+                 still fill whole vectors; tile_ow and vec then count flat columns. With
+                 ``rows``, a depthwise window at stride 1 over rows as wide as the input's
+                 (conv_depthwise.py).
 * ``unroll_k``   unroll hint of the input-channel loop (0 = fully; 1 = none).
 * ``unroll_win`` unroll hint of the kernel-window loops kh, kw (0 = fully; 1 = none).
 
@@ -131,7 +133,14 @@ def check_conv2d(op: VisionOp, sched: Schedule) -> Problems:
     if sched.get("threads_k", 1) != 1:
         problems.append(f"schedule threads_k={sched.get('threads_k', 1)} needs stage=3 (the split reduction)")
     flat = check_range(problems, sched, "flat", 0, 0, 1)
-    if flat and not flattenable(op):
+    if flat and sched.get("rows", 0):
+        from visc.passes.lowering.conv_depthwise import flat_depthwise
+
+        if not flat_depthwise(op):
+            problems.append("schedule flat=1 with rows needs stride 1, output rows as wide as the input's and "
+                            "fuse operands that broadcast over whole rows")
+        g = replace(g, oh=1, ow=g.oh * g.ow)
+    elif flat and not flattenable(op):
         problems.append("schedule flat=1 needs a 1x1 kernel, stride 1, no padding and fuse operands "
                         "that broadcast over whole rows")
     elif flat:
@@ -339,6 +348,10 @@ def flattenable(op: VisionOp) -> bool:
     g = _geometry(op)
     if (g.kh, g.kw, g.sh, g.sw, g.pt, g.pl) != (1, 1, 1, 1, 0, 0) or get_ints(op, "pads") != (0, 0, 0, 0):
         return False
+    return _flat_fuse_ok(op, g)
+
+
+def _flat_fuse_ok(op: VisionOp, g: _Geometry) -> bool:
     return all(_flat_fuse_shape(shape_of(f), g.oh, g.ow) is not None for f in op.fuse)
 
 
@@ -351,6 +364,7 @@ def lower_conv2d(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
     x, w, out = op.ins[0], op.ins[1], op.outs[0]
     bias = op.ins[2] if len(op.ins) == 3 else None
     fuse = list(op.fuse)
+    window = g
     if sched.get("flat", 0):
         node = node_name(op)
         x = fl.view(x, (g.n, g.c, 1, g.h * g.w), node + ":flat_in")
@@ -366,7 +380,7 @@ def lower_conv2d(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
         from visc.passes.lowering.conv_depthwise import lower_conv2d_depthwise
 
         return lower_conv2d_depthwise(sched, fl, _Plan(op, g, 1, 1, sched.get("vec", 1), 1, 1, x, w, bias, out, fuse),
-                                      kernel_hint(op))
+                                      kernel_hint(op), window if sched.get("flat", 0) else None)
     plan = _Plan(op, g, sched.get("tile_oc", 1), sched.get("tile_ow", 1), sched.get("vec", 1),
                  sched.get("unroll_k", 1), sched.get("unroll_win", 1), x, w, bias, out, fuse)
 

@@ -17,7 +17,12 @@ taps of every output row of its block that uses it, so a row block of R rows loa
 
 Keys: ``rows`` (output rows per thread, 1..min(OH, 8); the last block is shifted up to end
 at the last row and skips storing the rows its neighbour stores), ``vec`` (4, 8 or 16
-lanes, at most OW; the last column vector is shifted left the same way), ``wg``.
+lanes, at most OW; the last column vector is shifted left the same way), ``flat``, ``wg``.
+
+With ``flat = 1`` (and then ``rows = 1``) a thread walks its channel's whole plane as one
+flat row (`_lower_flat`): for rows narrower than a vector (7x7, 14x14), where row vectors
+would leave lanes idle and nearly every one would cross the padding. It needs stride 1 and
+output rows as wide as the input's, so that a tap is a fixed offset of the flat index.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from visc.passes.lowering.common import ColumnGroup, Problems, Schedule, check_r
 from visc.passes.lowering.loops import FunctionLowering, Idx, KernelBuilder
 
 if TYPE_CHECKING:
-    from visc.passes.lowering.conv import _Plan
+    from visc.passes.lowering.conv import _Geometry, _Plan
 
 DEPTHWISE_WIDTHS = (4, 8, 16)
 MAX_ROWS = 8
@@ -52,7 +57,7 @@ def check_conv2d_depthwise(op: VisionOp, sched: Schedule, cg: int, og: int, oh: 
     if vec not in DEPTHWISE_WIDTHS or vec > ow:
         problems.append(f"schedule vec={vec} with rows must be one of {DEPTHWISE_WIDTHS} and at most the "
                         f"output's {ow} columns")
-    for key, neutral in (("tile_oc", 1), ("tile_ow", 1), ("flat", 0), ("pack", 0)):
+    for key, neutral in (("tile_oc", 1), ("tile_ow", 1), ("pack", 0)):
         if sched.get(key, neutral) != neutral:
             problems.append(f"schedule {key} is not read with rows (a thread walks whole rows)")
     return problems
@@ -89,9 +94,29 @@ def _row_vector(k: KernelBuilder, x: SSAValue, n: Idx, c: Idx, ih: Idx, start: i
     return k.vfrom(picked)
 
 
-def lower_conv2d_depthwise(sched: Schedule, fl: FunctionLowering, plan: _Plan, name: str) -> None:
+def flat_depthwise(op: VisionOp) -> bool:
+    """Whether depthwise `op` may run with ``flat = 1`` (`flat_window`, and fuse operands
+    that follow the flattened output)."""
+    from visc.passes.lowering.conv import _flat_fuse_ok, _geometry
+
+    g = _geometry(op)
+    return flat_window(g) and _flat_fuse_ok(op, g)
+
+
+def flat_window(g: _Geometry) -> bool:
+    """Whether every tap of a depthwise window reads the input pixel at a fixed offset from
+    the output pixel's flat index (stride 1, output rows as wide as the input's), so the
+    plane can be walked as one flat row (``flat = 1``)."""
+    return (g.sh, g.sw) == (1, 1) and g.ow == g.w
+
+
+def lower_conv2d_depthwise(sched: Schedule, fl: FunctionLowering, plan: _Plan, name: str,
+                           window: _Geometry | None = None) -> None:
     """One kernel over (batch, channel, row blocks); `plan` is conv.py's plan of one channel
-    by one column vector (its geometry, operands and store step)."""
+    by one column vector (its geometry, operands and store step). With ``flat``, `plan` is
+    over the flattened plane and `window` is the conv's own geometry."""
+    if window is not None:
+        return _lower_flat(sched, fl, plan, name, window)
     rows, vec = sched.get("rows", 1), plan.vec
     g, x, w = plan.g, plan.x, plan.w
     blocks = -(-g.oh // rows)
@@ -148,3 +173,43 @@ def lower_conv2d_depthwise(sched: Schedule, fl: FunctionLowering, plan: _Plan, n
                     store()
 
     fl.kernel(name, [g.n, g.o, blocks], sched.wg, body)
+
+
+def _lower_flat(sched: Schedule, fl: FunctionLowering, plan: _Plan, name: str, g: _Geometry) -> None:
+    """A thread per (batch, channel) walks its whole plane as one flat row of vectors (small
+    images: 7x7 and 14x14 rows fill a quarter or a half of a 16-lane vector, and each of their
+    vectors runs into the padding). A tap (kh, kw) reads the input at the flat offset
+    (kh * dh - pt) * W + kw * dw - pl from the output's index, so each vector of a tap is one
+    load at a static position; the lanes whose row or column falls in the padding are known
+    here and zeroed (inserts that LLVM folds into one blend)."""
+    vec, plane = plan.vec, g.oh * g.ow
+    starts = [min(j * vec, plane - vec) for j in range(-(-plane // vec))]
+    shifted = len(starts) * vec > plane
+    typ = elt(plan.x)
+
+    def body(k: KernelBuilder, ivs: list[Idx]) -> None:
+        n, c = ivs
+        zero = k.const(0.0, typ)
+        zero_v = k.vbroadcast(zero, vec)
+        weights: dict[tuple[int, int], SSAValue] = {}
+        for j, p0 in enumerate(starts):
+            acc = zero_v
+            for kh in range(g.kh):
+                dr = kh * g.dh - g.pt
+                for kw in range(g.kw):
+                    dc = kw * g.dw - g.pl
+                    ok = [0 <= (p0 + q) // g.ow + dr < g.h and 0 <= (p0 + q) % g.ow + dc < g.w for q in range(vec)]
+                    if not any(ok):
+                        continue
+                    src = p0 + dr * g.w + dc  # lanes outside the plane come zero already
+                    xv = _row_vector(k, plan.x, n, c, 0, src, 1, vec, g.h * g.w, zero)
+                    for q in range(vec):
+                        if not ok[q] and 0 <= src + q < g.h * g.w:
+                            xv = k.vinsert(zero, xv, q)
+                    if (kh, kw) not in weights:
+                        weights[kh, kw] = k.vbroadcast(k.load(plan.w, [c, 0, kh, kw]), vec)
+                    acc = k.vfma(xv, weights[kh, kw], acc)
+            group = ColumnGroup(p0, True, p0, p0, shifted and j == len(starts) - 1)
+            plan.store(k, n, [c], 0, [group], [acc])
+
+    fl.kernel(name, [g.n, g.o], sched.wg, body)

@@ -275,11 +275,17 @@ DEPTHWISE_ROWS = 4  # output rows per thread of a CPU depthwise conv (conv_depth
 # a stride-1 conv whose reduction (channels x window) is shorter than this runs with column
 # vectors on the CPU backend (measured on AVX-512: 27 taps 22x faster, 144 and 288 even)
 CPU_COLUMN_REDUCTION = 64
+# ... but a 1x1 conv over at most this many pixels with at least this many input channels
+# keeps channel vectors where its channels fill whole registers: a short row wastes column
+# lanes, and a column tile's inputs stream from the L2 (AVX-512, 2 cores: 384 -> 64 at 14x14 46 -> 27 us, 512 -> 2048 at 7x7 269 ->
+# 220 us, 1024 -> 256 at 14x14 252 -> 212; at 28x28 columns stay ahead or even)
+CPU_PACKED_PLANE = 196
+CPU_PACKED_REDUCTION = 128
 
 
 def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "opencl") -> dict[str, int]:
     from visc.passes.lowering.conv import flattenable
-    from visc.passes.lowering.conv_depthwise import DEPTHWISE_WIDTHS, is_depthwise
+    from visc.passes.lowering.conv_depthwise import DEPTHWISE_WIDTHS, flat_depthwise, is_depthwise
     from visc.passes.lowering.conv_staged import gemm_sizes
 
     if get_int(op, "groups", 1) == 1:
@@ -308,8 +314,10 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "open
     # shorter than a vector (squeeze-and-excitation's 1x1 images) and strided convs (whose
     # column vectors gather) keep channel vectors
     sh, sw = get_ints(op, "strides")
-    columns = target == "cpu" and ow >= _lanes(op, traits, target) and (
-        flat or ((sh, sw) == (1, 1) and cg * kh * kw < CPU_COLUMN_REDUCTION))
+    lanes = _lanes(op, traits, target)
+    columns = target == "cpu" and ow >= lanes and (
+        (flat and (ow > CPU_PACKED_PLANE or cg < CPU_PACKED_REDUCTION or og % lanes))
+        or ((sh, sw) == (1, 1) and cg * kh * kw < CPU_COLUMN_REDUCTION))
     if traits is DEVICES["cpu"] and not columns:
         packed = _packed_conv(op, traits, max_wg, target, oh, ow)
         if packed is not None:
@@ -322,8 +330,13 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "open
 
     if target == "cpu" and is_depthwise(op, cg, og):
         # the CPU backend's depthwise convs: a thread per channel and block of rows
-        # (conv_depthwise.py), vectors as wide as the registers and the output row allow
-        vec = next((v for v in DEPTHWISE_WIDTHS[::-1] if v <= min(_lanes(op, traits, target), ow)), 0)
+        # (conv_depthwise.py), vectors as wide as the registers and the output row allow;
+        # rows shorter than a vector walk the plane as one flat row where the window allows
+        # (AVX-512: EfficientNet-B0's 5x5 over 1152 channels at 7x7 92 -> 42 us, 3x3 65 -> 24,
+        # 5x5 over 672 at 14x14 139 -> 90; the model 0.92x, EfficientNetV2-S 0.83x)
+        if ow < lanes <= oh * ow and flat_depthwise(op):
+            return {"wg": workgroup_size(n * o, traits, max_wg), "rows": 1, "flat": 1, "vec": lanes}
+        vec = next((v for v in DEPTHWISE_WIDTHS[::-1] if v <= min(lanes, ow)), 0)
         if vec:
             rows = min(oh, DEPTHWISE_ROWS)
             return {"wg": workgroup_size(n * o * _ceil_div(oh, rows), traits, max_wg), "rows": rows, "vec": vec}
@@ -335,7 +348,7 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "open
         return {"wg": workgroup_size(threads(1, ow), traits, max_wg), "tile_oc": 1, "tile_ow": 1,
                 "unroll_k": 0 if cg <= 16 else 1, "unroll_win": 0 if kh * kw <= 9 else 1}
 
-    tile = _pick_tile(_divisors(og, (8, 4, 2, 1)), ow, _lanes(op, traits, target), threads, traits)
+    tile = _pick_tile(_divisors(og, (8, 4, 2, 1)), ow, lanes, threads, traits)
     sched = {
         "wg": workgroup_size(tile.threads, traits, max_wg),
         "tile_oc": tile.rows,
