@@ -2,7 +2,8 @@
 
 // Two relus of the same shape outline into structurally identical host functions: the
 // CPU kernel module keeps one, and both launches call it (ResNet-50: 57 loops, 30 kernels).
-// A relu of another shape is a kernel of its own.
+// A relu of another size is a kernel of its own. (Maps run over their coalesced dims: 24
+// and 16 elements.)
 
 func.func @main(%a: memref<2x3x4xf32>, %b: memref<2x3x4xf32>, %c: memref<2x3x4xf32>, %d: memref<4x4xf32>, %e: memref<4x4xf32>) {
   vision.map ins(%a : memref<2x3x4xf32>) outs(%b : memref<2x3x4xf32>) {onnx_node = "relu1", schedule = #vision.schedule<{wg = 32 : i64}>} body {
@@ -27,10 +28,10 @@ func.func @main(%a: memref<2x3x4xf32>, %b: memref<2x3x4xf32>, %c: memref<2x3x4xf
 }
 
 // CHECK:      "gpu.module"() <{sym_name = "cpu_kernels"}>
-// CHECK:      "gpu.func"() <{function_type = (memref<2x3x4xf32>, memref<2x3x4xf32>, index, index) -> ()}>
+// CHECK:      "gpu.func"() <{function_type = (memref<24xf32>, memref<24xf32>, index, index) -> ()}>
 // CHECK:      sym_name = "[[K1:cpu_map_relu1]]"
-// CHECK-NOT:  function_type = (memref<2x3x4xf32>, memref<2x3x4xf32>, index, index)
-// CHECK:      "gpu.func"() <{function_type = (memref<4x4xf32>, memref<4x4xf32>, index, index) -> ()}>
+// CHECK-NOT:  function_type = (memref<24xf32>, memref<24xf32>, index, index)
+// CHECK:      "gpu.func"() <{function_type = (memref<16xf32>, memref<16xf32>, index, index) -> ()}>
 // CHECK:      sym_name = "[[K3:cpu_map_relu3]]"
 // CHECK:      func.func @main
 // CHECK:        "gpu.launch_func"({{.*}}) <{kernel = @cpu_kernels::@[[K1]]
