@@ -100,6 +100,11 @@ class CompiledFunctions:
         return address
 
 
+def default_threads() -> int:
+    """The CPU executor's threads unless told: VISC_CPU_THREADS, else every core."""
+    return int(os.environ.get("VISC_CPU_THREADS", 0)) or os.cpu_count() or 1
+
+
 def _aligned(nbytes: int) -> np.ndarray:
     raw = np.zeros(nbytes + ALIGN, dtype=np.uint8)
     start = (-raw.ctypes.data) % ALIGN
@@ -136,7 +141,7 @@ class CPUExecutor:
                  threads: int | None = None, slots: int = 1, native: NativeCode | bytes | None = None):
         self.plan = plan
         self.slots = max(1, int(slots))
-        self.threads = threads or int(os.environ.get("VISC_CPU_THREADS", 0)) or os.cpu_count() or 1
+        self.threads = threads or default_threads()
         self.compiled = CompiledFunctions(llvm_ir, native)
         self.pool = Workers(self.compiled.engine, self.threads - 1) if self.threads > 1 else None
         self._run_native = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
@@ -265,4 +270,4 @@ class CPUExecutor:
             self.pool.close()
 
 
-__all__ = ["CPUExecutor", "CompiledFunctions", "llvm_binding", "host_target_machine", "ALIGN"]
+__all__ = ["CPUExecutor", "CompiledFunctions", "llvm_binding", "host_target_machine", "default_threads", "ALIGN"]

@@ -30,6 +30,7 @@ runtime which device it will run on):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -228,6 +229,16 @@ def cpu_vector_registers(target: str) -> tuple[int, int]:
     return 256, 16
 
 
+@functools.cache
+def cpu_backend_threads() -> int:
+    """Threads a CPU backend kernel needs to keep this host's cores busy: `GRAINS_PER_THREAD`
+    grains for each of the executor's threads (the runtime cuts a launch into as many)."""
+    from visc.runtime.cpu import default_threads
+    from visc.runtime.cpu_workers import GRAINS_PER_THREAD
+
+    return GRAINS_PER_THREAD * default_threads()
+
+
 def _packed_conv(op: VisionOp, traits: TargetTraits, max_wg: int, target: str, oh: int, ow: int) -> dict[str, int] | None:
     """The packed-weight conv schedule (conv_packed.py) on a CPU: channel vectors as wide as
     the registers, and the tile with the most useful accumulators within half the vector
@@ -258,8 +269,10 @@ def _packed_conv(op: VisionOp, traits: TargetTraits, max_wg: int, target: str, o
                 # least waste (2x8 at 56, 2x7 at 28 and 13). Measured against the 4x4 the general
                 # rank picks, AVX-512, ResNet's 3x3 convs: 64 channels at 112x112 1.9 vs 2.65 ms,
                 # 128 at 28x28 0.51 vs 0.88, 512 at 7x7 0.64 vs 0.72 (a tile over fewer columns
-                # re-reads its weights more)
-                rank: tuple[object, ...] = (threads >= traits.min_threads, nvec == 2, round(eff * tow, 2), eff)
+                # re-reads its weights more). Enough threads is a few grains per core of this
+                # host (`cpu_backend_threads`), not PoCL's 64: 1152 -> 192 at 7x7 ran 2x4 tiles
+                # for 78 threads in 82 us, 2x7 for 42 in 54 us on 2 cores
+                rank: tuple[object, ...] = (threads >= cpu_backend_threads(), nvec == 2, round(eff * tow, 2), eff)
             else:
                 rank = (threads >= traits.min_threads, round(eff * nvec * tow, 2), nvec * tow / (nvec + tow))
             options.append((rank, nvec, tow, threads))
