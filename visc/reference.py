@@ -361,8 +361,8 @@ def _acc_dtype(dt: np.dtype) -> np.dtype:
 
 def _conv2d(op: vision.VisionOp, args: list[np.ndarray], fuse: Sequence[np.ndarray]) -> np.ndarray:
     x, w = args[0], args[1]
-    if w.ndim == 5:  # packed_oc: (O/V, C/g, KH, KW, V) -> OIHW
-        w = w.transpose(0, 4, 1, 2, 3).reshape(-1, *w.shape[1:4])
+    if w.ndim == 5:  # packed_oc: (O/V, KH, KW, C/g, V) -> OIHW
+        w = w.transpose(0, 4, 3, 1, 2).reshape(-1, w.shape[3], *w.shape[1:3])
     oh, ow = _out(op)[0][2:]
     sh, sw = get_ints(op, "strides")
     pt, pl, _pb, _pr = get_ints(op, "pads")

@@ -82,3 +82,14 @@ func.func @classes13(%x : tensor<1x512x13x13xf32>, %w : tensor<1000x512x1x1xf32>
   %y = vision.conv2d ins(%x, %w : tensor<1x512x13x13xf32>, tensor<1000x512x1x1xf32>) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, onnx_node = "classes13"} -> tensor<1x1000x13x13xf32>
   func.return %y : tensor<1x1000x13x13xf32>
 }
+
+// A stride-2 stem with a short reduction (3 x 3x3 = 27) takes column vectors too: a strided
+// column vector is two whole-vector loads and a shuffle (conv.py).
+// CHECK-LABEL: func.func @stem_s2
+// CHECK: vision.conv2d
+// CHECK-NOT: pack
+// CHECK-SAME: vec = {{4|8|16}} : i64
+func.func @stem_s2(%x : tensor<1x3x224x224xf32>, %w : tensor<32x3x3x3xf32>) -> tensor<1x32x112x112xf32> {
+  %y = vision.conv2d ins(%x, %w : tensor<1x3x224x224xf32>, tensor<32x3x3x3xf32>) {strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, onnx_node = "stem_s2"} -> tensor<1x32x112x112xf32>
+  func.return %y : tensor<1x32x112x112xf32>
+}

@@ -1,12 +1,12 @@
 // RUN: visc-opt %s -p vision-pack-weights | filecheck %s
 
-// A conv whose schedule has pack = 8 reads its weight as (O/8, C, KH, KW, 8): the pass adds
+// A conv whose schedule has pack = 8 reads its weight as (O/8, KH, KW, C, 8): the pass adds
 // the packed weight, marks the conv with packed_oc and drops the unused original. A conv
 // without pack is left alone.
 
-// CHECK:      %w_oc8 = vision.weight @w_oc8 : memref<2x4x3x3x8xf32>
+// CHECK:      %w_oc8 = vision.weight @w_oc8 : memref<2x3x3x4x8xf32>
 // CHECK-NOT:  vision.weight @w :
-// CHECK:      vision.conv2d ins(%x, %w_oc8, %b : memref<1x4x6x6xf32>, memref<2x4x3x3x8xf32>, memref<16xf32>) outs(%y : memref<1x16x6x6xf32>) {{.*}}packed_oc = 8 : i64
+// CHECK:      vision.conv2d ins(%x, %w_oc8, %b : memref<1x4x6x6xf32>, memref<2x3x3x4x8xf32>, memref<16xf32>) outs(%y : memref<1x16x6x6xf32>) {{.*}}packed_oc = 8 : i64
 // CHECK:      %v = vision.weight @v : memref<16x4x1x1xf32>
 // CHECK:      vision.conv2d ins(%x, %v : memref<1x4x6x6xf32>, memref<16x4x1x1xf32>)
 // CHECK-NOT:  packed_oc

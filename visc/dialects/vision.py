@@ -530,7 +530,7 @@ class Conv2dOp(_EpilogueOp):
         lanes = get_int(self, "packed_oc", 0)
         if lanes:
             _check(len(packed) == 5 and packed[4] == lanes, self,
-                   f"packed_oc = {lanes} needs a weight of shape (O/{lanes}, C/groups, KH, KW, {lanes})")
+                   f"packed_oc = {lanes} needs a weight of shape (O/{lanes}, KH, KW, C/groups, {lanes})")
         w = conv_weight_shape(self)
         _check(len(x) == 4 and len(w) == 4 and len(out) == 4, self, "x, w and output must be 4-D (NCHW, OIHW)")
         s, p, d = get_ints(self, "strides"), get_ints(self, "pads"), get_ints(self, "dilations")
@@ -547,12 +547,12 @@ class Conv2dOp(_EpilogueOp):
 
 def conv_weight_shape(op: VisionOp) -> tuple[int, ...]:
     """A conv2d weight's logical (O, C/groups, KH, KW), also when it is stored packed:
-    ``packed_oc = V`` means the weight operand is (O/V, C/groups, KH, KW, V), so V output
+    ``packed_oc = V`` means the weight operand is (O/V, KH, KW, C/groups, V), so V output
     channels of one (c, kh, kw) tap are adjacent (one vector load; see vision-pack-weights)."""
     w = shape_of(op.ins[1])
     lanes = get_int(op, "packed_oc", 0)
     if lanes and len(w) == 5:
-        return (w[0] * w[4], *w[1:4])
+        return (w[0] * w[4], w[3], w[1], w[2])
     return w
 
 

@@ -234,7 +234,9 @@ class _Plan:
         ih0 = k.sub(k.mul(oh, g.sh), g.pt)
         ih0_range = (-g.pt, (g.oh - 1) * g.sh - g.pt)
         iw0 = [(k.sub(k.mul(c.col, g.sw), g.pl), c.lo * g.sw - g.pl, c.hi * g.sw - g.pl) for c in cols]
-        span = (vec - 1) * g.sw  # first to last input column of a vector of outputs
+        # first to last input column a vector of outputs reads directly: at stride s, s whole
+        # vectors whose every s-th lane it picks (s - 1 columns past its last tap)
+        span = vec * g.sw - 1
 
         def over_kh(kh: Idx, accs: list[SSAValue]) -> list[SSAValue]:
             kh_lo, kh_hi = (kh, kh) if isinstance(kh, int) else (0, g.kh - 1)
@@ -277,7 +279,10 @@ class _Plan:
                         a = starts[j][0]
                         if g.sw == 1:
                             return [k.vload(x, [n, ci, ih, a], vec)]
-                        return [k.vfrom([k.load(x, [n, ci, ih, k.add(a, q * g.sw)]) for q in range(vec)])]
+                        # strided: lane q is lane q*s of s consecutive vector loads (extracts
+                        # and inserts that compilers fold into shuffles), not vec scalar loads
+                        whole = [k.vload(x, [n, ci, ih, k.add(a, i * vec)], vec) for i in range(g.sw)]
+                        return [k.vfrom([k.vextract(whole[q * g.sw // vec], q * g.sw % vec) for q in range(vec)])]
 
                     def masked() -> list[SSAValue]:
                         return [k.vfrom([k.select(ok, k.load(x, [n, ci, ih, iw]), zero_s) for iw, ok in lanes[j]])]

@@ -3,7 +3,7 @@
 The plain conv2d kernel (conv.py) vectorizes along output columns, which wastes lanes when
 rows are short (ResNet's 7x7 and 14x14 layers fill 7 or 14 of 16 lanes) and reads ``tile_oc``
 weights as scalars from addresses C*KH*KW apart. With ``pack = V`` (4, 8 or 16),
-`vision-pack-weights` has stored the weight as (O/V, C/groups, KH, KW, V): the V output
+`vision-pack-weights` has stored the weight as (O/V, KH, KW, C/groups, V): the V output
 channels of one tap are adjacent, one aligned vector load. A thread then owns
 ``tile_oc / V`` channel vectors x ``tile_ow`` consecutive output columns; each input pixel it
 reads is one scalar broadcast into every channel vector, so no lane is ever idle and the
@@ -145,7 +145,7 @@ def lower_conv2d_packed(op: VisionOp, sched: Schedule, fl: FunctionLowering, g: 
                         for iw, ok in taps:
                             v = k.load(x, [n, ci, ih, iw])
                             xs.append(k.vbroadcast(k.select(ok, v, zero_s) if masked else v, lanes))
-                        ws = [k.vload(w, [k.add(blk0, i), c, kh, kw, 0], lanes) for i in range(nvec)]
+                        ws = [k.vload(w, [k.add(blk0, i), kh, kw, c, 0], lanes) for i in range(nvec)]
                         return [k.vfma(ws[i], xs[j], accs[i * tow + j]) for i in range(nvec) for j in range(tow)]
 
                     return k.loop(0, g.cg, accs, over_c, unroll=unroll_k)

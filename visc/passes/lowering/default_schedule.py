@@ -288,6 +288,9 @@ DEPTHWISE_ROWS = 4  # output rows per thread of a CPU depthwise conv (conv_depth
 # a stride-1 conv whose reduction (channels x window) is shorter than this runs with column
 # vectors on the CPU backend (measured on AVX-512: 27 taps 22x faster, 144 and 288 even)
 CPU_COLUMN_REDUCTION = 64
+# ... at strides up to this (a strided column vector is that many whole-vector loads and a
+# shuffle: MobileNetV2's 3 -> 32 stem at stride 2, 3x3, 275 -> 96 us with channel vectors)
+CPU_COLUMN_STRIDE = 2
 # ... but a 1x1 conv over at most this many pixels with at least this many input channels
 # keeps channel vectors where its channels fill whole registers: a short row wastes column
 # lanes, and a column tile's inputs stream from the L2 (AVX-512, 2 cores: 384 -> 64 at 14x14 46 -> 27 us, 512 -> 2048 at 7x7 269 ->
@@ -323,14 +326,14 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "open
     # the CPU backend's 1x1 convs are a GEMM over one long row: column vectors store whole
     # vectors, while channel vectors (packed) leave lane by lane, which costs more than the
     # multiply-adds when the input has few channels (EfficientNet-B0: 12 -> 6 ms); so do
-    # stride-1 convs with a short reduction (VGG's 3 -> 64 3x3 at 224: 11.3 -> 0.5 ms). Rows
-    # shorter than a vector (squeeze-and-excitation's 1x1 images) and strided convs (whose
-    # column vectors gather) keep channel vectors
+    # convs at stride 1 or 2 with a short reduction (VGG's 3 -> 64 3x3 at 224: 11.3 -> 0.5 ms;
+    # CPU_COLUMN_STRIDE). Rows shorter than a vector (squeeze-and-excitation's 1x1 images)
+    # keep channel vectors
     sh, sw = get_ints(op, "strides")
     lanes = _lanes(op, traits, target)
     columns = target == "cpu" and ow >= lanes and (
         (flat and (ow > CPU_PACKED_PLANE or cg < CPU_PACKED_REDUCTION or og % lanes))
-        or ((sh, sw) == (1, 1) and cg * kh * kw < CPU_COLUMN_REDUCTION))
+        or (sw <= CPU_COLUMN_STRIDE and cg * kh * kw < CPU_COLUMN_REDUCTION))
     if traits is DEVICES["cpu"] and not columns:
         packed = _packed_conv(op, traits, max_wg, target, oh, ow)
         if packed is not None:
