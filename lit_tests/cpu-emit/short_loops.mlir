@@ -5,8 +5,9 @@
 // loop vectorizer whole: its back edge names a distinct !llvm.loop node that disables
 // unrolling and interleaving (fully unrolled, LLVM vectorized the loop around it with
 // gathers; interleaved four times, 49 iterations were too few for a 16-lane vector body).
-// Loops around other loops, longer loops and loops of vectors get no hints. The nodes follow
-// their function, so each function's text stays a self-contained unit.
+// Loops around other loops, longer loops and loops of vectors get no hints. A loop the
+// lowering marked vision.unroll = 0 (the packed conv's lane stores) is unrolled fully. The
+// nodes follow their function, so each function's text stays a self-contained unit.
 
 // CHECK:      define void @"cpu_scale"
 // CHECK:        br label %{{.*}}, !llvm.loop ![[L:[0-9]+]]
@@ -19,6 +20,11 @@
 // CHECK-NOT:  !llvm.loop
 // CHECK:      define void @"cpu_vectors"
 // CHECK-NOT:  !llvm.loop
+// CHECK:      define void @"cpu_lanes"
+// CHECK:        br label %{{.*}}, !llvm.loop ![[F:[0-9]+]]
+// CHECK:      }
+// CHECK-NEXT: ![[F]] = distinct !{![[F]], ![[FULL:[0-9]+]]}
+// CHECK-NEXT: ![[FULL]] = !{!"llvm.loop.unroll.full"}
 builtin.module attributes {gpu.container_module} {
   "gpu.module"() <{sym_name = "cpu_kernels"}> ({
     "gpu.func"() <{function_type = (memref<8x49xf32>, memref<8xf32>, memref<8x49xf32>, index, index) -> ()}> ({
@@ -61,5 +67,16 @@ builtin.module attributes {gpu.container_module} {
       vector.store %sum, %y[%c0] : memref<4xf32>, vector<4xf32>
       "gpu.return"() : () -> ()
     }) {sym_name = "cpu_vectors"} : () -> ()
+    "gpu.func"() <{function_type = (memref<16xf32>, memref<16xf32>, index, index) -> ()}> ({
+    ^bb0(%x: memref<16xf32>, %y: memref<16xf32>, %begin: index, %end: index):
+      %c0 = arith.constant 0 : index
+      %c1 = arith.constant 1 : index
+      %c16 = arith.constant 16 : index
+      scf.for %q = %c0 to %c16 step %c1 {
+        %a = memref.load %x[%q] : memref<16xf32>
+        memref.store %a, %y[%q] : memref<16xf32>
+      } {vision.unroll = 0 : i64}
+      "gpu.return"() : () -> ()
+    }) {sym_name = "cpu_lanes"} : () -> ()
   }) : () -> ()
 }

@@ -63,24 +63,33 @@ func.func @odd3x3(%x : tensor<1x48x13x13xf32>, %w : tensor<192x48x3x3xf32>) -> t
   func.return %y : tensor<1x192x13x13xf32>
 }
 
-// A 1x1 conv over a small image (at most 14x14) with a long reduction (at least 128 input
+// A 1x1 conv over a small image (at most 7x7) with a long reduction (at least 128 input
 // channels) keeps channel vectors: the flattened row would waste column lanes and a column
-// tile's inputs stream from the L2. Its 1000 channels would not fill whole registers.
-// CHECK-LABEL: func.func @project14
+// tile's inputs stream from the L2. Not with 1000 channels (no whole registers), nor at 14x14.
+// CHECK-LABEL: func.func @project7
 // CHECK: vision.conv2d
 // CHECK-SAME: flat = 1 : i64, pack = {{4|8|16}} : i64
-func.func @project14(%x : tensor<1x384x14x14xf32>, %w : tensor<64x384x1x1xf32>) -> tensor<1x64x14x14xf32> {
-  %y = vision.conv2d ins(%x, %w : tensor<1x384x14x14xf32>, tensor<64x384x1x1xf32>) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, onnx_node = "project14"} -> tensor<1x64x14x14xf32>
-  func.return %y : tensor<1x64x14x14xf32>
+func.func @project7(%x : tensor<1x1152x7x7xf32>, %w : tensor<192x1152x1x1xf32>) -> tensor<1x192x7x7xf32> {
+  %y = vision.conv2d ins(%x, %w : tensor<1x1152x7x7xf32>, tensor<192x1152x1x1xf32>) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, onnx_node = "project7"} -> tensor<1x192x7x7xf32>
+  func.return %y : tensor<1x192x7x7xf32>
 }
 
-// CHECK-LABEL: func.func @classes13
+// CHECK-LABEL: func.func @classes7
 // CHECK: vision.conv2d
 // CHECK-NOT: pack
 // CHECK-SAME: vec = {{4|8|16}} : i64
-func.func @classes13(%x : tensor<1x512x13x13xf32>, %w : tensor<1000x512x1x1xf32>) -> tensor<1x1000x13x13xf32> {
-  %y = vision.conv2d ins(%x, %w : tensor<1x512x13x13xf32>, tensor<1000x512x1x1xf32>) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, onnx_node = "classes13"} -> tensor<1x1000x13x13xf32>
-  func.return %y : tensor<1x1000x13x13xf32>
+func.func @classes7(%x : tensor<1x512x7x7xf32>, %w : tensor<1000x512x1x1xf32>) -> tensor<1x1000x7x7xf32> {
+  %y = vision.conv2d ins(%x, %w : tensor<1x512x7x7xf32>, tensor<1000x512x1x1xf32>) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, onnx_node = "classes7"} -> tensor<1x1000x7x7xf32>
+  func.return %y : tensor<1x1000x7x7xf32>
+}
+
+// CHECK-LABEL: func.func @project14
+// CHECK: vision.conv2d
+// CHECK-NOT: pack
+// CHECK-SAME: vec = {{4|8|16}} : i64
+func.func @project14(%x : tensor<1x384x14x14xf32>, %w : tensor<64x384x1x1xf32>) -> tensor<1x64x14x14xf32> {
+  %y = vision.conv2d ins(%x, %w : tensor<1x384x14x14xf32>, tensor<64x384x1x1xf32>) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, onnx_node = "project14"} -> tensor<1x64x14x14xf32>
+  func.return %y : tensor<1x64x14x14xf32>
 }
 
 // A stride-2 stem with a short reduction (3 x 3x3 = 27) takes column vectors too: a strided

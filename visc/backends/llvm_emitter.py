@@ -183,6 +183,9 @@ class LLVMEmitter:
     # scalar innermost loops of SHORT_LOOP[0] to SHORT_LOOP[1] - 1 static iterations are left
     # to LLVM's loop vectorizer whole (`_loop_hints`; empty: no hints)
     SHORT_LOOP: tuple[int, ...] = ()
+    # the lowering's ``vision.unroll`` hints become ``llvm.loop.unroll`` metadata (the CUDA
+    # kernels, tuned without them, leave unrolling to LLVM)
+    UNROLL_HINTS = False
 
     def __init__(self, triple: str, data_layout: str = "") -> None:
         self.triple = triple
@@ -560,6 +563,7 @@ class CPUEmitter(LLVMEmitter):
 
     INLINE_EXP = True
     SHORT_LOOP = (8, 128)
+    UNROLL_HINTS = True
 
     def address_space(self, typ: MemRefType) -> int:
         return 0
@@ -1138,11 +1142,17 @@ def _for(e: LLVMEmitter, op: Operation) -> None:
 
 
 def _loop_hints(e: LLVMEmitter, op: Operation) -> str:
-    """The back edge's ``!llvm.loop`` of a short scalar innermost loop (`SHORT_LOOP`): no
+    """The back edge's ``!llvm.loop``: the lowering's ``vision.unroll`` hint, else for a short
+    scalar innermost loop (`SHORT_LOOP`): no
     unrolling and no interleaving. Otherwise LLVM unrolls a 49-iteration loop (a 7x7 plane
     of an elementwise map) fully and then vectorizes the loop around it, across planes, with
     gathers and scatters (measured 2x slower than scalar rows of 7); or, left whole, finds
     49 iterations too few for four interleaved 16-lane vectors and runs it scalar."""
+    unroll = op.attributes.get("vision.unroll")
+    if e.UNROLL_HINTS and isinstance(unroll, IntegerAttr):  # the lowering's: 0 fully, else that factor
+        factor = int(unroll.value.data)
+        prop = '!"llvm.loop.unroll.full"' if factor == 0 else f'!"llvm.loop.unroll.count", i32 {factor}'
+        return ", !llvm.loop " + e.loop_metadata(prop)
     if not e.SHORT_LOOP:
         return ""
     lb, ub, step = (_const_int(v) for v in op.operands[:3])

@@ -289,13 +289,15 @@ DEPTHWISE_ROWS = 4  # output rows per thread of a CPU depthwise conv (conv_depth
 # vectors on the CPU backend (measured on AVX-512: 27 taps 22x faster, 144 and 288 even)
 CPU_COLUMN_REDUCTION = 64
 # ... at strides up to this (a strided column vector is that many whole-vector loads and a
-# shuffle: MobileNetV2's 3 -> 32 stem at stride 2, 3x3, 275 -> 96 us with channel vectors)
+# shuffle: MobileNetV2's 3 -> 32 3x3 stem at stride 2 128 -> 122 us in the model, 96 alone)
 CPU_COLUMN_STRIDE = 2
 # ... but a 1x1 conv over at most this many pixels with at least this many input channels
-# keeps channel vectors where its channels fill whole registers: a short row wastes column
-# lanes, and a column tile's inputs stream from the L2 (AVX-512, 2 cores: 384 -> 64 at 14x14 46 -> 27 us, 512 -> 2048 at 7x7 269 ->
-# 220 us, 1024 -> 256 at 14x14 252 -> 212; at 28x28 columns stay ahead or even)
-CPU_PACKED_PLANE = 196
+# keeps channel vectors where its channels fill whole registers: a 7x7 row wastes a quarter
+# of its column lanes, and a column tile's inputs stream from the L2 (AVX-512, 2 cores:
+# 512 -> 2048 at 7x7 269 -> 220 us, 960 -> 160 50 -> 38 us). At 14x14 single convs gained
+# too (384 -> 64 46 -> 27 us) but whole models did not measurably, and DenseNet-121's 41
+# such convs took its cold compile from 8 to 11 s; at 28x28 columns stay ahead or even
+CPU_PACKED_PLANE = 49
 CPU_PACKED_REDUCTION = 128
 
 
