@@ -18,10 +18,11 @@ from visc.runtime.cpu import CompiledFunctions
 
 
 def _cut(text: str) -> tuple[str, list[str]]:
-    """The head (everything before the first ``define``) and each function's text."""
+    """The head (everything before the first ``define``) and each function's text, with the
+    metadata nodes its loops name, which follow its closing brace."""
     lines = text.splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("define "))
-    functions: list[str] = []
+    functions: list[list[str]] = []
     current: list[str] | None = None
     for line in lines[first:]:
         if line.startswith("define "):
@@ -30,12 +31,14 @@ def _cut(text: str) -> tuple[str, list[str]]:
         elif current is not None:
             current.append(line)
             if line == "}":
-                functions.append("\n".join(current))
+                functions.append(current)
                 current = None
+        elif line.startswith("!") and functions:
+            functions[-1].append(line)
         else:
             assert not line.strip(), f"text between functions: {line!r}"
     assert current is None
-    return "\n".join(lines[:first]), functions
+    return "\n".join(lines[:first]), ["\n".join(f) for f in functions]
 
 
 def test_functions_compile_apart(rng) -> None:
@@ -49,6 +52,7 @@ def test_functions_compile_apart(rng) -> None:
     head, functions = _cut(model.sources["cpu"])
     assert len(functions) >= 2 and "declare" in head and "tanhf" in head
     assert all("declare" not in f for f in functions)
+    assert any("!llvm.loop" in f for f in functions)  # loop hints: their nodes travel with the function
     for function in functions:
         CompiledFunctions(head + "\n" + function + "\n")
 
