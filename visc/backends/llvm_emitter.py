@@ -53,6 +53,7 @@ from xdsl.transforms.dead_code_elimination import would_be_trivially_dead
 from visc.backends.c_emitter import CMPF, CMPI, constant_attr, memref_strides
 from visc.backends.llvm_vector_math import exp_f32
 from visc.errors import CompileError
+from visc.passes.cpu.lower_loops_to_cpu import explicit_tiles
 from visc.passes.llvm.conversion import kernel_label, memory_space
 from visc.passes.llvm.gpu_to_nvvm import _SREG, launch_operands, may_alias
 from visc.passes.llvm.math_to_llvm import (
@@ -1143,8 +1144,7 @@ def _for(e: LLVMEmitter, op: Operation) -> None:
 
 def _loop_hints(e: LLVMEmitter, op: Operation) -> str:
     """The back edge's ``!llvm.loop``: the lowering's ``vision.unroll`` hint, else for a short
-    scalar innermost loop (`SHORT_LOOP`): no
-    unrolling and no interleaving. Otherwise LLVM unrolls a 49-iteration loop (a 7x7 plane
+    scalar innermost loop (`SHORT_LOOP`): no unrolling and no interleaving. Otherwise LLVM unrolls a 49-iteration loop (a 7x7 plane
     of an elementwise map) fully and then vectorizes the loop around it, across planes, with
     gathers and scatters (measured 2x slower than scalar rows of 7); or, left whole, finds
     49 iterations too few for four interleaved 16-lane vectors and runs it scalar."""
@@ -1161,10 +1161,8 @@ def _loop_hints(e: LLVMEmitter, op: Operation) -> str:
     lo, hi = e.SHORT_LOOP
     if not lo <= -(-(ub - lb) // step) < hi:
         return ""
-    for inner in op.walk():
-        if inner is not op and (inner.name in ("scf.for", "scf.while")
-                                or any(isinstance(r.type, VectorType) for r in inner.results)):
-            return ""
+    if explicit_tiles(op):  # a loop of vectors or around loops: nothing for LLVM's vectorizer
+        return ""
     return ", !llvm.loop " + e.loop_metadata('!"llvm.loop.unroll.disable"', '!"llvm.loop.interleave.count", i32 1')
 
 

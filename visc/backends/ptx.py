@@ -35,7 +35,7 @@ from xdsl.utils.target import Target
 
 from visc.errors import CompileError, KernelBuildError
 from visc.runtime.cuda import DEFAULT_ARCH, detect_arch
-from visc.runtime.ptx_codegen import TRIPLE
+from visc.runtime.ptx_codegen import TRIPLE, binding
 
 PTX_CACHE_KIND = "ptx"  # PTX by LLVM IR, arch and LLVM version in the compile cache
 LIBDEVICE_ENV = "VISC_LIBDEVICE"
@@ -47,15 +47,8 @@ _MIN_PTX = {"sm_90a": (8, 0), "sm_100": (8, 6), "sm_100a": (8, 6), "sm_101": (8,
 _PTX_FLOOR = (7, 8)
 _ARCH = re.compile(r"^sm_(\d+)([af]?)$")
 
-def _binding() -> Any:
-    """llvmlite's binding with the NVPTX target initialized (once per process)."""
-    from visc.runtime.ptx_codegen import binding
-
-    return binding()
-
-
 def llvm_version() -> tuple[int, ...]:
-    return tuple(_binding().llvm_version_info)
+    return tuple(binding().llvm_version_info)
 
 
 def check_arch(arch: str) -> str:

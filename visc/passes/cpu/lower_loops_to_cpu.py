@@ -150,10 +150,12 @@ def _sequential_threads(fn: gpu.FuncOp) -> None:
 MIN_OUTER = 64
 
 
-def _explicit_tiles(loop: scf.ParallelOp) -> bool:
-    """Whether the loop body holds vector values or loops (a register tile, a reduction):
+def explicit_tiles(loop: Operation) -> bool:
+    """Whether the loop's body holds vector values or loops (a register tile, a reduction):
     its innermost dimension gains nothing from LLVM's loop vectorizer."""
-    for op in loop.body.walk():
+    for op in loop.walk():
+        if op is loop:
+            continue
         if isinstance(op, scf.ForOp | scf.WhileOp):
             return True
         if any(isinstance(r.type, VectorType) for r in op.results):
@@ -178,7 +180,7 @@ def outline(loop: scf.ParallelOp, name: str) -> tuple[gpu.FuncOp, list[SSAValue]
         mapping[c.result] = clone.result
     one = _index(block, 1)
     outer_extents = extents[:-1] if len(extents) > 1 else extents
-    if math.prod(outer_extents) < MIN_OUTER and _explicit_tiles(loop):
+    if math.prod(outer_extents) < MIN_OUTER and explicit_tiles(loop):
         outer_extents = extents  # too few range steps to share among the threads: all dims are outer
     _, body = _for(block, begin, end, one)
     ivs: list[SSAValue] = []
@@ -273,4 +275,4 @@ class LowerLoopsToCpuPass(ModulePass):
             op.attributes["gpu.container_module"] = UnitAttr()
 
 
-__all__ = ["LowerLoopsToCpuPass", "outline"]
+__all__ = ["LowerLoopsToCpuPass", "explicit_tiles", "outline"]

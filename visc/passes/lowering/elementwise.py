@@ -27,15 +27,19 @@ from visc.passes.lowering.common import (
 from visc.passes.lowering.loops import FunctionLowering, Idx, KernelBuilder
 
 
+def _right_aligned(shape: Sequence[int], rank: int) -> tuple[int, ...]:
+    """`shape` with leading 1s up to `rank` dims (numpy broadcasting)."""
+    return (1,) * (rank - len(shape)) + tuple(shape)
+
+
 def coalesced_dims(out: Sequence[int], ins: Sequence[Sequence[int]]) -> list[list[int]]:
     """Groups of adjacent output dims that may be merged: within a group every operand (shapes
     right-aligned with `out`, numpy style) spans each dim of size > 1 whole, or broadcasts over
     each of them."""
-    rank = len(out)
-    padded = [(1,) * (rank - len(s)) + tuple(s) for s in ins]
+    padded = [_right_aligned(s, len(out)) for s in ins]
     groups: list[list[int]] = []
     kinds: list[tuple[bool, ...] | None] = []  # per group: which operands span it (None: all dims size 1)
-    for d in range(rank):
+    for d in range(len(out)):
         kind = None if out[d] == 1 else tuple(s[d] == out[d] for s in padded)
         if groups and (kind is None or kinds[-1] is None or kind == kinds[-1]):
             groups[-1].append(d)
@@ -54,7 +58,7 @@ def lower_map(op: VisionOp, sched: Schedule, fl: FunctionLowering) -> None:
         node = node_name(op)
 
         def merged(s: Sequence[int]) -> tuple[int, ...]:
-            padded = (1,) * (len(shape) - len(s)) + tuple(s)
+            padded = _right_aligned(s, len(shape))
             return tuple(math.prod(padded[d] for d in g) for g in groups)
 
         ins = [fl.view(v, merged(shape_of(v)), f"{node}:coalesced{i}") for i, v in enumerate(ins)]
