@@ -159,6 +159,12 @@ def test_conv2d_padded_3x3_schedules(schedule: dict[str, int] | None) -> None:
     dict(x_shape=(2, 16, 5, 7), o=12, k=(1, 1), schedule={"wg": 8, "tile_oc": 4, "tile_ow": 2, "vec": 8, "flat": 1}),
     dict(x_shape=(1, 8, 3, 3), o=4, k=(1, 1), schedule={"wg": 8, "tile_oc": 2, "flat": 1}),
     dict(x_shape=(1, 2, 4, 4), o=3, k=(5, 5), pads=(2, 2, 2, 2), dilations=(1, 1)),
+    # strided column vectors: s whole-vector loads whose every s-th lane is picked (interior
+    # groups), masked scalar lanes at the padded edges and past the row's end
+    dict(x_shape=(1, 3, 9, 40), o=4, k=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1),
+         schedule={"wg": 8, "tile_oc": 2, "tile_ow": 1, "vec": 8}),
+    dict(x_shape=(1, 2, 7, 50), o=4, k=(3, 3), strides=(3, 3), pads=(1, 0, 1, 2),
+         schedule={"wg": 8, "tile_oc": 4, "tile_ow": 2, "vec": 4}),
 ])
 def test_conv2d_shapes(case: dict[str, Any]) -> None:
     conv_case(**case)
