@@ -184,6 +184,28 @@ def test_frames_on_two_slots_at_once_share_the_pool(squeezenet_cpu) -> None:
     ex.close()
 
 
+def test_frames_without_the_pool_when_it_was_slower(squeezenet_cpu) -> None:
+    """A run of launches whose pooled frames were slower than the calling thread alone (a
+    worker's core taken) runs without waking the workers, and still matches one thread."""
+    from visc.runtime.cpu_workers import EPOCH
+
+    _, model = squeezenet_cpu
+    inputs = random_inputs(model.plan.inputs, seed=12)
+    one, three = _executors(model, 1, 3)
+    want = one.run(inputs)[0]
+    np.testing.assert_array_equal(three.run(inputs)[0], want)
+    (choice,) = three._slots[0].choices.values()
+    choice.alone, choice.since, choice.single = True, 0, 0.0
+    epochs = three.pool.ctxs[:, EPOCH].copy()
+    for _ in range(3):
+        np.testing.assert_array_equal(three.run(inputs)[0], want)
+    np.testing.assert_array_equal(three.pool.ctxs[:, EPOCH], epochs)
+    choice.since = choice.gap  # the pool's turn to try again
+    np.testing.assert_array_equal(three.run(inputs)[0], want)
+    assert (three.pool.ctxs[:, EPOCH] > epochs).all()
+    three.close()
+
+
 def test_collected_executor_stops_its_workers(squeezenet_cpu) -> None:
     import gc
 

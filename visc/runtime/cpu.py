@@ -14,6 +14,8 @@ one native call (`visc_run`) over a table of the slot's launches, so the GIL is 
 per frame. The worker pool serves one launch at a time: a launch that finds it busy (another
 slot's) runs in the calling thread alone, so slots never wait for each other (with
 ``threads=1`` there is no pool and slots run fully concurrently in their callers' threads).
+Whether a frame uses the pool at all is chosen from the frames' times (`cpu_pool_choice`):
+with another process on the workers' cores, the calling thread alone is faster.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 
 from visc.errors import DeviceError, KernelBuildError
 from visc.runtime.cpu_native import NativeCode, build_native, host_signature, link, missing_features
+from visc.runtime.cpu_pool_choice import PoolChoice
 from visc.runtime.cpu_workers import PACKED, ROW, Workers, futex_syscall, runtime_ir
 from visc.runtime.device import buffer_of, check_slot, check_weights, memory_report, node_error
 from visc.runtime.plan import Plan
@@ -130,6 +133,7 @@ class _Slot:
     calls: list[_Call] = field(default_factory=list)
     table: np.ndarray = field(default_factory=lambda: np.zeros((0, ROW), dtype=np.int64))
     lock: threading.Lock = field(default_factory=threading.Lock)
+    choices: dict[tuple[int, int], PoolChoice] = field(default_factory=dict)  # per run of launches
 
 
 class CPUExecutor:
@@ -195,15 +199,24 @@ class CPUExecutor:
         its whole range, one chunk per thread, the calling thread taking the first (small
         layers run for tens of microseconds, so finer chunks cost more than they balance);
         the other chunks go to the spinning workers (`cpu_workers`), unless another slot
-        holds them: then this thread runs the whole range."""
+        holds them or this run of launches was faster without them lately (`PoolChoice`):
+        then this thread runs the whole range."""
         if count <= 0:
             return
         pool = self.pool
         table = s.table[first:first + count]
         if pool is None:
             self._run_native(None, 0, self._no_lock.ctypes.data, table.ctypes.data, count)
-        else:
+            return
+        choice = s.choices.get((first, count))
+        if choice is None:
+            choice = s.choices[first, count] = PoolChoice()
+        start = time.perf_counter()
+        if choice.use_pool():
             self._run_native(pool.ctxs_ptr, pool.count, pool.lock_ptr, table.ctypes.data, count)
+        else:
+            self._run_native(None, 0, self._no_lock.ctypes.data, table.ctypes.data, count)
+        choice.record(time.perf_counter() - start)
 
     # -- the device interface -----------------------------------------------------------
 
