@@ -240,3 +240,44 @@ def test_onnxruntime_peer_in_its_own_process(squeezenet_cpu) -> None:
         assert len(times) == 3 and min(times) > 0
         visc_s, ort_s = interleaved_medians([model.runner(inputs), peer], 1, 4, block=2, settle=0.0)
         assert visc_s > 0 and ort_s > 0
+
+
+def test_repeated_blocks_lower_once_and_match_onnxruntime(monkeypatch) -> None:
+    """Three convs alike but for their weights (a ResNet stage's repeated blocks): the first
+    is lowered, the others get copies of its kernels over their own buffers
+    (`vision_to_loops._lowering_key`); a wrong copy (the first block's weights or output
+    read again) would not match onnxruntime."""
+    import dataclasses
+
+    from graph_builder import GraphBuilder
+    from onnx import TensorProto, helper
+
+    import visc.passes.lowering.vision_to_loops as v2l
+    from visc.dialects.vision import Conv2dOp
+
+    rng = np.random.default_rng(13)
+    gb = GraphBuilder(rng)
+    x = "x"
+    for _ in range(3):
+        w = gb.const(rng.standard_normal((8, 8, 3, 3)).astype(np.float32) * 0.2, "w")
+        b = gb.const(rng.standard_normal(8).astype(np.float32), "b")
+        x = gb.op("Relu", [gb.op("Conv", [x, w, b], pads=[1, 1, 1, 1])])
+    graph = helper.make_graph(gb.nodes, "blocks", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 10, 10])],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 8, 10, 10])], gb.inits)
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    lowered: list[str] = []
+    conv = v2l.LOWERINGS[Conv2dOp]
+
+    def counted(op, sched, fl) -> None:
+        lowered.append(op.attributes["onnx_node"].data)
+        conv.lower(op, sched, fl)
+
+    monkeypatch.setitem(v2l.LOWERINGS, Conv2dOp, dataclasses.replace(conv, lower=counted))
+    model = visc.compile(onnx_model, target="cpu", cache=False)
+    assert len(lowered) == 1
+    names = {launch.node for launch in model.plan.launches}
+    assert sum("conv" in n for n in names) == 3
+    inputs = random_inputs(model.plan.inputs, seed=14)
+    want = ort.InferenceSession(onnx_model.SerializeToString()).run(None, {"x": inputs[0]})[0]
+    got = model.run(inputs)[0]
+    assert np.abs(want).max() > 0 and rel_error(got, want) < 1e-5

@@ -7,9 +7,10 @@ stage a user sees from `visc compile --print-ir-after-all` can be reproduced wit
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import onnx
@@ -233,6 +234,23 @@ def op_type_hint(op: object, known: Sequence[str]) -> str:
     return f"{op!r}" + (f" (did you mean '{close[0]}'?)" if close else f" (visc imports {', '.join(known)})")
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector off while compiling. The IR is one large live object
+    graph (every op points at its parent and back), so each collection the allocations set
+    off walks all of it and frees nothing: a third of ResNet-50's CUDA compile, half of its
+    loop lowering. The cycles a compile drops (erased ops) wait for the next collection
+    after it; peak memory grows by a few percent (DenseNet-121: 249 -> 263 MB)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def compile_model(
     model: str | os.PathLike[str] | bytes | onnx.ModelProto,
     target: str = "opencl",
@@ -267,7 +285,7 @@ def compile_model(
     from visc.runtime.compile_cache import bypassed
 
     # cache=False: no kind of the cache is read or filled (models, objects, PTX, OpenCL binaries)
-    with bypassed() if cache is False else contextlib.nullcontext():
+    with bypassed() if cache is False else contextlib.nullcontext(), paused_gc():
         request = None
         if pipeline is None and print_ir_after is None:
             if isinstance(cache, CacheRequest):
@@ -348,6 +366,16 @@ def compile_module(
     `compile_model`, also run on each stage of a cut model (`visc.stages`), whose stages are
     models of their own: ``graph_passes=False`` skips `GRAPH_PIPELINE` for a module that
     went through it whole, so each op keeps the fusion decided for the uncut model."""
+    with paused_gc():
+        return _compile_module(module, weights, target, device, pipeline, print_ir_after, arch, fallback, records,
+                               report, graph_passes)
+
+
+def _compile_module(module: ModuleOp, weights: WeightStore, target: str, device: str | None,
+                    pipeline: Sequence[str] | None, print_ir_after: Callable[[str, ModuleOp], None] | None,
+                    arch: str | None, fallback: Sequence[str] | None,
+                    records: str | os.PathLike[str] | bool | RecordBook | None, report: CompileReport | None,
+                    graph_passes: bool):
     check_target(target)
     report = report if report is not None else CompileReport()
     book = record_book(records, target, device)

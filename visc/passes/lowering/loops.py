@@ -568,6 +568,7 @@ class FunctionLowering:
         self.anchor: Operation | None = None
         self._consts: dict[int, SSAValue] = {}
         self._names: set[str] = names if names is not None else set()
+        self.hints: list[str] | None = None  # when a list, the name hints asked for are noted
 
     def index_const(self, value: int) -> SSAValue:
         hit = self._consts.get(value)
@@ -610,7 +611,13 @@ class FunctionLowering:
         self.block.insert_op_before(op, self.anchor)
         return op.result
 
+    def constants(self) -> list[Operation]:
+        """The hoisted index constants made so far (shared by every kernel after them)."""
+        return [v.owner for v in self._consts.values() if isinstance(v.owner, Operation)]
+
     def unique_name(self, hint: str) -> str:
+        if self.hints is not None:
+            self.hints.append(hint)
         name = c_identifier(hint)
         if name in self._names:
             i = 2
