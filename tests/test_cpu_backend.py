@@ -195,12 +195,13 @@ def test_frames_without_the_pool_when_it_was_slower(squeezenet_cpu) -> None:
     want = one.run(inputs)[0]
     np.testing.assert_array_equal(three.run(inputs)[0], want)
     (choice,) = three._slots[0].choices.values()
-    choice.alone, choice.since, choice.single = True, 0, 0.0
+    choice.alone, choice.since = True, 0
+    choice.single.extend([0.0] * 3)
     epochs = three.pool.ctxs[:, EPOCH].copy()
     for _ in range(3):
         np.testing.assert_array_equal(three.run(inputs)[0], want)
     np.testing.assert_array_equal(three.pool.ctxs[:, EPOCH], epochs)
-    choice.since = choice.gap  # the pool's turn to try again
+    choice.since = choice.gap  # the pool's turn for a trial
     np.testing.assert_array_equal(three.run(inputs)[0], want)
     assert (three.pool.ctxs[:, EPOCH] > epochs).all()
     three.close()
