@@ -133,7 +133,8 @@ def _lanes(op: VisionOp, traits: TargetTraits, target: str = "opencl") -> int:
     return max(1, min(traits.vec, traits.vector_bits // bits))
 
 
-def _pick_tile(rows: list[int], width: int, vec_limit: int, threads_at, traits: TargetTraits) -> _Tile:
+def _pick_tile(rows: list[int], width: int, vec_limit: int, threads_at, traits: TargetTraits,
+               max_cols: int = 8) -> _Tile:
     """The register tile with the best inner-loop score among those within the accumulator
     budget that keep `threads_at(rows, col_threads) >= min_threads`; else the tile with most
     threads. `width` is the extent of the vectorized, cyclically distributed dim."""
@@ -142,7 +143,7 @@ def _pick_tile(rows: list[int], width: int, vec_limit: int, threads_at, traits: 
         if vec > min(vec_limit, width):
             continue
         groups = _ceil_div(width, vec)
-        for cols in range(1, min(groups, 8) + 1):
+        for cols in range(1, min(groups, max_cols) + 1):
             col_threads = _ceil_div(groups, cols)
             for r in rows:
                 if r * cols > traits.max_accumulators:
@@ -291,6 +292,10 @@ CPU_COLUMN_REDUCTION = 64
 # ... at strides up to this (a strided column vector is that many whole-vector loads and a
 # shuffle: MobileNetV2's 3 -> 32 3x3 stem at stride 2 128 -> 122 us in the model, 96 alone)
 CPU_COLUMN_STRIDE = 2
+# ... with column tiles one vector wide: wider ones measured up to 1.6x slower alone
+# (MobileNetV2's 3 -> 32 stem: (8, 1) 84 us, the score's pick (8, 2) 130), 2-3% on the
+# models with such a stem (MobileNetV2, EfficientNet-B0, MNASNet, ShuffleNetV2)
+CPU_STRIDED_COLS = 1
 # ... but a 1x1 conv over at most this many pixels with at least this many input channels
 # keeps channel vectors where its channels fill whole registers: a 7x7 row wastes a quarter
 # of its column lanes, and a column tile's inputs stream from the L2 (AVX-512, 2 cores:
@@ -366,7 +371,8 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "open
         return {"wg": workgroup_size(threads(1, ow), traits, max_wg), "tile_oc": 1, "tile_ow": 1,
                 "unroll_k": 0 if cg <= 16 else 1, "unroll_win": 0 if kh * kw <= 9 else 1}
 
-    tile = _pick_tile(_divisors(og, (8, 4, 2, 1)), ow, lanes, threads, traits)
+    strided_cols = CPU_STRIDED_COLS if columns and sw > 1 else 8
+    tile = _pick_tile(_divisors(og, (8, 4, 2, 1)), ow, lanes, threads, traits, strided_cols)
     sched = {
         "wg": workgroup_size(tile.threads, traits, max_wg),
         "tile_oc": tile.rows,
