@@ -4,7 +4,8 @@ error; the median and worst ratio; saves JSON.
 
     python benchmarks/cpu_backend.py [--models squeezenet,resnet50] [--repeat 10] [--json out.json]
     python benchmarks/cpu_backend.py --torchvision      # and the CNNs of benchmarks/models
-    python benchmarks/cpu_backend.py --busy             # with a process spinning on one core meanwhile
+    python benchmarks/cpu_backend.py --busy             # quiet, then with a process spinning on one core:
+                                                        # each side's slowdown, from one run
 
 The torchvision CNNs (benchmarks/export_models.py --set cnns) are stored with their weights
 stripped and refilled here from seed 0 (`visc.tools.stripped_models`).
@@ -85,12 +86,19 @@ def bench(name: str, repeat: int, busy: bool = False) -> dict[str, object]:
         want = peer.outputs()
         got = compiled.run(inputs)
         err = max(rel_error(g, w) for g, w in zip(got, want, strict=True))
+        runner = compiled.runner(inputs)
+        if busy:  # the quiet times first, in the same run: slowdowns from one run
+            quiet_visc_s, quiet_ort_s = interleaved_medians([runner, peer], 2, repeat)
         with busy_core(busy):
             # under contention both get 20 untimed frames first: visc's pool choice
             # (visc.runtime.cpu_pool_choice) settles within about 12, the steady state is timed
-            visc_s, ort_s = interleaved_medians([compiled.runner(inputs), peer], BUSY_WARMUP if busy else 2, repeat)
-    return {"model": name, "compile_s": compile_s, "visc_ms": visc_s * 1e3, "ort_ms": ort_s * 1e3,
-            "visc/ort": visc_s / ort_s, "max_rel_err": err, "threads": os.cpu_count()}
+            visc_s, ort_s = interleaved_medians([runner, peer], BUSY_WARMUP if busy else 2, repeat)
+    row: dict[str, object] = {"model": name, "compile_s": compile_s, "visc_ms": visc_s * 1e3, "ort_ms": ort_s * 1e3,
+                              "visc/ort": visc_s / ort_s, "max_rel_err": err, "threads": os.cpu_count()}
+    if busy:
+        row.update({"quiet_visc_ms": quiet_visc_s * 1e3, "quiet_ort_ms": quiet_ort_s * 1e3,
+                    "visc_slowdown": visc_s / quiet_visc_s, "ort_slowdown": ort_s / quiet_ort_s})
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,6 +122,18 @@ def main(argv: list[str] | None = None) -> int:
                "worst": rows[int(np.argmax(ratios))]["model"], "busy_core": args.busy}
     print(f"visc/ort over {len(rows)} models: median {summary['median_ratio']:.2f}, worst {summary['max_ratio']:.2f} "
           f"({summary['worst']}){'; a process spinning on core 0' if args.busy else ''}")
+    if args.busy:
+        print("\nslowdown with the busy core (busy / quiet time, both measured in this run):")
+        print_table(rows, [("model", "model", ""), ("quiet_ort_ms", "onnxruntime quiet ms", ".2f"),
+                           ("ort_slowdown", "onnxruntime slowdown", ".2f"), ("quiet_visc_ms", "visc quiet ms", ".2f"),
+                           ("visc_slowdown", "visc slowdown", ".2f")])
+        visc_slow = [float(r["visc_slowdown"]) for r in rows]  # type: ignore[arg-type]
+        ort_slow = [float(r["ort_slowdown"]) for r in rows]  # type: ignore[arg-type]
+        summary.update({"median_visc_slowdown": float(np.median(visc_slow)),
+                        "median_ort_slowdown": float(np.median(ort_slow)),
+                        "visc_slower_on": [r["model"] for r, v, o in zip(rows, visc_slow, ort_slow, strict=True) if v > o]})
+        print(f"median slowdown: visc {summary['median_visc_slowdown']:.2f}x, onnxruntime "
+              f"{summary['median_ort_slowdown']:.2f}x; visc's is worse on {len(summary['visc_slower_on'])} of {len(rows)}")
     out = args.json or os.path.join(os.path.dirname(__file__), "results",
                                     f"cpu_backend{'_busy' if args.busy else ''}.json")
     with open(out, "w") as f:
