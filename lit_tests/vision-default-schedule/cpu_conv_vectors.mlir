@@ -48,6 +48,16 @@ func.func @stem3x3s2(%x : tensor<1x3x224x224xf32>, %w : tensor<32x3x3x3xf32>) ->
   func.return %y : tensor<1x32x112x112xf32>
 }
 
+// With 64 output channels or more, a strided stem keeps channel vectors: four of them fill
+// a register tile (SqueezeNet 1.1's 3 -> 64 at stride 2: the model 0.96x).
+// CHECK-LABEL: func.func @stem3x3s2wide
+// CHECK: vision.conv2d
+// CHECK-SAME: pack = {{4|8|16}} : i64
+func.func @stem3x3s2wide(%x : tensor<1x3x224x224xf32>, %w : tensor<64x3x3x3xf32>) -> tensor<1x64x111x111xf32> {
+  %y = vision.conv2d ins(%x, %w : tensor<1x3x224x224xf32>, tensor<64x3x3x3xf32>) {strides = array<i64: 2, 2>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, onnx_node = "stem3x3s2wide"} -> tensor<1x64x111x111xf32>
+  func.return %y : tensor<1x64x111x111xf32>
+}
+
 // A 7x7 stem's reduction (147 taps) is long: channel vectors.
 // CHECK-LABEL: func.func @stem7x7
 // CHECK: vision.conv2d

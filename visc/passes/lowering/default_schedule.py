@@ -292,6 +292,10 @@ CPU_COLUMN_REDUCTION = 64
 # ... at strides up to this (a strided column vector is that many whole-vector loads and a
 # shuffle: MobileNetV2's 3 -> 32 3x3 stem at stride 2 128 -> 122 us in the model, 96 alone)
 CPU_COLUMN_STRIDE = 2
+# ... when it has fewer output channels than this: with more, channel vectors fill whole
+# registers four at a time, and a strided stem ran faster packed (SqueezeNet 1.1's 3 -> 64
+# at stride 2: the model 0.96x; 3 -> 16, 24 and 32 stems stay faster on columns)
+CPU_STRIDED_COLUMN_OC = 64
 # ... with column tiles one vector wide: wider ones measured up to 1.6x slower alone
 # (MobileNetV2's 3 -> 32 stem: (8, 1) 84 us, the score's pick (8, 2) 130), 2-3% on the
 # models with such a stem (MobileNetV2, EfficientNet-B0, MNASNet, ShuffleNetV2)
@@ -340,7 +344,7 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "open
     lanes = _lanes(op, traits, target)
     columns = target == "cpu" and ow >= lanes and (
         (flat and (ow > CPU_PACKED_PLANE or cg < CPU_PACKED_REDUCTION or og % lanes))
-        or (sw <= CPU_COLUMN_STRIDE and cg * kh * kw < CPU_COLUMN_REDUCTION))
+        or ((sw == 1 or sw <= CPU_COLUMN_STRIDE and og < CPU_STRIDED_COLUMN_OC) and cg * kh * kw < CPU_COLUMN_REDUCTION))
     if traits is DEVICES["cpu"] and not columns:
         packed = _packed_conv(op, traits, max_wg, target, oh, ow)
         if packed is not None:
