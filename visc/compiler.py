@@ -349,6 +349,7 @@ def record_book(records: str | os.PathLike[str] | bool | RecordBook | None, targ
     return RecordBook.load(records, target, device)
 
 
+@paused_gc()
 def compile_module(
     module: ModuleOp,
     weights: WeightStore,
@@ -366,16 +367,6 @@ def compile_module(
     `compile_model`, also run on each stage of a cut model (`visc.stages`), whose stages are
     models of their own: ``graph_passes=False`` skips `GRAPH_PIPELINE` for a module that
     went through it whole, so each op keeps the fusion decided for the uncut model."""
-    with paused_gc():
-        return _compile_module(module, weights, target, device, pipeline, print_ir_after, arch, fallback, records,
-                               report, graph_passes)
-
-
-def _compile_module(module: ModuleOp, weights: WeightStore, target: str, device: str | None,
-                    pipeline: Sequence[str] | None, print_ir_after: Callable[[str, ModuleOp], None] | None,
-                    arch: str | None, fallback: Sequence[str] | None,
-                    records: str | os.PathLike[str] | bool | RecordBook | None, report: CompileReport | None,
-                    graph_passes: bool):
     check_target(target)
     report = report if report is not None else CompileReport()
     book = record_book(records, target, device)

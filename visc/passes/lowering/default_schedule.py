@@ -133,8 +133,11 @@ def _lanes(op: VisionOp, traits: TargetTraits, target: str = "opencl") -> int:
     return max(1, min(traits.vec, traits.vector_bits // bits))
 
 
+MAX_TILE_COLS = 8  # register column groups a tile may have
+
+
 def _pick_tile(rows: list[int], width: int, vec_limit: int, threads_at, traits: TargetTraits,
-               max_cols: int = 8) -> _Tile:
+               max_cols: int = MAX_TILE_COLS) -> _Tile:
     """The register tile with the best inner-loop score among those within the accumulator
     budget that keep `threads_at(rows, col_threads) >= min_threads`; else the tile with most
     threads. `width` is the extent of the vectorized, cyclically distributed dim."""
@@ -375,7 +378,7 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "open
         return {"wg": workgroup_size(threads(1, ow), traits, max_wg), "tile_oc": 1, "tile_ow": 1,
                 "unroll_k": 0 if cg <= 16 else 1, "unroll_win": 0 if kh * kw <= 9 else 1}
 
-    strided_cols = CPU_STRIDED_COLS if columns and sw > 1 else 8
+    strided_cols = CPU_STRIDED_COLS if columns and sw > 1 else MAX_TILE_COLS
     tile = _pick_tile(_divisors(og, (8, 4, 2, 1)), ow, lanes, threads, traits, strided_cols)
     sched = {
         "wg": workgroup_size(tile.threads, traits, max_wg),

@@ -559,6 +559,15 @@ def vectorizable_body(body: Region) -> bool:
     return False
 
 
+def is_weight(value: SSAValue) -> bool:
+    """Whether `value` is a `vision.weight`, seen through `vision.reshape` views."""
+    from visc.dialects.vision import ReshapeOp, WeightOp
+
+    while isinstance(value.owner, ReshapeOp):
+        value = value.owner.ins[0]
+    return isinstance(value.owner, WeightOp)
+
+
 class FunctionLowering:
     """Per-function state: hoisted bound constants, the insertion anchor, and the kernel names
     taken so far (shared by all functions of a module: kernels end up in one gpu.module)."""
@@ -597,11 +606,9 @@ class FunctionLowering:
         in which its kernels `KernelBuilder.flag` what ``message`` says went wrong with the
         values of ``checked``; None when ``checked`` is a weight (seen through reshapes): the
         importer checked those constants already."""
-        from visc.dialects.vision import ReshapeOp, StatusOp, WeightOp
+        from visc.dialects.vision import StatusOp
 
-        while isinstance(checked.owner, ReshapeOp):
-            checked = checked.owner.ins[0]
-        if isinstance(checked.owner, WeightOp):
+        if is_weight(checked):
             return None
         assert self.anchor is not None
         op = StatusOp(message)

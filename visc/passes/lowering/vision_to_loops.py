@@ -39,7 +39,7 @@ from visc.passes.lowering import (
     sort,
 )
 from visc.passes.lowering.common import Lowering, Schedule, describe, kernel_hint, node_name
-from visc.passes.lowering.loops import FunctionLowering
+from visc.passes.lowering.loops import FunctionLowering, is_weight
 
 LOWERINGS: dict[type[VisionOp], Lowering] = {
     **conv.LOWERINGS,
@@ -90,16 +90,8 @@ def _lowering_key(op: VisionOp) -> tuple[object, ...] | None:
     attributes but the node name, operand types, which operands are the same value, which
     are weights (a status check skips those) and its body. Ops with equal keys lower to the
     same kernels over other buffers (ResNet-50: 57 compute ops, 32 keys). None: not shared."""
-    from visc.dialects.vision import WeightOp
-
     if op.results:
         return None
-
-    def weight(value: SSAValue) -> bool:
-        while isinstance(value.owner, ReshapeOp):
-            value = value.owner.ins[0]
-        return isinstance(value.owner, WeightOp)
-
     operands = list(op.operands)
     body = ""
     if op.regions:
@@ -111,7 +103,7 @@ def _lowering_key(op: VisionOp) -> tuple[object, ...] | None:
     return (op.name, tuple(sorted((k, str(v)) for k, v in op.attributes.items() if k != "onnx_node")),
             tuple(sorted((k, str(v)) for k, v in op.properties.items())),
             tuple(str(v.type) for v in operands), tuple(operands.index(v) for v in operands),
-            tuple(weight(v) for v in operands), body)
+            tuple(is_weight(v) for v in operands), body)
 
 
 @dataclass
