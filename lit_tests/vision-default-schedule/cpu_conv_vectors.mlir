@@ -1,10 +1,19 @@
-// RUN: visc-opt %s -p 'vision-default-schedule{target=cpu}' | filecheck %s
+// RUN: visc-opt %s -p 'vision-default-schedule{target=cpu vector_bits=512}' | filecheck %s
+// RUN: visc-opt %s -p 'vision-default-schedule{target=cpu vector_bits=256}' | filecheck %s --check-prefix=AVX2
 // RUN: visc-opt %s -p 'vision-default-schedule{device_type=cpu}' | filecheck %s --check-prefix=POCL
 
 // The CPU backend runs a 1x1 conv over a long row (flattened image) with column vectors as
 // wide as the host's registers: whole-vector stores, where channel vectors (pack) would
 // leave lane by lane. An image smaller than a vector (squeeze-and-excitation's 1x1) keeps
 // channel vectors. PoCL (device_type=cpu, target opencl) keeps the packed schedule.
+// The first RUN line pins the AVX-512 heuristic (vector_bits=512), the second AVX2's, for 16
+// ymm registers, whose register tiles keep at most half of them as accumulators (8 column
+// vectors, 10 packed).
+
+// AVX2-LABEL: func.func @expand
+// AVX2: vision.conv2d
+// AVX2-SAME: flat = 1 : i64, tile_oc = 4 : i64, tile_ow = 2 : i64
+// AVX2-SAME: vec = 8 : i64
 
 // CHECK-LABEL: func.func @expand
 // CHECK: vision.conv2d
@@ -67,7 +76,11 @@ func.func @stem7x7(%x : tensor<1x3x224x224xf32>, %w : tensor<64x3x7x7xf32>) -> t
   func.return %y : tensor<1x64x112x112xf32>
 }
 
-// Other convs: two channel vectors by the most columns that waste none (28 = 4 x 7).
+// Other convs: two channel vectors by the most columns that waste none (28 = 4 x 7; on
+// AVX2 at most 5 columns, 2 x 5 = 10 accumulators).
+// AVX2-LABEL: func.func @deep3x3
+// AVX2: vision.conv2d
+// AVX2-SAME: pack = 8 : i64, tile_oc = 16 : i64, tile_ow = 5 : i64
 // CHECK-LABEL: func.func @deep3x3
 // CHECK: vision.conv2d
 // CHECK-SAME: pack = [[LANES:[0-9]+]] : i64, tile_oc = {{[0-9]+}} : i64, tile_ow = 7 : i64
@@ -87,7 +100,8 @@ func.func @odd3x3(%x : tensor<1x48x13x13xf32>, %w : tensor<192x48x3x3xf32>) -> t
 
 // A 1x1 conv over a small image (at most 7x7) with a long reduction (at least 128 input
 // channels) keeps channel vectors: the flattened row would waste column lanes and a column
-// tile's inputs stream from the L2. Not with 1000 channels (no whole registers), nor at 14x14.
+// tile's inputs stream from the L2. Not with 1000 channels (no whole registers), nor at 14x14;
+// on AVX2, at 14x14 too (any plane: `CPU_PACKED_PLANE_256`).
 // CHECK-LABEL: func.func @project7
 // CHECK: vision.conv2d
 // CHECK-SAME: flat = 1 : i64, pack = {{4|8|16}} : i64
@@ -109,6 +123,9 @@ func.func @classes7(%x : tensor<1x512x7x7xf32>, %w : tensor<1000x512x1x1xf32>) -
 // CHECK: vision.conv2d
 // CHECK-NOT: pack
 // CHECK-SAME: vec = {{4|8|16}} : i64
+// AVX2-LABEL: func.func @project14
+// AVX2: vision.conv2d
+// AVX2-SAME: flat = 1 : i64, pack = 8 : i64
 func.func @project14(%x : tensor<1x384x14x14xf32>, %w : tensor<64x384x1x1xf32>) -> tensor<1x64x14x14xf32> {
   %y = vision.conv2d ins(%x, %w : tensor<1x384x14x14xf32>, tensor<64x384x1x1xf32>) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 1 : i64, onnx_node = "project14"} -> tensor<1x64x14x14xf32>
   func.return %y : tensor<1x64x14x14xf32>

@@ -30,6 +30,7 @@ runtime which device it will run on):
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import math
 from collections.abc import Iterable
@@ -136,11 +137,24 @@ def _lanes(op: VisionOp, traits: TargetTraits, target: str = "opencl") -> int:
 MAX_TILE_COLS = 8  # register column groups a tile may have
 
 
+def accumulator_budget(traits: TargetTraits, target: str) -> int:
+    """Register-tile accumulators per thread: the device family's budget, and on the CPU
+    backend at most half the host's vector registers (as `_packed_conv`'s tiles): 16
+    accumulators on AVX2's 16 ymm registers spill (Zen 1, ResNet-50's 256 -> 128 1x1 conv
+    over 56x56 as an 8x2 column tile: 6.2 ms, 4x3: 3.2 ms; 4x2 tiles another 1-2% on
+    MobileNetV2, EfficientNet-B0, SqueezeNet, ShuffleNet)."""
+    if traits is DEVICES["cpu"] and target == "cpu":
+        return min(traits.max_accumulators, cpu_vector_registers(target)[1] // 2)
+    return traits.max_accumulators
+
+
 def _pick_tile(rows: list[int], width: int, vec_limit: int, threads_at, traits: TargetTraits,
-               max_cols: int = MAX_TILE_COLS) -> _Tile:
+               max_cols: int = MAX_TILE_COLS, budget: int | None = None) -> _Tile:
     """The register tile with the best inner-loop score among those within the accumulator
-    budget that keep `threads_at(rows, col_threads) >= min_threads`; else the tile with most
-    threads. `width` is the extent of the vectorized, cyclically distributed dim."""
+    budget (`budget`, else the traits') that keep `threads_at(rows, col_threads) >=
+    min_threads`; else the tile with most threads. `width` is the extent of the vectorized,
+    cyclically distributed dim."""
+    budget = traits.max_accumulators if budget is None else budget
     options = []
     for vec in _WIDTHS:
         if vec > min(vec_limit, width):
@@ -149,7 +163,7 @@ def _pick_tile(rows: list[int], width: int, vec_limit: int, threads_at, traits: 
         for cols in range(1, min(groups, max_cols) + 1):
             col_threads = _ceil_div(groups, cols)
             for r in rows:
-                if r * cols > traits.max_accumulators:
+                if r * cols > budget:
                     continue
                 eff = width / (col_threads * cols * vec)
                 options.append(_Tile(r, cols, vec, threads_at(r, col_threads), eff))
@@ -221,14 +235,20 @@ def _split_reduction(m: int, n: int, k: int, traits: TargetTraits, max_wg: int,
             "wg": (bn // tn) * rk}
 
 
+_VECTOR_BITS: contextvars.ContextVar[int] = contextvars.ContextVar("vector_bits", default=0)
+
+
 def cpu_vector_registers(target: str) -> tuple[int, int]:
     """(vector bits, vector registers) of the CPU that runs `target`'s kernels: the host's
     for the CPU backend; AVX2's for PoCL, which compiles for 16 ymm registers here (and fails
-    to build 512-bit vector kernels)."""
+    to build 512-bit vector kernels). `DefaultSchedulePass`'s ``vector_bits`` stands in for
+    the host's while it runs (IR tests pin one ISA's heuristic)."""
     if target == "cpu":
-        from visc.backends.cpu import host_vector_bits
+        bits = _VECTOR_BITS.get()
+        if not bits:
+            from visc.backends.cpu import host_vector_bits
 
-        bits = host_vector_bits()
+            bits = host_vector_bits()
         return bits, 32 if bits == 512 else 16
     return 256, 16
 
@@ -311,6 +331,15 @@ CPU_STRIDED_COLS = 1
 # such convs took its cold compile from 8 to 11 s; at 28x28 columns stay ahead or even
 CPU_PACKED_PLANE = 49
 CPU_PACKED_REDUCTION = 128
+# On 256-bit hosts (AVX2) channel vectors win such 1x1 convs at every plane size: Zen 1,
+# 1024 -> 256 at 14x14 2.63 -> 1.54 ms, 256 -> 64 at 56x56 2.11 -> 1.97, 512 -> 128 at 28x28
+# 1.73 -> 1.64 (onnxruntime 1.43, 1.66, 1.48)
+CPU_PACKED_PLANE_256 = 1 << 30
+
+
+def cpu_packed_plane(target: str) -> int:
+    """Largest plane of a 1x1 conv that keeps channel vectors (`CPU_PACKED_PLANE`)."""
+    return CPU_PACKED_PLANE_256 if cpu_vector_registers(target)[0] <= 256 else CPU_PACKED_PLANE
 
 
 def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "opencl") -> dict[str, int]:
@@ -346,7 +375,7 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "open
     sh, sw = get_ints(op, "strides")
     lanes = _lanes(op, traits, target)
     columns = target == "cpu" and ow >= lanes and (
-        (flat and (ow > CPU_PACKED_PLANE or cg < CPU_PACKED_REDUCTION or og % lanes))
+        (flat and (ow > cpu_packed_plane(target) or cg < CPU_PACKED_REDUCTION or og % lanes))
         or ((sw == 1 or sw <= CPU_COLUMN_STRIDE and og < CPU_STRIDED_COLUMN_OC) and cg * kh * kw < CPU_COLUMN_REDUCTION))
     if traits is DEVICES["cpu"] and not columns:
         packed = _packed_conv(op, traits, max_wg, target, oh, ow)
@@ -379,7 +408,8 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "open
                 "unroll_k": 0 if cg <= 16 else 1, "unroll_win": 0 if kh * kw <= 9 else 1}
 
     strided_cols = CPU_STRIDED_COLS if columns and sw > 1 else MAX_TILE_COLS
-    tile = _pick_tile(_divisors(og, (8, 4, 2, 1)), ow, lanes, threads, traits, strided_cols)
+    tile = _pick_tile(_divisors(og, (8, 4, 2, 1)), ow, lanes, threads, traits, strided_cols,
+                      accumulator_budget(traits, target))
     sched = {
         "wg": workgroup_size(tile.threads, traits, max_wg),
         "tile_oc": tile.rows,
@@ -412,10 +442,11 @@ def _matmul(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "open
         return batch * _ceil_div(m, tm) * col_threads
 
     if get_int(op, "transpose_b", 0):  # vectors run along k: every column is its own group
-        tile = _pick_tile(row_cands, nn, 1, threads, traits)
+        tile = _pick_tile(row_cands, nn, 1, threads, traits, budget=accumulator_budget(traits, target))
         vec = next((v for v in _WIDTHS if v <= min(_lanes(op, traits), kk)), 1)
     else:
-        tile = _pick_tile(row_cands, nn, _lanes(op, traits), threads, traits)
+        tile = _pick_tile(row_cands, nn, _lanes(op, traits), threads, traits,
+                          budget=accumulator_budget(traits, target))
         vec = tile.vec
     sched = {"wg": workgroup_size(tile.threads, traits, max_wg), "tile_m": tile.rows, "tile_n": tile.cols,
              "unroll_k": 4}
@@ -518,8 +549,10 @@ def _host_accumulators(vop: VisionOp) -> None:
 class DefaultSchedulePass(ModulePass):
     """Options: ``target`` (opencl | cuda | cpu), ``device_type`` (gpu | cpu | auto: for
     opencl, the kind of the device ``device`` selects; cuda is gpu, cpu is cpu),
-    ``device`` (an OpenCL device spec for auto), ``max_workgroup_size``. Given schedules are
-    kept, except that target cpu runs ``stage = 2`` as ``stage = 1`` (`_host_accumulators`)."""
+    ``device`` (an OpenCL device spec for auto), ``max_workgroup_size``, ``vector_bits``
+    (target cpu: the registers' width, 256 for AVX2 or 512 for AVX-512; 0, the default: the
+    host's). Given schedules are kept, except that target cpu runs ``stage = 2`` as
+    ``stage = 1`` (`_host_accumulators`)."""
 
     name = "vision-default-schedule"
 
@@ -527,6 +560,7 @@ class DefaultSchedulePass(ModulePass):
     device_type: str = "auto"
     device: str = ""
     max_workgroup_size: int = 256
+    vector_bits: int = 0
 
     def resolved_device_type(self) -> str:
         if self.device_type != "auto":
@@ -544,6 +578,16 @@ class DefaultSchedulePass(ModulePass):
                                f"(known: {', '.join(DEVICES)}, auto)")
         if self.max_workgroup_size < 1:
             raise CompileError("vision-default-schedule: max_workgroup_size must be >= 1")
+        if self.vector_bits not in (0, 128, 256, 512):
+            raise CompileError(f"vision-default-schedule: vector_bits={self.vector_bits} (one of 128, 256, 512; "
+                               f"0: the host's)")
+        token = _VECTOR_BITS.set(self.vector_bits)
+        try:
+            self._fill(op)
+        finally:
+            _VECTOR_BITS.reset(token)
+
+    def _fill(self, op: ModuleOp) -> None:
         from visc.passes.lowering.vision_to_loops import schedule_keys
 
         device_type = self.resolved_device_type()
