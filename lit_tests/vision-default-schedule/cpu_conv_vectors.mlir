@@ -89,6 +89,18 @@ func.func @deep3x3(%x : tensor<1x128x28x28xf32>, %w : tensor<128x128x3x3xf32>) -
   func.return %y : tensor<1x128x28x28xf32>
 }
 
+// Over a 56x56 input, AVX2 takes four channel vectors by three columns (CPU_WIDE_TILE_PLANE).
+// AVX2-LABEL: func.func @wide3x3
+// AVX2: vision.conv2d
+// AVX2-SAME: pack = 8 : i64, tile_oc = 32 : i64, tile_ow = 3 : i64
+// CHECK-LABEL: func.func @wide3x3
+// CHECK: vision.conv2d
+// CHECK-SAME: pack = 16 : i64, tile_oc = 32 : i64, tile_ow = 8 : i64
+func.func @wide3x3(%x : tensor<1x64x56x56xf32>, %w : tensor<64x64x3x3xf32>) -> tensor<1x64x56x56xf32> {
+  %y = vision.conv2d ins(%x, %w : tensor<1x64x56x56xf32>, tensor<64x64x3x3xf32>) {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, onnx_node = "wide3x3"} -> tensor<1x64x56x56xf32>
+  func.return %y : tensor<1x64x56x56xf32>
+}
+
 // 13 columns: 2 tiles of 7 (the second shifted) beat 13 tiles of 1 that waste nothing.
 // CHECK-LABEL: func.func @odd3x3
 // CHECK: vision.conv2d
