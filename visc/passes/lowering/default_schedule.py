@@ -149,12 +149,11 @@ def accumulator_budget(traits: TargetTraits, target: str) -> int:
 
 
 def _pick_tile(rows: list[int], width: int, vec_limit: int, threads_at, traits: TargetTraits,
-               max_cols: int = MAX_TILE_COLS, budget: int | None = None) -> _Tile:
-    """The register tile with the best inner-loop score among those within the accumulator
-    budget (`budget`, else the traits') that keep `threads_at(rows, col_threads) >=
+               max_cols: int = MAX_TILE_COLS, *, budget: int) -> _Tile:
+    """The register tile with the best inner-loop score among those within `budget`
+    accumulators (`accumulator_budget`) that keep `threads_at(rows, col_threads) >=
     min_threads`; else the tile with most threads. `width` is the extent of the vectorized,
     cyclically distributed dim."""
-    budget = traits.max_accumulators if budget is None else budget
     options = []
     for vec in _WIDTHS:
         if vec > min(vec_limit, width):
@@ -419,7 +418,7 @@ def _conv2d(op: VisionOp, traits: TargetTraits, max_wg: int, target: str = "open
 
     strided_cols = CPU_STRIDED_COLS if columns and sw > 1 else MAX_TILE_COLS
     tile = _pick_tile(_divisors(og, (8, 4, 2, 1)), ow, lanes, threads, traits, strided_cols,
-                      accumulator_budget(traits, target))
+                      budget=accumulator_budget(traits, target))
     sched = {
         "wg": workgroup_size(tile.threads, traits, max_wg),
         "tile_oc": tile.rows,
